@@ -1,0 +1,3 @@
+from cropray.cli import main
+
+raise SystemExit(main())

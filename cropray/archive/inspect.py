@@ -1,0 +1,106 @@
+"""Summarise an archive: files, rows, schema, crop encoding, label balance, invalid rows, duplicates."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cropray.archive.decode import validate_decode
+from cropray.archive.files import resolve_archive
+from cropray.archive.read import file_spec
+from cropray.archive.spec import CROP_ID
+from cropray.errors import ArchiveError
+
+
+def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: bool = False) -> dict:
+    """Read every file's footer and (with scan) every row; returns a JSON-able summary dict.
+
+    A file that cannot be read is listed under `failed`; if no file can be read, ArchiveError.
+    """
+    t0 = time.perf_counter()
+    files = resolve_archive(path)
+    per_file, failed = [], []
+    invalid: Counter = Counter()
+    labels: Counter = Counter()
+    specs, schema_str = set(), None
+    ids = []
+    snr_min, snr_max = np.inf, -np.inf
+    nbytes = 0
+    it = files.paths
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="inspect", unit="file")
+    for p in it:
+        src = files.uri(p)
+        try:
+            pf, spec = file_spec(files, p, crop_shape)
+        except ArchiveError as e:
+            failed.append({"file": src, "error": str(e)})
+            continue
+        md = pf.metadata
+        nbytes += files.filesystem.get_file_info(p).size or 0
+        specs.add(spec.describe())
+        schema_str = schema_str or str(pf.schema_arrow)
+        rows = md.num_rows
+        entry = {"file": src, "rows": rows, "row_groups": md.num_row_groups, "crop": spec.describe()}
+        if scan:
+            names = pf.schema_arrow.names
+            bad = 0
+            try:
+                for rb in pf.iter_batches(batch_size=32768):
+                    t = pa.Table.from_batches([rb])
+                    _, check = validate_decode(t, spec)
+                    invalid.update(check.counts())
+                    bad += check.n_invalid
+                    if "label" in names:
+                        vc = pc.value_counts(t.column("label"))
+                        for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                            labels[str(int(v)) if v is not None else "null"] += c
+                    if "snr" in names:
+                        mm = pc.min_max(t.column("snr"))
+                        if mm["min"].is_valid:
+                            snr_min = min(snr_min, mm["min"].as_py())
+                            snr_max = max(snr_max, mm["max"].as_py())
+                    if CROP_ID in names:
+                        ids.append(t.column(CROP_ID).combine_chunks())
+            except Exception as e:
+                failed.append({"file": src, "error": f"read failed ({type(e).__name__}: {e})"})
+                continue
+            entry["invalid"] = bad
+        per_file.append(entry)
+    if not per_file:
+        raise ArchiveError(f"no readable Parquet file in {path}: " + "; ".join(f["error"] for f in failed))
+    dup_ids = dup_rows = 0
+    if ids:
+        vc = pc.value_counts(pa.chunked_array(ids).combine_chunks())
+        counts = vc.field("counts").to_numpy()
+        dup_ids = int((counts > 1).sum())
+        dup_rows = int((counts[counts > 1] - 1).sum())
+    out = {
+        "archive": str(path),
+        "files": len(files.paths),
+        "files_ok": len(per_file),
+        "failed": failed,
+        "rows": int(sum(f["rows"] for f in per_file)),
+        "bytes": int(nbytes),
+        "crop": sorted(specs),
+        "schema": schema_str,
+        "per_file": per_file,
+        "scanned": scan,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    if scan:
+        out.update(
+            invalid_rows=int(sum(invalid.values())),
+            invalid=dict(invalid),
+            duplicate_ids=dup_ids,
+            duplicate_rows=dup_rows,
+            labels=dict(labels) or None,
+            snr_range=[snr_min, snr_max] if np.isfinite(snr_min) else None,
+        )
+    return out

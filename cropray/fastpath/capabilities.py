@@ -1,0 +1,90 @@
+"""What this machine can run: bf16 matmul units (AVX-512-BF16 / AMX), int8 VNNI, CUDA, inductor, torchao.
+
+Detection is cheap and cached; it never runs a model. `compile` is only known to work once it has
+worked, so `inductor` here means "a C++ compiler and torch._inductor are present", and the scorer
+still falls back (with a logged warning) when compilation fails at build time.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import shutil
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    cpu_capability: str  # torch.backends.cpu.get_cpu_capability(): "DEFAULT" | "AVX2" | "AVX512" | ...
+    avx512_bf16: bool  # native bf16 dot products (Cooper Lake, Sapphire Rapids, Zen 4+)
+    amx_bf16: bool  # AMX tiles (Sapphire Rapids+): the large bf16/int8 ceiling
+    vnni: bool  # avx512_vnni / avx_vnni: int8 dot products
+    cuda: bool
+    cuda_bf16: bool
+    inductor: bool  # torch._inductor importable and a C++ compiler on PATH
+    torchao: bool  # PT2E quantization lives in torchao since torch 2.9 (PERF_NOTES trap)
+
+    @property
+    def bf16_cpu(self) -> bool:
+        return self.avx512_bf16 or self.amx_bf16
+
+    def can_run(self, precision: str, device: str, compiled: bool) -> tuple[bool, str]:
+        """(ok, reason). Reduced precision on hardware without native support is emulated and slower
+        than fp32, so it counts as "cannot run" for `auto` (an explicit request still gets an error)."""
+        if device == "cuda" and not self.cuda:
+            return False, "CUDA is not available"
+        if compiled and not self.inductor:
+            return False, "torch.compile needs torch._inductor and a C++ compiler (none on PATH)"
+        if precision == "bf16":
+            if device == "cuda" and not self.cuda_bf16:
+                return False, "this GPU has no bf16 support"
+            if device == "cpu" and not self.bf16_cpu:
+                return False, "the CPU has neither AVX-512-BF16 nor AMX (bf16 would be emulated, slower than fp32)"
+        if precision == "int8":
+            if device != "cpu":
+                return False, "int8 PT2E (X86InductorQuantizer) is a CPU path"
+            if not self.torchao:
+                return False, "int8 needs the `torchao` package (pip install 'cropray[bench]' or torchao)"
+            if not self.inductor:
+                return False, "int8 PT2E runs fast only compiled (needs inductor and a C++ compiler)"
+            if not self.vnni:
+                return False, "the CPU has no VNNI/AMX int8 dot products"
+        return True, ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["bf16_cpu"] = self.bf16_cpu
+        return d
+
+
+def _cpu_flags() -> frozenset[str]:
+    """Flags from /proc/cpuinfo (Linux); empty elsewhere, where torch's own capability string decides."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def detect() -> Capabilities:
+    """This process's capabilities (cached: the hardware does not change under a running process)."""
+    cap = torch.backends.cpu.get_cpu_capability()
+    flags = _cpu_flags()
+    cuda = torch.cuda.is_available()
+    return Capabilities(
+        cpu_capability=cap,
+        avx512_bf16="avx512_bf16" in flags,
+        amx_bf16="amx_bf16" in flags or cap == "AMX",
+        vnni=bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags) or cap in ("AVX512", "AMX") and not flags,
+        cuda=cuda,
+        cuda_bf16=bool(cuda and torch.cuda.is_bf16_supported()),
+        inductor=importlib.util.find_spec("torch._inductor") is not None
+        and any(shutil.which(c) for c in ("g++", "c++", "clang++")),
+        torchao=importlib.util.find_spec("torchao") is not None,
+    )

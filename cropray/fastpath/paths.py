@@ -1,0 +1,133 @@
+"""Execution paths: one model, several ways to run it (layout, precision, compilation).
+
+A path turns a model (B,1,H,W raw -> (B,) score) into a `Runner`: a torch callable over batches of
+any size. Every path except `eager` works on a BN-folded copy with channels_last conv weights (the
+input (B,1,H,W) with C=1 is already channels_last-contiguous, and oneDNN picks the channels_last
+kernels from the weights, which avoids the NCHW max-pool that takes ~40% of eager time here).
+
+Compiled paths (inductor with freezing: weights become constants, conv weights prepacked) are traced
+at ONE batch size (`batch`): larger calls are cut into `batch`-sized chunks and the last chunk is
+padded by repeating its last crop, so a scorer compiles exactly once, whatever batch sizes arrive
+(Ray Data's last batch per block is short). Every row of our models is computed independently
+(preprocessing is per crop, BN is folded), so padding rows cannot change the real rows' scores.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from cropray.fastpath.fold import fold_batchnorm
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """How to run a model. `name` is what `--paths` and `describe()` use."""
+
+    name: str
+    precision: str  # "fp32" | "bf16" (autocast) | "int8" (PT2E static quantization)
+    compiled: bool  # torch.compile (inductor, freezing on)
+    optimized: bool = True  # BN folded + channels_last; False only for the `eager` reference
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Every path `--paths` knows, fastest-last is NOT implied; `AUTO_ORDER` (policy.py) ranks them.
+PATHS: dict[str, PathSpec] = {p.name: p for p in (
+    PathSpec("eager", "fp32", False, optimized=False),  # the reference: the model as trained
+    PathSpec("fold_cl", "fp32", False),
+    PathSpec("bf16", "bf16", False),
+    PathSpec("compile_fp32", "fp32", True),
+    PathSpec("compile_bf16", "bf16", True),
+    PathSpec("int8", "int8", True),
+)}
+
+# Max |score - fp32 eager score| a path may show on a trained model (tests and the auto guard).
+TOLERANCE = {"fp32": 1e-4, "bf16": 0.05, "int8": 0.1}
+
+
+def spec_for(precision: str, compiled: bool) -> PathSpec:
+    for p in PATHS.values():
+        if p.precision == precision and p.compiled == compiled and p.optimized:
+            return p
+    if precision == "int8":  # int8 without compile runs q/dq in fp32 reference kernels: slower than fp32
+        return PATHS["int8"]
+    raise KeyError((precision, compiled))
+
+
+class _Autocast(nn.Module):
+    """Runs the wrapped model under bf16 autocast; the score comes back float32 (B,)."""
+
+    def __init__(self, model: nn.Module, device: str):
+        super().__init__()
+        self.model = model
+        self.device_type = device
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.model(x).float()
+
+
+class Runner:
+    """torch (B,1,H,W) float32 on `device` -> (B,) float32; chunks of `batch`, padded when `pad`."""
+
+    def __init__(self, fn, *, batch: int, pad: bool):
+        self.fn = fn
+        self.batch = batch
+        self.pad = pad
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        if n == self.batch or (n < self.batch and not self.pad):
+            return self.fn(x)
+        out = []
+        for i in range(0, n, self.batch):
+            chunk = x[i:i + self.batch]  # (b, 1, H, W), b <= batch
+            b = chunk.shape[0]
+            if b < self.batch and self.pad:
+                # repeat the last crop: a real crop, so no NaN/inf from an all-zero one
+                chunk = torch.cat([chunk, chunk[-1:].expand(self.batch - b, *chunk.shape[1:])])
+            out.append(self.fn(chunk)[:b])
+        return torch.cat(out)
+
+
+def prepare(model: nn.Module, spec: PathSpec, *, device: str, batch: int, example: torch.Tensor,
+            calibration: torch.Tensor | None) -> tuple[Runner, dict]:
+    """Build the runner for `spec` and warm it up once on `example` (B=batch, 1, H, W).
+
+    Returns (runner, info): info has bn_folded/bn_left/channels_last and, for compiled paths,
+    compile_s (first-call time: trace + inductor codegen + C++ build, paid once per scorer).
+    Raises whatever torch raises when a path cannot be built; the caller decides on a fallback.
+    """
+    info: dict = {"bn_folded": 0, "bn_left": 0, "channels_last": False}
+    m = model
+    if spec.optimized:
+        m, info["bn_folded"], info["bn_left"] = fold_batchnorm(model)
+        m = m.to(memory_format=torch.channels_last)
+        info["channels_last"] = True
+    m = m.to(device).eval()
+    if spec.precision == "bf16":
+        m = _Autocast(m, device)
+    if spec.precision == "int8":
+        from cropray.fastpath.quantize import quantize_int8  # torchao imported only when asked
+
+        m = quantize_int8(m, example=example, calibration=calibration)
+    fn = m
+    if spec.compiled:
+        # Freezing must be on when the model is first traced: per-call options fail on int8
+        # (onednn.qconv_prepack, PERF_NOTES). It only affects graphs compiled under no_grad/inference.
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
+        fn = torch.compile(m, dynamic=False, fullgraph=False)
+    runner = Runner(fn, batch=batch, pad=spec.compiled)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        runner(example)
+    if spec.compiled:
+        info["compile_s"] = round(time.perf_counter() - t0, 3)
+    return runner, info

@@ -1,0 +1,36 @@
+"""Shared fixtures. One local Ray cluster per test session (`ray.init(num_cpus=2)`), started lazily."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Token auth stays on (Ray's default for a local cluster); say so explicitly so a developer's
+# environment cannot silently change what the tests exercise.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+# Keep CI logs readable: no live progress bars when not on a TTY.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """The shared local Ray cluster for this test session (2 CPUs, like CI)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    # Left running until the session ends; pytest_sessionfinish shuts it down.
+
+
+def pytest_sessionfinish(session, exitstatus):
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except Exception:
+        pass
