@@ -60,21 +60,65 @@ def crops_table(columns: dict, crops: np.ndarray, dtype: str = "float32") -> pa.
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def write_table_atomic(table: pa.Table, path: str | Path, row_group_rows: int = 4096, compression: str = "none") -> str:
+def _compression(compression: str, schema: pa.Schema):
+    """`auto`: none for float crops (noisy floats compress <= 1.25x and decode 25-50% slower), zstd for
+    integer crops (Parquet stores uint8/uint16 as INT32: zstd brings uint8 back to ~1.3 bytes/value
+    at ~40k crops/s decode)."""
+    if compression == "auto":
+        t = schema.field(CROP).type if CROP in schema.names else None
+        vt = getattr(t, "value_type", None)
+        return "zstd" if vt is not None and pa.types.is_integer(vt) else None
+    return None if compression == "none" else compression
+
+
+class ArchiveWriter:
+    """Streams tables into one Parquet file under a temporary name; `close()` renames it into place.
+
+    Memory stays bounded by one appended table; a crash leaves only a hidden `.tmp` file, never a
+    half-written file under the final name.
+    """
+
+    def __init__(self, path: str | Path, schema: pa.Schema, row_group_rows: int = 4096, compression: str = "auto"):
+        self.path = str(path)
+        self.tmp = os.path.join(
+            os.path.dirname(self.path) or ".", f".{os.path.basename(self.path)}.{uuid.uuid4().hex[:8]}.tmp"
+        )
+        self.row_group_rows = row_group_rows
+        # Dictionary encoding and statistics are useless on noisy crops and cost write time.
+        others = [c for c in schema.names if c != CROP]
+        self._w = pq.ParquetWriter(
+            self.tmp, schema, compression=_compression(compression, schema),
+            use_dictionary=others, write_statistics=others,
+        )
+
+    def write(self, table: pa.Table) -> None:
+        self._w.write_table(table, row_group_size=self.row_group_rows)
+
+    def close(self) -> str:
+        self._w.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._w.close()
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_table_atomic(table: pa.Table, path: str | Path, row_group_rows: int = 4096, compression: str = "auto") -> str:
     """Write one Parquet file under a temporary name, then rename: never visible half-written."""
-    path = str(path)
-    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
-    # Dictionary encoding and statistics are useless on noisy float crops and cost write time.
-    pq.write_table(
-        table,
-        tmp,
-        row_group_size=row_group_rows,
-        compression=None if compression == "none" else compression,
-        use_dictionary=[c for c in table.column_names if c != CROP],
-        write_statistics=[c for c in table.column_names if c != CROP],
-    )
-    os.replace(tmp, path)
-    return path
+    with ArchiveWriter(path, table.schema, row_group_rows, compression) as w:
+        w.write(table)
+    return w.path
 
 
 def write_archive(
@@ -86,7 +130,7 @@ def write_archive(
     dtype: str = "float32",
     prefix: str = "part",
     start_index: int = 0,
-    compression: str = "none",
+    compression: str = "auto",
 ) -> list[str]:
     """Write N crops (N, H, W) plus per-row `columns` as `files` Parquet files in `out_dir`.
 

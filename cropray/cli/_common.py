@@ -70,3 +70,14 @@ def fmt_table(rows: list[list[Any]], header: list[str]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def crop_shape_type(text: str) -> tuple[int, int]:
+    """argparse type for `--crop-shape HxW`."""
+    from cropray.archive.spec import parse_crop_shape
+    from cropray.errors import CroprayError
+
+    try:
+        return parse_crop_shape(text)
+    except CroprayError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

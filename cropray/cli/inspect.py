@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from cropray.archive.inspect import inspect_archive
-from cropray.archive.spec import parse_crop_shape
-from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, fmt_table
+from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, crop_shape_type, emit, fmt_table
 
 EXAMPLE = """example:
   cropray synth /tmp/crops --n 20000 --files 4 --labeled
@@ -26,7 +25,7 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("path", help="Parquet file, directory, glob or URI (s3://, gs://, file://)")
-    p.add_argument("--crop-shape", type=parse_crop_shape, default=None, help="HxW for plain lists whose shape is not square")
+    p.add_argument("--crop-shape", type=crop_shape_type, default=None, help="HxW for plain lists whose shape is not square")
     p.add_argument("--no-scan", dest="scan", action="store_false", help="read only the footers (fast): no row checks")
     add_json_flag(p)
     p.set_defaults(func=run)

@@ -60,7 +60,7 @@ def spec_for(precision: str, compiled: bool) -> PathSpec:
 
 
 class _Autocast(nn.Module):
-    """Runs the wrapped model under bf16 autocast; the score comes back float32 (B,)."""
+    """Runs the wrapped module under bf16 autocast; its output comes back float32."""
 
     def __init__(self, model: nn.Module, device: str):
         super().__init__()
@@ -70,6 +70,21 @@ class _Autocast(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(self.device_type, dtype=torch.bfloat16):
             return self.model(x).float()
+
+
+def autocast_trunks(model: nn.Module, device: str) -> nn.Module:
+    """bf16 autocast around the conv trunks (direct nn.Sequential children holding convs) only.
+
+    The head (pool, linear, sigmoid; the Siamese projection and gallery matmul) stays fp32: a score
+    computed in bf16 is rounded to 2^-8 near 1, which alone would flip decisions at a high threshold.
+    A model without such children is wrapped whole.
+    """
+    wrapped = 0
+    for name, child in list(model.named_children()):
+        if isinstance(child, nn.Sequential) and any(isinstance(c, nn.Conv2d) for c in child.modules()):
+            setattr(model, name, _Autocast(child, device))
+            wrapped += 1
+    return model if wrapped else _Autocast(model, device)
 
 
 class Runner:
@@ -111,7 +126,7 @@ def prepare(model: nn.Module, spec: PathSpec, *, device: str, batch: int, exampl
         info["channels_last"] = True
     m = m.to(device).eval()
     if spec.precision == "bf16":
-        m = _Autocast(m, device)
+        m = autocast_trunks(m, device)
     if spec.precision == "int8":
         from cropray.fastpath.quantize import quantize_int8  # torchao imported only when asked
 

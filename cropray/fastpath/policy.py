@@ -38,7 +38,8 @@ def candidates(caps: Capabilities, device: str, precision: str, compile_, *, has
         spec = PATHS[name]
         if precision != "auto" and spec.precision != precision:
             continue
-        if compile_ != "auto" and spec.compiled != bool(compile_) and spec.precision != "int8":
+        # int8 only runs compiled: an explicit --precision int8 keeps it even with compile=False
+        if compile_ != "auto" and spec.compiled != bool(compile_) and precision != "int8":
             continue
         ok, why = caps.can_run(spec.precision, device, spec.compiled)
         if ok and spec.precision == "int8" and not has_calibration and precision == "auto":

@@ -35,6 +35,10 @@ class CropModel(nn.Module):
         """Facts about learned state worth showing in a bundle manifest (e.g. gallery size)."""
         return {}
 
+    def bundle_problem(self) -> str | None:
+        """Why this model cannot be saved as a bundle yet (e.g. no gallery), or None when it can."""
+        return None
+
 
 def check_float(name: str, value, lo: float, hi: float, *, hi_open: bool = False) -> float:
     """A float hparam in [lo, hi] (or [lo, hi)); ConfigError naming the range otherwise."""

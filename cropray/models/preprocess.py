@@ -48,12 +48,22 @@ def preprocess_kwargs(*, flatten: bool, flatten_window: int, row_center: bool, c
 
 
 def running_median(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Median over a sliding window along the last axis, reflect-padded so the length is kept."""
+    """Median over a sliding window along the last axis; the output keeps the length.
+
+    Edges are padded by point reflection about the robust edge level (median of the 3 outermost values,
+    placed at the second channel), which continues a linear slope exactly: plain mirror padding would
+    bend a steep bandpass at the crop edges. A tone in an edge channel does not move the anchor.
+    """
     n = x.shape[-1]
-    k = min(window, n if n % 2 else n - 1)  # a window wider than the axis can't reflect-pad
+    k = min(window, n - 2 if n % 2 else n - 3)  # the padding reads h + 2 values from each edge
     if k < 3:
         return x
-    xp = F.pad(x, (k // 2, k // 2), mode="reflect")  # (..., n + k - 1)
+    h = k // 2
+    a_lo = x[..., :3].median(dim=-1, keepdim=True).values  # (..., 1) level at channel 1
+    a_hi = x[..., -3:].median(dim=-1, keepdim=True).values  # (..., 1) level at channel n - 2
+    lo = 2 * a_lo - x[..., 3:h + 3].flip(-1)  # channels -h .. -1 mirror 2 + h .. 3 about channel 1
+    hi = 2 * a_hi - x[..., n - h - 3:n - 3].flip(-1)  # channels n .. n+h-1 mirror n-4 .. n-3-h
+    xp = torch.cat([lo, x, hi], dim=-1)  # (..., n + 2h)
     return xp.unfold(-1, k, 1).median(dim=-1).values  # (..., n)
 
 
@@ -84,11 +94,17 @@ class RobustNorm(nn.Module):
             x = x - x.median(dim=3, keepdim=True).values  # (B, 1, H, 1) broadband impulse level
         flat = x.reshape(b, -1)  # (B, H*W)
         med = flat.median(dim=1, keepdim=True).values  # (B, 1)
-        mad = (flat - med).abs().median(dim=1, keepdim=True).values  # (B, 1)
         floor = 1e-6 * flat.abs().mean(dim=1, keepdim=True) + 1e-30  # constant crops: no 0/0
-        z = (flat - med) / torch.maximum(MAD_TO_SIGMA * mad, floor)
-        if self.compress == "asinh":
-            z = torch.asinh(z)
+        z = flat - med  # (B, H*W), a fresh tensor: the in-place ops below never touch the input
+        mad = z.abs().median(dim=1, keepdim=True).values  # (B, 1)
+        scale = torch.maximum(MAD_TO_SIGMA * mad, floor)  # (B, 1)
+        asinh = self.compress == "asinh"
+        if z.requires_grad:  # autograd keeps intermediates: out of place
+            z = torch.asinh(z / scale) if asinh else z / scale
+        else:  # scoring: in place saves two (B, H*W) passes (this module is ~1/3 of dedoppler's time)
+            z.div_(scale)
+            if asinh:
+                z.asinh_()
         return z.reshape(x.shape)
 
     def describe(self) -> dict:

@@ -132,6 +132,11 @@ class Siamese(CropModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._rule(self._similarities(self.embed(x)), self._hparams["rule"]).float()
 
+    def bundle_problem(self) -> str | None:
+        if self._n_pos == 0:
+            return "siamese model has no gallery; call model.set_gallery(model.embed(x), y) before saving"
+        return None
+
     def state_summary(self) -> dict:
         g = int(self.gallery_labels.numel())
         return {"gallery_size": g, "gallery_positives": self._n_pos, "gallery_negatives": g - self._n_pos}

@@ -59,6 +59,7 @@ _RULES: dict[str, tuple] = {
     "aug_noise": ("float", 0.0, 1.0),
     "aug_level_decades": ("float", 0.0, 6.0),
     "aug_tilt": ("float", 0.0, 3.0),
+    "pre_normalise": ("bool",),
     "val_fraction": ("float", 0.05, 0.5),
     "patience": ("int", 1, 1000),
     "device": ("choice", DEVICES),
@@ -91,6 +92,8 @@ class TrainConfig:
     aug_noise: float = 0.1  # max added Gaussian noise, as a fraction of the crop's robust noise scale
     aug_level_decades: float = 2.0  # random overall gain spread, decades (log-uniform, +-half)
     aug_tilt: float = 0.5  # max bandpass tilt: gain exp(a*f), f in [-1, 1], |a| <= aug_tilt
+    pre_normalise: bool = True  # normalise crops once with the model's parameter-free preprocessing and
+    #   augment after it (~2x faster steps on CPU); level/tilt augmentations are then skipped (no-ops there)
     val_fraction: float = 0.2  # share of the training split held out for early stopping (stratified)
     patience: int | None = None  # epochs without validation improvement before stopping
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda

@@ -1,0 +1,290 @@
+"""Model bundles (SPEC 3): a directory of data, never code.
+
+    MODEL/
+      manifest.json            format version, arch + hparams, input shape, preprocessing, threshold,
+                               training summary, metrics, versions, sha256 of every other file
+      model.safetensors        the state dict (weights, BN statistics, Siamese gallery buffers)
+      calibration.safetensors  optional: {"crops": (n, 1, H, W) float32} training crops for int8 calibration
+
+Only JSON and safetensors are read or written: no pickle, no torch.load. A bundle is written into a
+temporary sibling directory and renamed into place, so a half-written bundle is never visible.
+`bundle_sha256` hashes what decides the scores (arch, hparams, input shape, threshold, file hashes) and
+not the creation time, so re-saving the same model gives the same `model_id`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import safetensors.torch
+import torch
+from torch import nn
+
+import cropray
+from cropray.errors import BundleError, ConfigError, CroprayError
+from cropray.models import MODELS, build_model
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.safetensors"
+CALIBRATION_FILE = "calibration.safetensors"
+SCORE_MEANING = {
+    "shallow_cnn": "sigmoid probability in [0, 1]",
+    "deep_cnn": "sigmoid probability in [0, 1]",
+    "siamese": "gallery similarity score in [0, 1] (rule in hparams)",
+    "dedoppler": "best straight-track SNR (unbounded, ~3-5 for pure noise)",
+}
+
+
+@dataclass
+class Bundle:
+    """A verified, loaded bundle. `model` is on CPU in eval mode."""
+
+    model: nn.Module
+    manifest: dict
+    threshold: float
+    model_id: str  # "<arch>-<bundle_sha256[:12]>", written next to every score
+    bundle_sha256: str
+    path: Path
+    calibration_crops: np.ndarray | None  # (n, 1, H, W) float32
+    input_shape: tuple[int, int]  # (H, W) the model was trained on
+
+    @property
+    def arch(self) -> str:
+        return self.manifest["arch"]
+
+
+def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: dict, metrics: dict,
+                calibration_crops: np.ndarray | None = None, extra: dict | None = None,
+                overwrite: bool = False, input_shape: tuple[int, int] | None = None) -> Path:
+    """Write `model` as a bundle directory at `out_dir` (atomically) and return its path.
+
+    input_shape (H, W) defaults to the calibration crops' shape, else train_summary["input_shape"]
+    (or "crop_shape"), else (64, 64).
+    """
+    arch = getattr(model, "arch_name", None)
+    if arch not in MODELS or type(model) is not MODELS[arch]:
+        raise BundleError(f"cannot save {type(model).__name__}: not a registered cropray model")
+    problem = model.bundle_problem()
+    if problem:
+        raise BundleError(problem)
+    thr = _finite_float(threshold, "threshold")
+    calib = _check_calibration(calibration_crops)
+    shape = _input_shape(input_shape, calib, train_summary)
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise CroprayError(f"{out}: already exists and is not empty; pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise CroprayError(f"{out}: exists and is not a directory")
+
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "arch": arch,
+        "hparams": _jsonable(model.hparams, "hparams"),
+        "input_shape": list(shape),
+        "input": "(B, 1, H, W) float32 raw power, H = time rows, W = frequency channels",
+        "preprocessing": model.preprocess.describe(),
+        "score": SCORE_MEANING.get(arch, "higher = more signal-like"),
+        "model_state": _jsonable(model.state_summary(), "model_state"),
+        "threshold": thr,
+        "train_summary": _jsonable(train_summary or {}, "train_summary"),
+        "metrics": _jsonable(metrics or {}, "metrics"),
+        "extra": _jsonable(extra or {}, "extra"),
+        "cropray_version": cropray.__version__,
+        "torch_version": torch.__version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "files": {},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        # clone(): safetensors refuses tensors that share storage (e.g. tied or viewed buffers).
+        state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+        blobs = {MODEL_FILE: safetensors.torch.save(state, metadata={"format": "pt", "arch": arch})}
+        if calib is not None:
+            blobs[CALIBRATION_FILE] = safetensors.torch.save({"crops": torch.from_numpy(calib)})
+        for name, data in blobs.items():
+            _write(tmp / name, data)
+            manifest["files"][name] = hashlib.sha256(data).hexdigest()
+        _write(tmp / MANIFEST, (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode())
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_bundle(path) -> Bundle:
+    """Load and verify a bundle; every problem is a BundleError (exit 2) that names the file."""
+    p = Path(path)
+    if not p.is_dir():
+        raise BundleError(f"{p}: no model bundle here ({'not a directory' if p.exists() else 'not found'})")
+    mf = p / MANIFEST
+    if not mf.is_file():
+        raise BundleError(f"{p}: no {MANIFEST}; not a cropray model bundle")
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{mf}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mf}: expected a JSON object")
+    fv = manifest.get("format_version")
+    if isinstance(fv, bool) or not isinstance(fv, int) or fv < 1:
+        raise BundleError(f"{mf}: format_version {fv!r} is missing or not a known bundle format")
+    if fv > FORMAT_VERSION:
+        raise BundleError(f"{mf}: bundle format {fv} is newer than this cropray supports "
+                          f"(max {FORMAT_VERSION}); upgrade cropray")
+    for key in ("arch", "hparams", "files", "threshold", "input_shape"):
+        if key not in manifest:
+            raise BundleError(f"{mf}: required key {key!r} is missing")
+    arch, hparams, files = manifest["arch"], manifest["hparams"], manifest["files"]
+    if arch not in MODELS:
+        raise BundleError(f"{mf}: unknown architecture {arch!r}; this cropray knows "
+                          f"{', '.join(sorted(MODELS))} (a newer cropray may be needed)")
+    if not isinstance(hparams, dict) or not isinstance(files, dict) or MODEL_FILE not in files:
+        raise BundleError(f"{mf}: 'hparams' must be an object and 'files' must list {MODEL_FILE}")
+    try:
+        model = build_model(arch, **hparams)
+        threshold = _finite_float(manifest["threshold"], "threshold")
+        shape = _input_shape(manifest["input_shape"], None, {})
+    except (ConfigError, CroprayError) as e:
+        raise BundleError(f"{mf}: {e}") from None
+
+    blobs = {}
+    for name, digest in sorted(files.items()):
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise BundleError(f"{mf}: file name {name!r} must be a plain name inside the bundle")
+        fp = p / name
+        if not fp.is_file():
+            raise BundleError(f"{fp}: listed in {MANIFEST} but missing")
+        data = fp.read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise BundleError(f"{fp}: sha256 mismatch — the bundle was modified after it was written")
+        blobs[name] = data
+
+    state = _load_tensors(blobs[MODEL_FILE], p / MODEL_FILE)
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise BundleError(f"{p / MODEL_FILE}: state dict does not match {arch!r} with these hparams "
+                          f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, CroprayError) as e:
+        raise BundleError(f"{p / MODEL_FILE}: weights do not fit {arch!r}: {str(e).splitlines()[0]}") from None
+    model.eval()
+
+    calib = None
+    if CALIBRATION_FILE in blobs:
+        crops = _load_tensors(blobs[CALIBRATION_FILE], p / CALIBRATION_FILE).get("crops")
+        if crops is None:
+            raise BundleError(f"{p / CALIBRATION_FILE}: no 'crops' tensor")
+        calib = crops.numpy().astype(np.float32, copy=False)
+
+    sha = bundle_sha256(manifest)
+    return Bundle(model=model, manifest=manifest, threshold=threshold, model_id=f"{arch}-{sha[:12]}",
+                  bundle_sha256=sha, path=p, calibration_crops=calib, input_shape=shape)
+
+
+def bundle_sha256(manifest: dict) -> str:
+    """sha256 of the canonical JSON of what decides the scores (never the creation time)."""
+    key = {k: manifest[k] for k in ("arch", "hparams", "input_shape", "threshold", "files")}
+    canon = json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def _load_tensors(data: bytes, where: Path) -> dict[str, torch.Tensor]:
+    try:
+        return safetensors.torch.load(data)
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise BundleError(f"{where}: not a readable safetensors file ({e})") from None
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished temp dir to `out`; an old `out` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _finite_float(value, name: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise CroprayError(f"{name}={value!r} must be a number") from None
+    if not math.isfinite(v):
+        raise CroprayError(f"{name}={value!r} must be finite")
+    return v
+
+
+def _check_calibration(crops) -> np.ndarray | None:
+    if crops is None:
+        return None
+    arr = np.ascontiguousarray(np.asarray(crops, dtype=np.float32))
+    if arr.ndim != 4 or arr.shape[1] != 1 or arr.shape[0] == 0:
+        raise CroprayError(f"calibration_crops must be (n, 1, H, W) with n > 0; got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise CroprayError("calibration_crops contain NaN or inf")
+    return arr.copy()  # own the memory: torch.from_numpy must not alias a caller's (read-only) array
+
+
+def _input_shape(explicit, calib, train_summary) -> tuple[int, int]:
+    shape = explicit
+    if shape is None and calib is not None:
+        shape = calib.shape[-2:]
+    if shape is None and isinstance(train_summary, dict):
+        shape = train_summary.get("input_shape") or train_summary.get("crop_shape")
+    if shape is None:
+        shape = (64, 64)
+    try:
+        h, w = (int(v) for v in shape)
+    except (TypeError, ValueError):
+        raise CroprayError(f"input_shape {shape!r} must be two integers (H, W)") from None
+    if h < 1 or w < 1:
+        raise CroprayError(f"input_shape {shape!r} must be positive")
+    return h, w
+
+
+def _jsonable(obj, where: str):
+    """Plain JSON types only: numpy scalars/arrays and tuples converted, NaN/inf -> null."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist(), where)
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    raise CroprayError(f"{where}: {type(obj).__name__} cannot be stored in a bundle manifest (JSON only)")

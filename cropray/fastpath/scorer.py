@@ -1,0 +1,159 @@
+"""`build_scorer`: a bundle (or a plain model) -> the fastest accurate scorer this machine can run."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cropray.errors import ConfigError
+from cropray.fastpath import policy
+from cropray.fastpath.capabilities import Capabilities, detect
+from cropray.fastpath.paths import PATHS, PathSpec, Runner, prepare
+
+log = logging.getLogger("cropray.fastpath")
+
+DEFAULT_BATCH = 128  # compiled paths peak at 32-128 crops per call here and lose 30-50% at 512+
+
+
+class Scorer:
+    """Callable: x np.ndarray (B,1,H,W) float32 (read-only is fine) -> np.ndarray (B,) float32 scores.
+
+    Built once per process/actor (the compile cost is paid here, not per batch). Not thread-safe.
+    """
+
+    def __init__(self, runner: Runner, *, device: str, threshold: float | None, info: dict[str, Any]):
+        self._runner = runner
+        self.device = device
+        self.threshold = threshold
+        self._info = info
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)  # no copy when already float32 C-contiguous
+        if x.ndim != 4:
+            raise ValueError(f"expected crops (B,1,H,W), got shape {x.shape}")
+        with warnings.catch_warnings():
+            # Ray/Arrow batches are read-only views; torch only warns, and no path writes its input
+            # (preprocessing starts with out-of-place ops), so share the memory instead of copying.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            t = torch.from_numpy(x)  # (B,1,H,W) zero-copy
+        if self.device != "cpu":
+            t = t.to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            out = self._runner(t)  # (B,) float32
+        return out.float().cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        """The path actually used: precision, compiled, channels_last, bn_folded, device, threads, ..."""
+        return {**self._info, "threads": torch.get_num_threads()}
+
+
+def _unpack(obj, threshold, calibration, input_shape):
+    """(model, threshold, model_id, calibration np or None, (H, W)) from a Bundle or a plain nn.Module."""
+    if isinstance(obj, nn.Module):
+        return obj, threshold, getattr(obj, "arch_name", None) or type(obj).__name__, calibration, input_shape
+    calib = calibration if calibration is not None else getattr(obj, "calibration_crops", None)
+    shape = tuple(getattr(obj, "input_shape", None) or input_shape)
+    return obj.model, obj.threshold if threshold is None else threshold, obj.model_id, calib, shape
+
+
+def _example(calib: torch.Tensor | None, batch: int, shape: tuple[int, int]) -> torch.Tensor:
+    """(batch,1,H,W) warm-up/trace input: real crops when we have them, else seeded exponential noise."""
+    if calib is not None and len(calib):
+        reps = -(-batch // len(calib))
+        return calib.repeat(reps, 1, 1, 1)[:batch].contiguous()
+    g = torch.Generator().manual_seed(0)
+    return torch.empty(batch, 1, *shape).exponential_(generator=g)  # raw power of noise, chi2(2)/2
+
+
+def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = "auto",
+                 threads: int | None = None, *, threshold: float | None = None, path: str | None = None,
+                 batch_size: int | None = None, calibration: np.ndarray | None = None,
+                 input_shape: tuple[int, int] = (64, 64), capabilities: Capabilities | None = None) -> Scorer:
+    """Build a scorer for a `cropray.bundle.Bundle` or a plain nn.Module (x raw (B,1,H,W) -> (B,)).
+
+    precision: "auto" | "fp32" | "bf16" | "int8"; compile: "auto" | True | False; device: "auto" |
+    "cpu" | "cuda"; threads: torch intra-op threads (match the actor's CPUs; None = leave as is).
+    path: one of `paths.PATHS` by name (overrides precision/compile; the bench uses it).
+    batch_size: the chunk size (and the static batch compiled paths are traced at).
+    calibration: (n,1,H,W) crops for int8 scales and the auto guard when the bundle has none.
+    capabilities: what to assume this machine can run (default: `detect()`; tests pass others).
+    An explicit request the machine cannot run raises ConfigError; a compile failure falls back
+    (logged warning) to the next path, ending at the always-available fp32 `fold_cl`.
+    """
+    t_build = time.perf_counter()
+    caps = capabilities or detect()
+    model, threshold, model_id, calib_np, shape = _unpack(bundle, threshold, calibration, input_shape)
+    if device == "auto":
+        device = "cuda" if caps.cuda else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device!r} is not one of auto, cpu, cuda")
+    if device == "cuda" and not caps.cuda:
+        raise ConfigError("--device cuda: CUDA is not available on this machine")
+    if precision not in ("auto", "fp32", "bf16", "int8"):
+        raise ConfigError(f"--precision {precision!r} is not one of auto, fp32, bf16, int8")
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    batch = int(batch_size or DEFAULT_BATCH)
+    calib = None if calib_np is None else torch.from_numpy(np.ascontiguousarray(calib_np, dtype=np.float32))
+
+    skipped: list[dict] = []
+    if path is not None:
+        if path not in PATHS:
+            raise ConfigError(f"unknown path {path!r}; valid: {', '.join(PATHS)}")
+        specs = [PATHS[path]]
+        ok, why = caps.can_run(specs[0].precision, device, specs[0].compiled)
+        if not ok:
+            raise ConfigError(f"path {path!r} cannot run here: {why}")
+    else:
+        specs, skipped = policy.candidates(caps, device, precision, compile,
+                                           has_calibration=calib is not None)
+        if not specs and precision != "auto":
+            reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped)
+            raise ConfigError(f"--precision {precision} cannot run on this machine ({reasons})")
+    if calib is None and any(s.precision == "int8" for s in specs) and (precision == "int8" or path):
+        raise ConfigError("--precision int8 needs calibration crops to set its int8 scales: the bundle has "
+                          "none (re-save it with calibration crops) or pass calibration=")
+    guarded = path is None and precision == "auto" and calib is not None
+    example = _example(calib, batch, shape).to(device)
+
+    fallbacks: list[dict] = []
+    for spec in [*specs, PATHS["fold_cl"]]:  # fold_cl (eager fp32) is the last resort
+        try:
+            runner, info = prepare(model, spec, device=device, batch=batch, example=example,
+                                   calibration=None if calib is None else calib.to(device))
+        except Exception as e:  # noqa: BLE001 - any compile/quantize failure means "try the next path"
+            msg = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            log.warning("fastpath: path %s failed to build (%s); falling back", spec.name, msg)
+            fallbacks.append({"path": spec.name, "reason": msg})
+            continue
+        g = None
+        if guarded and spec.precision != "fp32":
+            g = _guard(model, runner, spec, calib[:policy.GUARD_CROPS].to(device), threshold)
+            if not g["ok"]:
+                log.warning("fastpath: path %s rejected by the accuracy guard %s", spec.name, g)
+                fallbacks.append({"path": spec.name, "reason": f"accuracy guard: {g}"})
+                continue
+        break
+    info = {"path": spec.name, "precision": spec.precision, "compiled": spec.compiled,
+            "channels_last": info["channels_last"], "bn_folded": info["bn_folded"], "bn_left": info["bn_left"],
+            "device": device, "batch": batch,
+            "padding": "last chunk padded to batch (static shape, one compile)" if spec.compiled else None,
+            "compile_s": info.get("compile_s"), "build_s": round(time.perf_counter() - t_build, 3),
+            "auto": path is None and (precision == "auto" or compile == "auto"),
+            "skipped": skipped, "fallbacks": fallbacks, "guard": g, "model_id": model_id,
+            "threshold": threshold, "capabilities": caps.to_dict()}
+    return Scorer(runner, device=device, threshold=threshold, info=info)
+
+
+def _guard(model: nn.Module, runner: Runner, spec: PathSpec, crops: torch.Tensor, threshold) -> dict:
+    """Compare a reduced-precision runner with the fp32 eager model on calibration crops."""
+    with torch.inference_mode():
+        ref = model(crops.cpu()).float().numpy()  # the model as trained, on CPU (never moved)
+        got = runner(crops).float().cpu().numpy()
+    return policy.guard(spec, ref, got, 0.5 if threshold is None else float(threshold))

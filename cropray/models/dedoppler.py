@@ -1,0 +1,97 @@
+"""`dedoppler`: a label-free classical baseline, so every report can show how far learning beats physics.
+
+A narrowband signal is a straight track in the (time, frequency) crop: constant channel, or drifting
+at a constant rate (Doppler). The matched statistic for "is there a track" is the largest sum of
+normalised power along any straight track. We search every start channel in the first row, plus
+T2/4 channels beyond each edge (tracks crossing a side edge count their in-crop part; the upstream
+detector centres candidates, so tracks are mostly inside), and every integer total drift
+d in [-(T2-1), T2-1] channels over the crop (T2 = rows rounded up to a power of two; up to one channel
+per row, i.e. a diagonal across a square crop) with a Taylor tree: tracks over 2n rows are built from
+two tracks over n rows (first half drift d//2, second half starting d - d//2 channels further), so all
+T2 drifts x W starts cost log2(T2) passes over the crop instead of T2 (the de-Doppler search used in
+radio SETI, vectorised here as two strided adds per level).
+
+Steps: RobustNorm with row centring (removes broadband impulses: they light every channel of a row,
+which would add to every track) -> Taylor tree for positive drifts, and on the frequency-flipped crop
+for negative drifts -> boxcar across start channels for each width in `widths` (a k-wide track) ->
+score = max over widths, drifts and starts of track_sum / sqrt(T * width), an SNR-like number.
+Signals are 1-4 channels wide; on synthetic crops widths (1, 2) gave ROC-AUC 0.976 vs 0.970 for (1,)
+and 0.968 for (1, 2, 4) (every extra width also raises the maximum over pure noise); asinh
+compression mattered most (0.86 without: bright blobs dominate linear sums), flattening next (0.77).
+No trainable parameters; it is still a registered nn.Module so bundles and scoring treat it the same.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from cropray.errors import ConfigError
+from cropray.models._base import CropModel, check_int
+from cropray.models._registry import register_model
+
+
+def taylor_tree(z: torch.Tensor) -> torch.Tensor:
+    """(N, T2, W) with T2 a power of two -> (N, T2, W): sums along tracks of drift d (rows) from start f.
+
+    Out[:, d, f] = sum over rows r of z[:, r, f + c_d(r)], c_d a non-decreasing staircase from 0 to d
+    channels (Taylor's straight-line approximation). Channels past the right edge count as zero.
+    Each level combines pairs of row blocks: drift 2h and 2h+1 over 2n rows = the first half's drift-h
+    track + the second half's drift-h track started h (or h+1) channels further right.
+    """
+    n_tracks, n_rows, width = z.shape
+    a = z.unsqueeze(2)  # (N, blocks = T2, drifts = 1, W): one-row tracks
+    n = 1
+    while n < n_rows:
+        nb = a.shape[1] // 2
+        first = a[:, 0::2]  # (N, nb, n, W) first half of each new block
+        sp = F.pad(a[:, 1::2], (0, n))  # (N, nb, n, L = W + n) second half, zeros past the edge
+        row = width + n
+        # Skew trick: with row stride L + 1, view[..., h, f] = sp[..., h, f + h] (drift h shifted by h);
+        # offset + 1 gives the shift by h + 1. No index tensors, no copies.
+        stride = (nb * n * row, n * row, row + 1, 1)
+        off = sp.storage_offset()
+        out = torch.empty(n_tracks, nb, n, 2, width, dtype=z.dtype, device=z.device)
+        torch.add(first, sp.as_strided(first.shape, stride, off), out=out[:, :, :, 0])
+        torch.add(first, sp.as_strided(first.shape, stride, off + 1), out=out[:, :, :, 1])
+        a = out.reshape(n_tracks, nb, 2 * n, width)  # drift d = 2h + {0, 1}
+        n *= 2
+    return a[:, 0]
+
+
+@register_model("dedoppler")
+class Dedoppler(CropModel):
+    """Best straight-track (de-Doppler) SNR of the robustly normalised crop. Not trained."""
+
+    trainable = False
+
+    def __init__(self, *, widths=(1, 2), flatten: bool = True, flatten_window: int = 15,
+                 row_center: bool = True, compress: str = "asinh"):
+        super().__init__()
+        if not isinstance(widths, (list, tuple)) or not widths:
+            raise ConfigError(f"widths={widths!r} must be a non-empty list of boxcar widths (channels)")
+        ws = sorted({check_int("widths[]", w, 1, 32) for w in widths})
+        self._init_common({"widths": ws, "flatten": flatten, "flatten_window": flatten_window,
+                           "row_center": row_center, "compress": compress})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.preprocess(x)[:, 0]  # (B, T, W) noise ~ unit scale
+        b, t, w = z.shape
+        t2 = 1 << max(0, math.ceil(math.log2(t)))
+        # Negative drifts are positive drifts of the frequency-flipped crop: one tree for both signs.
+        # Extra rows are zeros (= the noise median). T2/4 zero channels on the left let a track start
+        # up to T2/4 channels outside the crop and enter through the edge (through the right edge,
+        # for the flipped half); tracks may leave through the far edge anyway.
+        zz = F.pad(torch.cat([z, z.flip(-1)]), (t2 // 4, 0, 0, t2 - t))  # (2B, T2, W + T2/4)
+        sums = taylor_tree(zz)  # (2B, T2 drifts, W + T2/4 starts)
+        # The tree is linear and shift-equivariant along frequency, so a k-channel-wide track's sum is
+        # the boxcar over k adjacent starts of the 1-channel sums: one tree serves every width.
+        best = None
+        for k in self._hparams["widths"]:
+            sk = sums if k == 1 else F.avg_pool1d(F.pad(sums, (0, k - 1)), k, 1) * k  # (2B, T2, W + T2/4)
+            bk = sk.amax(dim=(1, 2)) / math.sqrt(k)  # (2B,) per-pixel-noise-normalised
+            best = bk if best is None else torch.maximum(best, bk)
+        best = best.reshape(2, b).amax(dim=0)  # (B,) best of positive and negative drifts
+        return best / math.sqrt(t)

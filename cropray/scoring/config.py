@@ -1,0 +1,89 @@
+"""`ScoreConfig`: every knob of an archive-scoring run, validated on construction (no torch, no Ray)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from cropray.errors import ConfigError
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+# Output column names the pipeline writes itself; `--keep` may not shadow them.
+RESERVED = ("crop", "crop_id", "score", "is_signal", "model_id")
+
+
+def parse_actors(text: str | int | None) -> tuple[int, int] | None:
+    """`--actors 4` -> (4, 4) (fixed pool); `--actors 1,4` -> (1, 4) (autoscaling); None -> automatic."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, int):
+        text = str(text)
+    parts = str(text).replace(" ", "").split(",")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"--actors must be N or MIN,MAX (e.g. 4 or 1,4), got {text!r}") from None
+    if len(nums) == 1:
+        nums = nums * 2
+    if len(nums) != 2 or nums[0] < 1 or nums[1] < nums[0]:
+        raise ConfigError(f"--actors must be N >= 1 or MIN,MAX with 1 <= MIN <= MAX, got {text!r}")
+    return nums[0], nums[1]
+
+
+def parse_keep(text: str | list | tuple | None) -> tuple[str, ...]:
+    """`--keep a,b` -> ('a', 'b'): metadata columns copied from the input rows into the scores."""
+    if not text:
+        return ()
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text)]
+    out: list[str] = []
+    for n in names:
+        if not n:
+            continue
+        if n == "crop_id":
+            continue  # always written
+        if n in RESERVED or n.startswith("_"):
+            raise ConfigError(f"--keep {n}: cannot keep this column (reserved: {', '.join(RESERVED)}, and names starting with '_')")
+        if n not in out:
+            out.append(n)
+    return tuple(out)
+
+
+@dataclass
+class ScoreConfig:
+    """One `cropray score` run. Dumped into the output manifest."""
+
+    bundle: str  # model bundle directory (cropray train --out)
+    input: str  # archive: Parquet file, directory, glob or URI
+    output: str  # local output directory (scores; `_quarantine/`, `_manifest.json` inside)
+    address: str | None = None  # None: embedded local Ray; "auto" or "ray://host:10001": join a cluster
+    actors: tuple[int, int] | None = None  # (min, max) actor pool size; None: one per GPU, else 1..CPUs-1
+    batch_size: int = 1024  # rows per batch sent to an actor
+    model_batch: int = 256  # rows per model call inside an actor (fast paths peak at 32-128 (PERF_NOTES))
+    cpus_per_actor: float | None = None  # None: 1 (torch threads = max(1, round(cpus)))
+    num_gpus: float | None = None  # per actor; None: 1 when the cluster has GPUs, else 0
+    keep: tuple[str, ...] = ()  # input columns copied to the scores
+    precision: str = "auto"  # fastpath precision: auto | fp32 | bf16 | int8
+    unit_rows: int = 262_144  # a commit unit holds whole row groups, at most ~this many rows
+    overwrite: bool = False  # discard an existing output directory's results first
+    read_rows: int = 1024  # rows per Arrow batch a read task yields (memory of one read step)
+    extra: dict = field(default_factory=dict)  # free-form notes recorded in the manifest
+
+    def __post_init__(self) -> None:
+        if self.actors is not None and not isinstance(self.actors, tuple):
+            self.actors = parse_actors(self.actors if not isinstance(self.actors, list) else ",".join(map(str, self.actors)))
+        self.keep = parse_keep(self.keep)
+        for name in ("batch_size", "model_batch", "unit_rows", "read_rows"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.cpus_per_actor is not None and not (0 < float(self.cpus_per_actor) <= 1024):
+            raise ConfigError(f"--cpus-per-actor must be > 0, got {self.cpus_per_actor}")
+        if self.num_gpus is not None and float(self.num_gpus) < 0:
+            raise ConfigError(f"--num-gpus must be >= 0, got {self.num_gpus}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["actors"] = list(self.actors) if self.actors else None
+        d["keep"] = list(self.keep)
+        return d

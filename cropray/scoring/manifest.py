@@ -1,0 +1,146 @@
+"""The output manifest `OUTPUT/_manifest.json`: the record of which units are committed, and the report.
+
+It is the single source of truth for resumption: a unit is done iff the manifest says so. It is
+rewritten atomically (write a temporary file, fsync, `os.replace`), at most every few seconds while
+running and always at the end, so a kill loses at most the last few seconds of commit records;
+those units are simply scored again and their deterministic output names overwrite the same files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+
+from cropray.errors import CroprayError
+
+FORMAT = "cropray-score/1"
+MANIFEST = "_manifest.json"
+
+
+def versions() -> dict:
+    import numpy
+    import pyarrow
+    import ray
+    import torch
+
+    import cropray
+
+    return {"cropray": cropray.__version__, "ray": ray.__version__, "torch": torch.__version__,
+            "pyarrow": pyarrow.__version__, "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def atomic_write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Manifest:
+    """Load, check, update and save the manifest of one output directory."""
+
+    def __init__(self, out: Path, data: dict, interval_s: float = 2.0):
+        self.out, self.data, self.interval_s = Path(out), data, interval_s
+        self._saved_at = 0.0
+
+    @property
+    def path(self) -> Path:
+        return self.out / MANIFEST
+
+    @classmethod
+    def load(cls, out: Path) -> Manifest | None:
+        p = Path(out) / MANIFEST
+        if not p.exists():
+            return None
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            raise CroprayError(f"{p}: unreadable manifest ({e}); rerun with --overwrite to start over") from None
+        if data.get("format") != FORMAT:
+            raise CroprayError(f"{p}: not a cropray score manifest (format {data.get('format')!r})")
+        return cls(out, data)
+
+    @classmethod
+    def new(cls, out: Path, *, model: dict, input_root: str, signature: dict, config: dict) -> Manifest:
+        data = {"format": FORMAT, "state": "running", "model": model, "input": input_root,
+                "signature": signature, "config": config, "units": {}, "files": [], "totals": {},
+                "duplicates": None, "runs": [], "versions": versions()}
+        return cls(out, data)
+
+    # -- resumption -------------------------------------------------------------------------------
+    def check_resumable(self, model: dict, signature: dict, units) -> None:
+        """Refuse (exit 2) to mix outputs of another model, another output schema or changed inputs."""
+        old = self.data["model"]
+        if old.get("bundle_sha256") != model["bundle_sha256"]:
+            raise CroprayError(
+                f"{self.out} holds scores of model {old.get('model_id')} (bundle sha256 {str(old.get('bundle_sha256'))[:12]}), "
+                f"not {model['model_id']}; use another output directory or --overwrite to replace them"
+            )
+        if self.data.get("signature") != signature:
+            raise CroprayError(
+                f"{self.out} was written with another output schema ({self.data.get('signature')}); "
+                "use the same --keep columns, another output directory, or --overwrite"
+            )
+        planned = {u.key: u for u in units}
+        for key, rec in self.data["units"].items():
+            if rec.get("status") != "done":
+                continue
+            u = planned.get(key)
+            if u is None or [u.rg_start, u.rg_stop] != rec["row_groups"] or u.rows != rec["rows"]:
+                raise CroprayError(
+                    f"{rec['file']} changed or disappeared since {self.out} was written (unit {key}); "
+                    "rerun with --overwrite to score the archive again"
+                )
+
+    def done_keys(self) -> set[str]:
+        return {k for k, r in self.data["units"].items() if r.get("status") == "done"}
+
+    # -- updates ----------------------------------------------------------------------------------
+    def record_unit(self, key: str, record: dict) -> None:
+        self.data["units"][key] = record
+
+    def summarize(self, plan) -> dict:
+        """Recompute `files` and `totals` from the unit records and the plan's pre-checks."""
+        units = self.data["units"]
+        files, reasons = [], Counter()
+        tot = Counter()
+        for f in plan.files:
+            recs = [units.get(k, {}) for k in f.units]
+            if f.error:
+                status, error = "failed", f.error
+            elif any(r.get("status") == "failed" for r in recs):
+                status, error = "failed", next(r["error"] for r in recs if r.get("status") == "failed")
+            elif all(r.get("status") == "done" for r in recs):
+                status, error = "done", None
+            else:
+                status, error = "pending", None
+            done = [r for r in recs if r.get("status") == "done"]
+            entry = {"file": f.uri, "rows": f.rows, "status": status, "error": error, "units": len(f.units),
+                     "read": sum(r["rows"] for r in done), "scored": sum(r["scored"] for r in done),
+                     "quarantined": sum(r["quarantined"] for r in done), "positives": sum(r["positives"] for r in done)}
+            files.append(entry)
+            tot[f"files_{status}"] += 1
+            for k in ("read", "scored", "quarantined", "positives"):
+                tot[k] += entry[k]
+            for r in done:
+                reasons.update(r.get("reasons", {}))
+        totals = {"files": len(plan.files), "files_done": tot["files_done"], "files_failed": tot["files_failed"],
+                  "files_pending": tot["files_pending"], "rows_read": tot["read"], "rows_scored": tot["scored"],
+                  "rows_quarantined": tot["quarantined"], "positives": tot["positives"], "reasons": dict(reasons),
+                  "reconciled": all(e["read"] == e["scored"] + e["quarantined"] for e in files)
+                  and tot["read"] == tot["scored"] + tot["quarantined"]}
+        self.data["files"], self.data["totals"] = files, totals
+        return totals
+
+    def save(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._saved_at >= self.interval_s:
+            self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            atomic_write_json(self.path, self.data)
+            self._saved_at = now

@@ -1,0 +1,141 @@
+"""Stratified k-fold cross-validation with the k folds trained in lockstep, one epoch at a time.
+
+Lockstep lets `on_epoch(epoch, {"cv_auc": ...})` report a cross-validated number after every epoch, so a
+sweep scheduler (ASHA) can stop a poor configuration early on a metric that is not one small split's
+noise. Each fold early-stops on its own inner validation split (carved from its training part, never
+from its held-out part); the held-out scores kept for a fold are those of its best weights so far, so
+`cv_auc` at epoch e is what stopping every fold at e would give.
+
+k rule: k = min(5, minority class count), at least 2 (every held-out fold gets both classes).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from cropray.errors import CroprayError
+from cropray.evaluate.metrics import binary_metrics, calibrate_threshold, snr_recall
+from cropray.train.config import TrainConfig
+from cropray.train.fit import progress_bar, resolve, stratified_split
+from cropray.train.loop import Trainer
+
+MAX_K = 5
+
+
+@dataclass
+class CVResult:
+    cfg: TrainConfig  # resolved configuration
+    k: int
+    oof_scores: np.ndarray  # (N,) each crop scored by the fold model that did not see it
+    fold: np.ndarray  # (N,) fold index of each crop's held-out fold
+    threshold: float  # calibrated on oof_scores (Youden's J)
+    metrics: dict  # binary_metrics on the out-of-fold scores + fold spread (+ snr_recall, gallery rules)
+    fold_auc: list[float]
+    best_epochs: list[int]  # per fold: epochs to its kept weights
+    history: list[dict] = field(default_factory=list)  # per epoch: what on_epoch received
+    seconds: float = 0.0
+    stopped_by_callback: bool = False
+
+
+def choose_k(y) -> int:
+    """min(5, minority class count), at least 2."""
+    minority = int(min((np.asarray(y) == 0).sum(), (np.asarray(y) == 1).sum()))
+    if minority < 2:
+        raise CroprayError(f"cross-validation needs >= 2 crops of each class; the minority class has {minority}")
+    return max(2, min(MAX_K, minority))
+
+
+def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
+                   on_epoch: Callable[[int, dict], Any] | None = None, progress: bool | None = None,
+                   n_boot: int = 1000) -> CVResult:
+    """k-fold stratified CV of `cfg` on x (N, 1, H, W), y (N,). on_epoch(epoch, metrics) is called after
+    every lockstep epoch with metrics = {"cv_auc", "cv_auc_std", "val_auc", "train_loss", "folds_active",
+    "epoch"}; a truthy return stops all folds (e.g. a scheduler's decision)."""
+    t0 = time.perf_counter()
+    y = np.asarray(y).astype(np.int64)
+    cfg = resolve(cfg, len(y))
+    k = choose_k(y) if k is None else int(k)
+    if not 2 <= k <= min(np.bincount(y, minlength=2)):
+        raise CroprayError(f"k={k} folds impossible with class counts {np.bincount(y, minlength=2).tolist()}")
+    folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y)), y))
+    trainers, held = [], []
+    for i, (tr_idx, te_idx) in enumerate(folds):
+        seed = cfg.seed + 1000 * (i + 1)  # distinct, reproducible per fold
+        fit_idx, val_idx = tr_idx, None
+        if cfg.epochs > 0:
+            a, b = stratified_split(y[tr_idx], cfg.val_fraction, seed)
+            fit_idx, val_idx = tr_idx[a], tr_idx[b]
+        trainers.append(Trainer(cfg, x[fit_idx], y[fit_idx],
+                                None if val_idx is None else x[val_idx],
+                                None if val_idx is None else y[val_idx], seed=seed))
+        held.append(te_idx)
+    siamese = cfg.arch == "siamese"
+    oof = np.zeros(len(y), np.float64)
+    rules_oof: dict[str, np.ndarray] = {}
+    fold_of = np.zeros(len(y), np.int64)
+
+    def score_fold(i: int) -> None:
+        t, te = trainers[i], held[i]
+        t.full_gallery()
+        oof[te] = t.predict(x[te])
+        fold_of[te] = i
+        if siamese:
+            for rule, s in t.predict_rules(x[te]).items():
+                rules_oof.setdefault(rule, np.zeros(len(y)))[te] = s
+
+    history: list[dict] = []
+    stopped_cb = False
+    if all(t.done for t in trainers):  # untrained baseline: score once
+        for i in range(k):
+            score_fold(i)
+    with progress_bar(cfg.epochs, f"cv {cfg.arch} k={k}", progress) as bar:
+        epoch = 0
+        while not all(t.done for t in trainers):
+            epoch += 1
+            stats = []
+            for i, t in enumerate(trainers):
+                if t.done:
+                    continue
+                st = t.run_epoch()
+                stats.append(st)
+                if st.improved:
+                    score_fold(i)
+            aucs = [_auc(y[te], oof[te]) for te in held]
+            m = {"epoch": epoch, "cv_auc": float(np.mean(aucs)), "cv_auc_std": float(np.std(aucs)),
+                 "val_auc": _mean([s.val_auc for s in stats]), "train_loss": _mean([s.train_loss for s in stats]),
+                 "folds_active": len(stats)}
+            history.append(m)
+            bar.update(1)
+            bar.set_postfix(cv_auc=f"{m['cv_auc']:.3f}")
+            if on_epoch is not None and on_epoch(epoch, m):
+                stopped_cb = True
+                break
+    threshold = calibrate_threshold(y, oof)
+    metrics = binary_metrics(y, oof, threshold, n_boot=n_boot, seed=cfg.seed)
+    fold_auc = [_auc(y[te], oof[te]) for te in held]
+    metrics["fold_auc_mean"] = float(np.mean(fold_auc))
+    metrics["fold_auc_std"] = float(np.std(fold_auc))
+    metrics["k"] = k
+    if snr is not None:
+        metrics["snr_recall"] = snr_recall(y, oof, snr, threshold)
+    if siamese:  # which gallery rule ranks best on the same out-of-fold embeddings
+        metrics["gallery_rule_auc"] = {r: float(roc_auc_score(y, s)) for r, s in rules_oof.items()}
+    return CVResult(cfg=cfg, k=k, oof_scores=oof, fold=fold_of, threshold=threshold, metrics=metrics,
+                    fold_auc=fold_auc, best_epochs=[t.best_epoch for t in trainers], history=history,
+                    seconds=time.perf_counter() - t0, stopped_by_callback=stopped_cb)
+
+
+def _auc(y, s) -> float:
+    return float(roc_auc_score(y, s))
+
+
+def _mean(v) -> float | None:
+    v = [a for a in v if a is not None]
+    return float(np.mean(v)) if v else None

@@ -1,0 +1,96 @@
+"""`fit`: train one model on a labelled set (early stopping on a stratified validation split)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+from torch import nn
+
+from cropray.errors import CroprayError
+from cropray.models import MIN_LABELS, select_arch
+from cropray.train.config import TrainConfig
+from cropray.train.loop import EpochStats, Trainer
+
+
+@dataclass
+class FitResult:
+    model: nn.Module  # eval mode, best weights, Siamese gallery set
+    history: list[EpochStats]
+    best_epoch: int  # epochs trained to reach the kept weights (0 for untrained baselines)
+    cfg: TrainConfig  # the resolved configuration used
+    seconds: float
+    val_scores: np.ndarray | None = None  # (V,) scores of the validation split, when there was one
+    val_labels: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def check_labels(y, where: str = "labelled set") -> dict[int, int]:
+    """Class counts; CroprayError when training is impossible (< MIN_LABELS or one class)."""
+    y = np.asarray(y)
+    counts = {0: int((y == 0).sum()), 1: int((y == 1).sum())}
+    found = f"found {counts[1]} signal (label 1) and {counts[0]} non-signal (label 0) crops"
+    if min(counts.values()) == 0:
+        raise CroprayError(f"{where}: {found}; training needs both classes - label some crops of the "
+                           "missing class (or score with the label-free 'dedoppler' baseline)")
+    if len(y) < MIN_LABELS:
+        raise CroprayError(f"{where}: {found} ({len(y)} in all); training needs >= {MIN_LABELS} labels "
+                           f"- label {MIN_LABELS - len(y)} more (or use the label-free 'dedoppler' baseline)")
+    return counts
+
+
+def resolve(cfg: TrainConfig, n_labels: int) -> TrainConfig:
+    """Concrete config: `auto` picks the architecture by label count (SPEC 1 regimes)."""
+    return cfg.resolve(select_arch(n_labels) if cfg.arch == "auto" else cfg.arch)
+
+
+def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, val_idx): a seeded stratified split with at least one crop of each class in both."""
+    y = np.asarray(y)
+    idx = np.arange(len(y))
+    n_val = min(max(2, round(fraction * len(y))), len(y) - 2)
+    tr, va = train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
+    return np.sort(tr), np.sort(va)
+
+
+def progress_bar(total: int, desc: str, progress: bool | None):
+    """tqdm on stderr; off when progress is False, or None and stderr is not a terminal."""
+    from tqdm import tqdm
+
+    enabled = sys.stderr.isatty() if progress is None else bool(progress)
+    return tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, disable=not enabled, leave=False)
+
+
+def fit(cfg: TrainConfig, x, y, *, x_val=None, y_val=None, epochs: int | None = None,
+        progress: bool | None = None, on_epoch: Callable[[EpochStats], object] | None = None) -> FitResult:
+    """Train one model on x (N, 1, H, W) raw power, y (N,) in {0, 1}.
+
+    Validation: (x_val, y_val) when given; else, when `epochs` is None, a stratified `cfg.val_fraction`
+    split of (x, y) drives early stopping (best weights restored); with `epochs` given and no validation
+    set, all crops train for exactly that many epochs (the refit after cross-validation).
+    """
+    t0 = time.perf_counter()
+    y = np.asarray(y).astype(np.int64)
+    cfg = resolve(cfg, len(y))
+    if epochs is not None:
+        cfg = cfg.replace(epochs=int(epochs))
+    if x_val is None and epochs is None and cfg.epochs > 0:
+        tr, va = stratified_split(y, cfg.val_fraction, cfg.seed)
+        x, x_val, y, y_val = x[tr], x[va], y[tr], y[va]
+    tr = Trainer(cfg, x, y, x_val, y_val)
+    with progress_bar(cfg.epochs, f"train {cfg.arch}", progress) as bar:
+        while not tr.done:
+            st = tr.run_epoch()
+            bar.update(1)
+            bar.set_postfix(loss=f"{st.train_loss:.3f}", val_auc="-" if st.val_auc is None else f"{st.val_auc:.3f}")
+            if on_epoch is not None and on_epoch(st):
+                break
+    tr.use_best()
+    val_scores = tr.predict(x_val) if tr.has_val else None
+    return FitResult(model=tr.model, history=tr.history, best_epoch=tr.best_epoch, cfg=cfg,
+                     seconds=time.perf_counter() - t0, val_scores=val_scores,
+                     val_labels=None if y_val is None else np.asarray(y_val))

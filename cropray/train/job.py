@@ -1,0 +1,93 @@
+"""`train_and_bundle`: the whole `cropray train` job as one library call.
+
+read labels -> check counts -> pick the architecture -> k-fold CV (threshold calibrated on the
+out-of-fold scores) -> refit on all labels for the CV's median best epoch count -> save the bundle.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cropray.archive import read_labeled
+from cropray.bundle import load_bundle, save_bundle
+from cropray.errors import CroprayError
+from cropray.train.config import TrainConfig
+from cropray.train.cv import cross_validate
+from cropray.train.fit import check_labels, fit, resolve
+
+CALIBRATION_CROPS = 256  # crops stored in the bundle for int8 calibration (stratified sample)
+THRESHOLD_RULE = "Youden's J (max TPR - FPR) on out-of-fold cross-validation scores"
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def check_out_dir(out, overwrite: bool) -> Path:
+    """Refuse an existing non-empty output directory unless overwrite (checked before any training)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CroprayError(f"{out}: exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise CroprayError(f"{out}: already exists and is not empty; pass --overwrite to replace it")
+    return out
+
+
+def calibration_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Up to n crops (N', 1, H, W) float32, both classes in their labelled proportion."""
+    rng = np.random.default_rng(seed)
+    take = min(n, len(y))
+    idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: max(1, round(take * np.mean(y == c)))]
+                          for c in (0, 1)])
+    return np.ascontiguousarray(x[np.sort(idx)[:take]], dtype=np.float32)
+
+
+def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int | None = None,
+                     crop_shape=None, overwrite: bool = False, progress: bool | None = None,
+                     log: Callable[[str], None] | None = _stderr) -> dict[str, Any]:
+    """Train on the labelled archive at `labels_path` and write a bundle to `out`; return a JSON-able
+    summary (bundle path and model id, architecture, label counts, skipped rows, CV metrics with
+    intervals, threshold, epochs, seconds). CroprayError for unusable input (before any training)."""
+    t0 = time.perf_counter()
+    cfg = cfg or TrainConfig()
+    say = log or (lambda _m: None)
+    out = check_out_dir(out, overwrite)
+    ls = read_labeled(labels_path, crop_shape=crop_shape)
+    counts = check_labels(ls.y, where=str(labels_path))
+    invalid_rows = int(sum(ls.invalid.values()))
+    rcfg = resolve(cfg, len(ls.y))
+    say(f"{len(ls.y)} labels ({counts[1]} signal, {counts[0]} not; {invalid_rows} invalid rows skipped) "
+        f"-> {rcfg.arch}")
+    cv = cross_validate(rcfg, ls.x, ls.y, k=k, snr=ls.snr, progress=progress)
+    m = cv.metrics
+    say(f"{cv.k}-fold CV: ROC-AUC {m['roc_auc']['value']:.3f} [{m['roc_auc']['lo']:.3f}, "
+        f"{m['roc_auc']['hi']:.3f}], threshold {cv.threshold:.4g}; refitting on all labels")
+    final_epochs = int(np.median(cv.best_epochs)) if rcfg.epochs > 0 else 0
+    final_epochs = max(1, final_epochs) if rcfg.epochs > 0 else 0
+    res = fit(rcfg, ls.x, ls.y, epochs=final_epochs, progress=progress)
+    summary_train = {
+        "labels": str(labels_path), "files": ls.files, "n_read": ls.n_read, "n_labels": int(len(ls.y)),
+        "class_counts": {"signal": counts[1], "not_signal": counts[0]}, "invalid_rows": invalid_rows,
+        "invalid_reasons": ls.invalid, "duplicate_crop_ids": int(getattr(ls, "duplicates", 0)),
+        "input_shape": list(ls.x.shape[2:]), "config": rcfg.to_dict(), "threshold_rule": THRESHOLD_RULE,
+        "cv": {"k": cv.k, "fold_auc": cv.fold_auc, "best_epochs": cv.best_epochs, "seconds": round(cv.seconds, 2)},
+        "final_epochs": final_epochs, "final_fit_seconds": round(res.seconds, 2),
+    }
+    metrics = {"cv": m}
+    calib = calibration_sample(ls.x, ls.y, CALIBRATION_CROPS, rcfg.seed)
+    path = save_bundle(res.model, out, threshold=cv.threshold, train_summary=summary_train, metrics=metrics,
+                       calibration_crops=calib, overwrite=overwrite)
+    b = load_bundle(path)  # verify what was written loads (hashes, architecture) before reporting success
+    return {
+        "bundle": str(path), "model_id": b.model_id, "arch": rcfg.arch, "n_labels": int(len(ls.y)),
+        "n_read": ls.n_read, "class_counts": summary_train["class_counts"], "invalid_rows": invalid_rows,
+        "invalid_reasons": ls.invalid, "k": cv.k, "threshold": cv.threshold, "threshold_rule": THRESHOLD_RULE,
+        "cv_metrics": m, "final_epochs": final_epochs, "config": rcfg.to_dict(),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }

@@ -1,0 +1,248 @@
+"""`Trainer`: trains one model one epoch at a time, with early stopping on a validation split.
+
+One epoch per call lets cross-validation advance k folds in lockstep (and report a CV metric per epoch
+to an early-stopping scheduler such as ASHA); `fit` simply calls it until done. Each trainer keeps its
+own torch RNG state, so a fold trained in lockstep with others gives the same model as trained alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from cropray.models import build_model, hparam_names
+from cropray.train.augment import SpectrogramAugment
+from cropray.train.config import METRIC_LOSSES, TrainConfig
+from cropray.train.losses import make_loss
+
+SCORE_BATCH = 256  # crops per forward when scoring (no grad)
+
+
+@dataclass
+class EpochStats:
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float | None
+    val_auc: float | None
+    improved: bool
+    seconds: float
+
+
+def pick_device(name: str) -> torch.device:
+    """auto -> CUDA when present, else CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def model_hparams(cfg: TrainConfig) -> dict:
+    """build_model kwargs for a resolved config: model_kwargs plus dropout / embedding_dim when the
+    architecture has them (a CNN has no embedding_dim: it is ignored, so one sweep space fits all)."""
+    names = hparam_names(cfg.arch)
+    hp = dict(cfg.model_kwargs)
+    for key in ("dropout", "embedding_dim"):
+        if getattr(cfg, key) is not None and key in names:
+            hp[key] = getattr(cfg, key)
+    return hp
+
+
+class Trainer:
+    """Train `build_model(cfg.arch)` on (x, y); validate on (x_val, y_val) after each epoch.
+
+    x: (N, 1, H, W) float32 raw power (numpy or torch, kept on CPU; batches move to the device),
+    y: (N,) in {0, 1}. Without a validation set every epoch counts as an improvement (fixed epochs).
+    """
+
+    def __init__(self, cfg: TrainConfig, x, y, x_val=None, y_val=None, *, seed: int | None = None):
+        self.cfg = cfg
+        self.seed = cfg.seed if seed is None else seed
+        self.device = pick_device(cfg.device)
+        if self.device.type == "cuda":  # cuBLAS needs this set before its first use to be deterministic
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = False
+        saved = torch.random.get_rng_state()
+        torch.manual_seed(self.seed)  # weight init comes from the seed, not from earlier draws
+        self.model = build_model(cfg.arch, **model_hparams(cfg)).to(self.device)
+        self._rng = torch.random.get_rng_state()  # this trainer's dropout RNG, swapped in per epoch
+        torch.random.set_rng_state(saved)
+        self.trainable = bool(getattr(self.model, "trainable", True)) and cfg.epochs > 0
+        # Fast path: the preprocessing is parameter-free and deterministic, so normalise every crop once
+        # and train the trunk on the result (the model's preprocess is an Identity until `use_best`).
+        pre = self.model.preprocess
+        stateless = not list(pre.parameters()) and not list(pre.buffers())
+        self._pre = pre if (cfg.pre_normalise and stateless and self.trainable) else None
+        if self._pre is not None:
+            self.model.preprocess = nn.Identity()
+        self.x = self._prepare(x)  # (N, 1, H, W) on CPU: raw, or normalised on the fast path
+        self.y = torch.as_tensor(np.asarray(y).astype(np.int64))  # (N,)
+        self.has_val = x_val is not None and len(x_val) > 0
+        if self.has_val:
+            self.x_val = self._prepare(x_val)
+            self.y_val = np.asarray(y_val).astype(np.int64)
+        self.gen = torch.Generator().manual_seed(self.seed)  # batch order, augmentation draws
+        self.metric = cfg.loss in METRIC_LOSSES
+        n_pos = int(self.y.sum())
+        pos_weight = None
+        if cfg.balance == "pos_weight" and 0 < n_pos < len(self.y):
+            pos_weight = (len(self.y) - n_pos) / n_pos  # negatives per positive
+        self.loss_fn = make_loss(cfg, pos_weight)
+        domain = "raw" if self._pre is None else "normalised"
+        self.augment = SpectrogramAugment(cfg, domain) if cfg.augment else None
+        self.opt = self.sched = None
+        if self.trainable:
+            self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(1, cfg.epochs))
+        self.epoch = 0
+        self.best_epoch = 0
+        self.best_key = (-np.inf, -np.inf)  # (val AUC, -val loss), compared lexicographically with slack
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        self.history: list[EpochStats] = []
+        self.stopped = not self.trainable
+
+    @torch.no_grad()
+    def _prepare(self, x) -> torch.Tensor:
+        """Raw crops -> what the model currently takes: normalised while the fast path is on."""
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        if not isinstance(self.model.preprocess, nn.Identity) or self._pre is None:
+            return x
+        return torch.cat([self._pre(x[i:i + SCORE_BATCH].to(self.device)).cpu()
+                          for i in range(0, len(x), SCORE_BATCH)])
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or self.epoch >= self.cfg.epochs
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.y)
+        if self.cfg.balance == "sampler":
+            # Balanced sampling with replacement: each class drawn with probability 1/2 per slot.
+            cls_n = torch.bincount(self.y, minlength=2).clamp_min(1).double()
+            w = 1.0 / cls_n[self.y]
+            return torch.multinomial(w, n, replacement=True, generator=self.gen)
+        return torch.randperm(n, generator=self.gen)
+
+    def _forward_train(self, xb: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(xb) if self.metric else self.model.logits(xb)  # (B, D) or (B,)
+
+    def run_epoch(self) -> EpochStats:
+        """Train one epoch, validate, keep the best weights; sets `stopped` when patience runs out."""
+        t0 = time.perf_counter()
+        self.epoch += 1
+        saved = torch.random.get_rng_state()
+        torch.random.set_rng_state(self._rng)
+        prev_det, prev_warn = torch.are_deterministic_algorithms_enabled(), \
+            torch.is_deterministic_algorithms_warn_only_enabled()
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            train_loss = self._train_pass()
+            val_loss, val_auc = self._validate() if self.has_val else (None, None)
+        finally:
+            torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
+            self._rng = torch.random.get_rng_state()
+            torch.random.set_rng_state(saved)
+        improved = self._track(val_auc, val_loss)
+        st = EpochStats(self.epoch, train_loss, val_loss, val_auc, improved, time.perf_counter() - t0)
+        self.history.append(st)
+        return st
+
+    def _train_pass(self) -> float:
+        self.model.train()
+        order = self._order()
+        bs = self.cfg.batch_size
+        total, count = 0.0, 0
+        for i in range(0, len(order), bs):
+            idx = order[i:i + bs]
+            if len(idx) < 2:  # BatchNorm cannot normalise one crop; it rejoins next epoch's shuffle
+                continue
+            xb = self.x[idx]  # (B, 1, H, W) CPU
+            if self.augment is not None:
+                xb = self.augment(xb, self.gen)
+            xb, yb = xb.to(self.device, non_blocking=True), self.y[idx].to(self.device)
+            loss = self.loss_fn(self._forward_train(xb), yb)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        self.sched.step()
+        return total / max(1, count)
+
+    @torch.no_grad()
+    def _validate(self) -> tuple[float, float]:
+        self.model.eval()
+        yv = torch.as_tensor(self.y_val, device=self.device)
+        if self.metric:
+            self._set_gallery(self.x, self.y)  # the validation crops must not be in the gallery
+            emb = self._batched(self.model.embed, self.x_val)  # (V, D)
+            loss = float(self.loss_fn(emb, yv))
+            scores = self._batched(self.model, self.x_val)
+        else:
+            logits = self._batched(self.model.logits, self.x_val)  # (V,)
+            loss = float(self.loss_fn(logits, yv))
+            scores = torch.sigmoid(logits)
+        return loss, float(roc_auc_score(self.y_val, scores.cpu().numpy()))
+
+    def _track(self, val_auc, val_loss) -> bool:
+        if val_auc is None:  # no validation: the last epoch is the model
+            key = (float(self.epoch), 0.0)
+            improved = True
+        else:
+            key = (val_auc, -val_loss)
+            best_auc, best_nl = self.best_key
+            # AUC first; within 1e-4 of the best AUC (ties are common on small validation sets),
+            # a lower validation loss counts as better.
+            improved = val_auc > best_auc + 1e-4 or (val_auc >= best_auc - 1e-4 and -val_loss > best_nl)
+        if improved:
+            self.best_key, self.best_epoch = key, self.epoch
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        elif self.epoch - self.best_epoch >= self.cfg.patience:
+            self.stopped = True
+        return improved
+
+    def _batched(self, fn, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([fn(x[i:i + SCORE_BATCH].to(self.device)) for i in range(0, len(x), SCORE_BATCH)])
+
+    @torch.no_grad()
+    def _set_gallery(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.model.eval()
+        self.model.set_gallery(self._batched(self.model.embed, x), y)
+
+    def full_gallery(self) -> None:
+        """Siamese: gallery = embeddings of all this trainer's labelled crops (train + validation split),
+        computed once with the current encoder. No-op for other models."""
+        if self.metric:
+            x, y = self.x, self.y
+            if self.has_val:
+                x, y = torch.cat([x, self.x_val]), torch.cat([y, torch.as_tensor(self.y_val)])
+            self._set_gallery(x, y)
+
+    def use_best(self) -> None:
+        """Load the best epoch's weights (and, for a Siamese model, set its full gallery); put the
+        model's own preprocessing back, so `self.model` takes raw crops again; eval mode."""
+        if self._pre is not None:
+            self.model.preprocess = nn.Identity()  # self.x is normalised (idempotent if called twice)
+        self.model.load_state_dict(self.best_state)
+        self.full_gallery()
+        if self._pre is not None:
+            self.model.preprocess = self._pre
+        self.model.eval()
+
+    @torch.no_grad()
+    def predict(self, x) -> np.ndarray:
+        """Scores (N,) float32 of the current model (eval mode): what a bundle would output."""
+        self.model.eval()
+        return self._batched(self.model, self._prepare(x)).float().cpu().numpy()
+
+    @torch.no_grad()
+    def predict_rules(self, x) -> dict[str, np.ndarray]:
+        """Siamese only: {gallery rule: (N,) scores} from one embedding pass."""
+        self.model.eval()
+        emb = self._batched(self.model.embed, self._prepare(x))
+        return {k: v.float().cpu().numpy() for k, v in self.model.gallery_scores(emb).items()}
