@@ -24,6 +24,7 @@ from cropray.archive.spec import (
     parse_crop_shape,
 )
 from cropray.archive.write import (
+    ArchiveWriter,
     crops_table,
     crops_to_arrow,
     to_storage_dtype,
@@ -32,7 +33,8 @@ from cropray.archive.write import (
 )
 
 __all__ = [
-    "ArchiveFiles", "ArchiveWriter", "BatchCheck", "CROP", "CROP_ID", "CropSpec", "LabeledSet", "MISSING_CROP_ID",
+    "ArchiveFiles",
+    "ArchiveWriter", "ArchiveWriter", "BatchCheck", "CROP", "CROP_ID", "CropSpec", "LabeledSet", "MISSING_CROP_ID",
     "NON_FINITE", "NULL_CROP", "REASONS", "UNSUPPORTED_DTYPE", "WRITE_DTYPES", "WRONG_LENGTH",
     "crop_spec_from_field", "crop_spec_from_schema", "crops_table", "crops_to_arrow", "decode_crops",
     "file_spec", "iter_tables", "open_parquet", "parse_crop_shape", "read_labeled", "resolve_archive",

@@ -1,17 +1,112 @@
-"""`cropray train` — not available yet (filled by a later issue); exits 2 without fake output."""
+"""`cropray train LABELS --out MODEL`: cross-validate, calibrate the threshold, write a bundle (SPEC 4)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+from pathlib import Path
+
+from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, non_negative_int, positive_int
+from cropray.errors import ConfigError
+
+ARCHS = ("auto", "siamese", "shallow_cnn", "deep_cnn", "dedoppler")
+
+EXAMPLE = """example:
+  cropray synth /tmp/labels --n 300 --labeled --seed 1
+  cropray train /tmp/labels --out /tmp/model                       # auto: 300 labels -> shallow_cnn
+  cropray train /tmp/labels --out /tmp/model --arch siamese --epochs 30 --seed 2 --overwrite
+  cropray train /tmp/labels --out /tmp/model --config '{"lr": 0.001, "dropout": 0.3}' --overwrite
+  cropray train /tmp/labels --out /tmp/model --config train.json --json
+
+--arch auto picks siamese for 25-99 labels, shallow_cnn for 100-499, deep_cnn for 500+. The model is
+cross-validated (stratified k-fold, k = min(5, minority class count)); the decision threshold maximises
+Youden's J on the out-of-fold scores; the bundle is then refit on all labels. Invalid rows are skipped
+and counted (exit 1). --config keys (JSON object, or a file holding one) and their ranges:
+"""
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="(not available yet)", description="Not available yet in this version.")
+    from cropray.train.config import TrainConfig  # torch-free
+
+    p = sub.add_parser(
+        "train", help="train a crop classifier on a labelled archive and write a model bundle",
+        description="Train, cross-validate and calibrate a classifier on a labelled crop archive "
+        "(label: 1 = signal, 0 = not) and write a model bundle directory.",
+        epilog=EXAMPLE + "  " + TrainConfig.describe().replace("; ", "\n  ") + "\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("labels", metavar="LABELS", help="labelled archive: Parquet file, directory, glob or URI")
+    p.add_argument("--out", required=True, metavar="MODEL", help="bundle directory to write")
+    p.add_argument("--arch", choices=ARCHS, default=None, help="architecture (default auto, by label count)")
+    p.add_argument("--config", metavar="JSON", default=None,
+                   help="training config: inline JSON object or a JSON file (keys below)")
+    p.add_argument("--epochs", type=positive_int("--epochs"), default=None, metavar="N",
+                   help="max epochs (overrides --config; default per architecture)")
+    p.add_argument("--seed", type=non_negative_int("--seed"), default=None, metavar="S", help="random seed (default 0)")
+    p.add_argument("--folds", type=positive_int("--folds"), default=None, metavar="K",
+                   help="cross-validation folds (default min(5, minority class count))")
+    p.add_argument("--crop-shape", default=None, metavar="HxW", help="crop shape for plain list columns")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL directory")
+    add_json_flag(p)
     p.set_defaults(func=run)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def load_config(text: str | None) -> dict:
+    """--config: an inline JSON object, or the path of a file holding one. ConfigError names the source."""
+    if text is None:
+        return {}
+    src = "--config"
+    raw = text
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"--config {text}: no such file (give a JSON object or a JSON file)")
+        src, raw = str(path), path.read_text()
+    try:
+        d = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{src}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{src}: must be a JSON object of training config keys")
+    return d
 
 
 def run(args) -> int:
-    print("cropray train: not available yet in this version of cropray", file=sys.stderr)
-    return 2
+    from cropray.archive import parse_crop_shape
+    from cropray.train import TrainConfig, train_and_bundle
+
+    d = load_config(args.config)
+    try:
+        cfg = TrainConfig.from_dict(d).replace(arch=args.arch, epochs=args.epochs, seed=args.seed)
+    except ConfigError as e:
+        raise ConfigError(f"{'--config ' + args.config if args.config else 'flags'}: {e}") from None
+    shape = parse_crop_shape(args.crop_shape) if args.crop_shape else None
+    s = train_and_bundle(args.labels, args.out, cfg, k=args.folds, crop_shape=shape, overwrite=args.overwrite,
+                         progress=None if not args.json else False)
+    emit(s, _human(s), args.json)
+    return EXIT_ATTENTION if s["invalid_rows"] else EXIT_OK
+
+
+def _ci(m: dict) -> str:
+    return f"{m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"
+
+
+def _human(s: dict) -> str:
+    m, cc = s["cv_metrics"], s["class_counts"]
+    inv = s["invalid_rows"]
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(s["invalid_reasons"].items()))
+    lines = [
+        f"bundle     {s['bundle']}  ({s['model_id']})",
+        f"labels     {s['n_labels']:,} used of {s['n_read']:,} rows read: {cc['signal']:,} signal, "
+        f"{cc['not_signal']:,} not",
+        f"skipped    {inv:,} invalid rows" + (f" ({reasons}) - needs attention" if inv else ""),
+        f"model      {s['arch']}, refit {s['final_epochs']} epochs on all labels, seed {s['config']['seed']}",
+        f"CV k={s['k']}     ROC-AUC {_ci(m['roc_auc'])}  PR-AUC {_ci(m['pr_auc'])}",
+        f"           recall@1%FPR {_ci(m['recall_at_1pct_fpr'])}  recall@5%FPR {_ci(m['recall_at_5pct_fpr'])}",
+        f"           accuracy at threshold {_ci(m['accuracy'])}  (95% bootstrap intervals, out-of-fold)",
+        f"threshold  {s['threshold']:.4g}  ({s['threshold_rule']})",
+        f"time       {s['seconds']:.1f} s",
+    ]
+    if s["n_labels"] < 100:
+        lines.append(f"note       {s['n_labels']} labels: every figure above is uncertain - read the intervals")
+    return "\n".join(lines)

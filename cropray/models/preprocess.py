@@ -28,7 +28,6 @@ scale-free here:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cropray.errors import ConfigError

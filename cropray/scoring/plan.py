@@ -34,6 +34,7 @@ class Unit:
     rg_stop: int
     rows: int
     group: str  # crop Arrow type: units of one group share one pipeline (Ray cannot mix them in a batch)
+    first_row: int = 0  # row index in the file of the unit's first row
     index: int = -1  # position in the plan; the `_unit` column value
 
     def describe(self) -> dict:
@@ -131,15 +132,14 @@ def plan_archive(files: ArchiveFiles, *, model_shape: tuple[int, int], keep=(), 
         group = str(schema.field(CROP).type)
         specs.setdefault(group, info.spec)
         md = pf.metadata
-        start, rows = 0, 0
+        start, rows, first = 0, 0, 0
         for g in range(md.num_row_groups):
             rows += md.row_group(g).num_rows
             if rows >= unit_rows or g == md.num_row_groups - 1:
-                units.append(Unit(_unit_key(info.uri, start), path, info.uri, start, g + 1, rows, group))
-                info.units.append(units[-1].key)
-                start, rows = g + 1, 0
-        if md.num_row_groups == 0:  # an empty file: done with nothing to score
-            info.units = []
+                if rows:  # empty row groups at the end of a file hold nothing to score
+                    units.append(Unit(_unit_key(info.uri, start), path, info.uri, start, g + 1, rows, group, first))
+                    info.units.append(units[-1].key)
+                start, first, rows = g + 1, first + rows, 0
     usable = [i for i in infos if i.error is None]
     if keep and not usable and infos and all("--keep" in (i.error or "") for i in infos):
         raise ConfigError(f"--keep {','.join(keep)}: no such column in any input file")

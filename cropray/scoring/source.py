@@ -62,7 +62,7 @@ def read_unit(unit: Unit, fs: pafs.FileSystem, schema: pa.Schema, read_rows: int
         pf = pq.ParquetFile(fs.open_input_file(unit.path))
         names = set(pf.schema_arrow.names)
         cols = [f.name for f in schema[3:] if f.name in names]
-        offset = sum(pf.metadata.row_group(g).num_rows for g in range(unit.rg_start))
+        offset = unit.first_row
         for rb in pf.iter_batches(batch_size=read_rows, row_groups=range(unit.rg_start, unit.rg_stop), columns=cols):
             yield _frame(rb, unit.index, offset, schema)
             offset += rb.num_rows

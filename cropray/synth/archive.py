@@ -1,4 +1,4 @@
-"""`synth_archive`: write a synthetic crop archive (SPEC 2) with `cropray.archive.write_archive`."""
+"""`synth_archive`: write a synthetic crop archive (SPEC 2) with `cropray.archive.ArchiveWriter`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cropray.archive import WRITE_DTYPES, to_storage_dtype, write_archive
+from cropray.archive import WRITE_DTYPES, ArchiveWriter, crops_table
 from cropray.errors import ConfigError, CroprayError
 from cropray.synth.config import SynthConfig
 from cropray.synth.generator import SynthBatch, generate
@@ -78,8 +78,8 @@ def synth_archive(
 ) -> dict:
     """Generate n crops and write them as `files` Parquet files in out_dir; return a summary dict.
 
-    files=None picks ceil(n / chunk_rows) files so memory stays bounded by one chunk; an explicit
-    `files` keeps one file's rows in memory (as the storage dtype) before writing it. Content depends
+    files=None picks ceil(n / chunk_rows) files; each file is streamed chunk by chunk, so memory
+    stays bounded by one chunk whatever `files` is. Content depends
     only on (cfg, seed): row i is the same crop whatever `files` is. Integer dtypes rescale each crop
     to the integer range (see `cropray.archive.to_storage_dtype`): the absolute level is lost.
     """
@@ -109,23 +109,27 @@ def synth_archive(
     positives, t_gen, t0 = 0, 0.0, time.perf_counter()
     with tqdm(total=n, unit="crop", disable=not progress, file=sys.stderr, desc="synth") as bar:
         for i in range(files):
-            crops_parts, col_parts = [], []
-            for lo in range(bounds[i], bounds[i + 1], chunk_rows):
-                hi = min(lo + chunk_rows, bounds[i + 1])
-                tg = time.perf_counter()
-                batch = generate(hi - lo, cfg, seed, start=lo)
-                t_gen += time.perf_counter() - tg
-                positives += int(batch.label.sum())
-                crops = fit_float16(batch.crops) if dtype == "float16" else batch.crops
-                # cast each chunk now so a file's rows are held in the (smaller) storage dtype
-                crops_parts.append(to_storage_dtype(crops, dtype))
-                col_parts.append(archive_columns(batch, lo, seed, labeled, cfg))
-                del batch, crops
-                bar.update(hi - lo)
-            crops = crops_parts[0] if len(crops_parts) == 1 else np.concatenate(crops_parts)
-            cols = {k: np.concatenate([c[k] for c in col_parts]) for k in col_parts[0]}
-            del crops_parts, col_parts
-            paths += write_archive(out_dir, cols, crops, files=1, dtype=dtype, prefix="part", start_index=i)
+            writer = None
+            path = out_dir / f"part-{i:05d}.parquet"
+            try:
+                for lo in range(bounds[i], bounds[i + 1], chunk_rows):
+                    hi = min(lo + chunk_rows, bounds[i + 1])
+                    tg = time.perf_counter()
+                    batch = generate(hi - lo, cfg, seed, start=lo)
+                    t_gen += time.perf_counter() - tg
+                    positives += int(batch.label.sum())
+                    crops = fit_float16(batch.crops) if dtype == "float16" else batch.crops
+                    table = crops_table(archive_columns(batch, lo, seed, labeled, cfg), crops, dtype)
+                    # Streamed chunk by chunk into a hidden temp file, renamed when the file is whole.
+                    writer = writer or ArchiveWriter(path, table.schema)
+                    writer.write(table)
+                    del batch, crops, table
+                    bar.update(hi - lo)
+            except BaseException:
+                if writer is not None:
+                    writer.abort()
+                raise
+            paths.append(writer.close())
     seconds = time.perf_counter() - t0
     summary = {
         "out": str(out_dir),

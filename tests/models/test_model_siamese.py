@@ -35,7 +35,7 @@ def reference_scores(emb, gal, labels, k):
         s_neg = sorted((float(e @ g) for g in neg), reverse=True)[:k]
         out["knn"].append(0.5 + 0.25 * (sum(s_pos) / len(s_pos) - sum(s_neg) / len(s_neg)))
         out["proto"].append(0.5 + 0.25 * (float(e @ p_proto) - float(e @ n_proto)))
-    return {r: torch.tensor(v) for r, v in out.items()}
+    return {r: torch.tensor(v, dtype=torch.float64) for r, v in out.items()}
 
 
 @pytest.mark.parametrize("k", [1, 3, 50])  # 50 > class size: k is capped per class
@@ -58,8 +58,9 @@ def test_forward_uses_the_configured_rule_and_encodes_only_the_batch():
         x = torch.rand(5, 1, 64, 64)
         with torch.no_grad():
             m.set_gallery(m.embed(torch.rand(8, 1, 64, 64)), torch.tensor([1, 0] * 4))
-            seen = []
-            h = m.encoder.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape[0]))
+            seen: list[int] = []
+            h = m.encoder.register_forward_hook(
+                lambda mod, inp, out, seen=seen: seen.append(inp[0].shape[0]))
             y = m(x)
             h.remove()
             assert seen == [5]  # the gallery is never re-encoded

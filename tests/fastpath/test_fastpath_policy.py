@@ -1,0 +1,96 @@
+"""`auto` never picks a path the machine cannot run; explicit impossible requests are user errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cropray.errors import ConfigError
+from cropray.fastpath import PATHS, build_scorer, detect
+from cropray.fastpath.policy import AUTO_ORDER, candidates
+
+# A plain x86 machine without bf16/int8 units, CUDA, a C++ compiler or torchao.
+BARE = dataclasses.replace(detect(), cpu_capability="AVX2", avx512_bf16=False, amx_bf16=False, vnni=False,
+                           cuda=False, cuda_bf16=False, inductor=False, torchao=False)
+
+
+def test_auto_candidates_only_contain_runnable_paths():
+    for caps in (BARE, detect()):
+        specs, skipped = candidates(caps, "cpu", "auto", "auto", has_calibration=True)
+        assert specs, "fold_cl (fp32) must always be runnable"
+        for s in specs:
+            assert caps.can_run(s.precision, "cpu", s.compiled)[0]
+        assert {s.name for s in specs} | {s["path"] for s in skipped} == set(AUTO_ORDER["cpu"])
+    specs, skipped = candidates(BARE, "cpu", "auto", "auto", has_calibration=True)
+    assert [s.name for s in specs] == ["fold_cl"]
+    assert all(s["reason"] for s in skipped)
+
+
+def test_auto_skips_int8_without_calibration_crops():
+    specs, skipped = candidates(detect(), "cpu", "auto", "auto", has_calibration=False)
+    assert "int8" not in [s.name for s in specs]
+    assert any(s["path"] == "int8" and "calibration" in s["reason"] for s in skipped)
+
+
+def test_auto_on_a_bare_machine_builds_fp32(trained_shallow, fixed_batch):
+    s = build_scorer(trained_shallow.model, capabilities=BARE, calibration=trained_shallow.calibration_crops)
+    d = s.describe()
+    assert (d["path"], d["precision"], d["compiled"]) == ("fold_cl", "fp32", False)
+    assert s(fixed_batch[:8]).shape == (8,)
+
+
+def test_auto_without_compile_picks_a_runnable_eager_path(trained_shallow):
+    s = build_scorer(trained_shallow.model, compile=False, threshold=trained_shallow.threshold,
+                     calibration=trained_shallow.calibration_crops)
+    d = s.describe()
+    assert not d["compiled"]
+    assert detect().can_run(d["precision"], "cpu", False)[0]
+    assert d["path"] == ("bf16" if detect().bf16_cpu else "fold_cl")
+
+
+@pytest.mark.parametrize("kw", [{"precision": "bf16"}, {"precision": "int8"}, {"device": "cuda"}])
+def test_explicit_request_the_machine_cannot_run_is_a_config_error(trained_shallow, kw):
+    with pytest.raises(ConfigError):
+        build_scorer(trained_shallow.model, capabilities=BARE, **kw)
+
+
+def test_unknown_precision_and_path_name_the_valid_ones(trained_shallow):
+    with pytest.raises(ConfigError, match="fp32"):
+        build_scorer(trained_shallow.model, precision="fp16")
+    with pytest.raises(ConfigError, match="fold_cl"):
+        build_scorer(trained_shallow.model, path="turbo")
+
+
+class _Knife(nn.Module):
+    """A score on a knife edge: sigmoid(1e4 * (conv response - its fp32 value)). Any bf16 rounding
+    of the conv moves it by >> the bf16 tolerance, so the accuracy guard must reject bf16."""
+
+    def __init__(self, crops: np.ndarray):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1))
+        with torch.inference_mode():
+            self.register_buffer("center", self.trunk(torch.from_numpy(crops)).mean())
+
+    def forward(self, x):
+        h = self.trunk(torch.log1p(x)).flatten(1).mean(1)  # (B,)
+        return torch.sigmoid(1e4 * (h - self.center))
+
+
+def test_accuracy_guard_rejects_a_path_that_flips_decisions(fixed_batch):
+    if not detect().bf16_cpu:
+        pytest.skip("no bf16 on this CPU: auto never tries it")
+    crops = fixed_batch[:256]
+    model = _Knife(np.log1p(crops)).eval()
+    s = build_scorer(model, compile=False, threshold=0.5, calibration=crops)
+    d = s.describe()
+    assert d["path"] == "fold_cl", d
+    assert any(f["path"] == "bf16" and "guard" in f["reason"] for f in d["fallbacks"])
+
+
+def test_every_named_path_is_in_the_policy_or_the_reference():
+    ranked = set(AUTO_ORDER["cpu"]) | set(AUTO_ORDER["cuda"])
+    assert set(PATHS) == ranked | {"eager"}
