@@ -31,7 +31,7 @@ from torch import nn
 
 import cropray
 from cropray.errors import BundleError, ConfigError, CroprayError
-from cropray.models import MODELS, build_model
+from cropray.models import MODELS, RobustNorm, build_model
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -75,6 +75,10 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
     if arch not in MODELS or type(model) is not MODELS[arch]:
         raise BundleError(f"cannot save {type(model).__name__}: not a registered cropray model")
     problem = model.bundle_problem()
+    if not isinstance(getattr(model, "preprocess", None), RobustNorm):
+        # e.g. swapped for nn.Identity to train on pre-normalised crops: the bundle would rebuild a
+        # RobustNorm from hparams and score differently from what was evaluated.
+        problem = "model.preprocess was replaced; restore its RobustNorm before saving the bundle"
     if problem:
         raise BundleError(problem)
     thr = _finite_float(threshold, "threshold")
@@ -110,7 +114,9 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
     try:
         # clone(): safetensors refuses tensors that share storage (e.g. tied or viewed buffers).
         state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-        blobs = {MODEL_FILE: safetensors.torch.save(state, metadata={"format": "pt", "arch": arch})}
+        # One metadata key only: safetensors writes metadata from a hash map, so with two keys their
+        # order (and the file's sha256, hence the model_id) would change from save to save.
+        blobs = {MODEL_FILE: safetensors.torch.save(state, metadata={"format": "pt"})}
         if calib is not None:
             blobs[CALIBRATION_FILE] = safetensors.torch.save({"crops": torch.from_numpy(calib)})
         for name, data in blobs.items():
@@ -131,7 +137,7 @@ def load_bundle(path) -> Bundle:
         raise BundleError(f"{p}: no model bundle here ({'not a directory' if p.exists() else 'not found'})")
     mf = p / MANIFEST
     if not mf.is_file():
-        raise BundleError(f"{p}: no {MANIFEST}; not a cropray model bundle")
+        raise BundleError(f"{p}: no model bundle here (no {MANIFEST})")
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -178,10 +184,16 @@ def load_bundle(path) -> Bundle:
     if missing or unexpected:
         raise BundleError(f"{p / MODEL_FILE}: state dict does not match {arch!r} with these hparams "
                           f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
+    model_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {shape}" for k, shape in model_shapes.items()
+             if tuple(state[k].shape) != shape and not k.startswith("gallery_")]  # galleries resize
+    if wrong:
+        raise BundleError(f"{p / MODEL_FILE}: weights do not fit {arch!r} with these hparams "
+                          f"({'; '.join(wrong[:3])})")
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, CroprayError) as e:
-        raise BundleError(f"{p / MODEL_FILE}: weights do not fit {arch!r}: {str(e).splitlines()[0]}") from None
+        raise BundleError(f"{p / MODEL_FILE}: weights do not fit {arch!r}: {e}") from None
     model.eval()
 
     calib = None

@@ -1,17 +1,92 @@
-"""`cropray bench` — not available yet (filled by a later issue); exits 2 without fake output."""
+"""`cropray bench`: model forward, end-to-end scoring, the naive baseline and peers, in one run (SPEC 7)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
+
+from cropray.cli._common import EXIT_OK, add_json_flag, emit, positive_int
+
+EPILOG = """\
+example:
+  cropray bench --quick                         # < 1 minute: shallow_cnn, eager paths, small archive
+  cropray bench --json > bench.json             # every architecture, path and batch size (~15 min)
+  cropray bench --archs shallow_cnn --paths fold_cl,compile_bf16,int8 --batch-sizes 64,128 --n 50000
+
+Measures on a synthetic archive made on the spot: the matmul peak (fp32/bf16/int8 GFLOP/s),
+in-process forward crops/s per architecture x execution path x batch size (GFLOP/s, fraction of
+peak, compile time), each path's accuracy vs fp32 eager (max |d score|, is_signal flips), peers
+(ONNX Runtime, OpenVINO; `pip install 'cropray[bench]'`), `cropray score` end to end through Ray
+Data and the naive baseline (pandas + eager fp32 batch-32 loop), their ratios and peak memory.
+The machine may be shared: compare figures within one run (medians over --repeats).
+paths: eager, fold_cl, bf16, compile_fp32, compile_bf16, int8."""
+
+
+def _csv(flag: str, cast=str):
+    def parse(v: str):
+        try:
+            items = tuple(cast(x.strip()) for x in v.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} must be a comma-separated list, got {v!r}") from None
+        if not items:
+            raise argparse.ArgumentTypeError(f"{flag} must not be empty")
+        return items
+
+    return parse
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="(not available yet)", description="Not available yet in this version.")
+    p = sub.add_parser("bench", help="measure scoring speed and accuracy on this machine",
+                       description="Benchmark cropray's execution paths, end-to-end scoring, a naive "
+                                   "baseline and peers on a synthetic archive.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small, eager-only run that finishes in < 1 minute")
+    p.add_argument("--n", type=positive_int("--n"), default=None, help="crops in the archive (default 20000)")
+    p.add_argument("--n-accuracy", type=positive_int("--n-accuracy"), default=None,
+                   help="crops each path is compared with fp32 eager on (default 10000)")
+    p.add_argument("--archs", type=_csv("--archs"), default=None, help="architectures (default: all)")
+    p.add_argument("--paths", type=_csv("--paths"), default=None, help="execution paths (default: all)")
+    p.add_argument("--batch-sizes", type=_csv("--batch-sizes", int), default=None,
+                   help="in-process batch sizes (default 32,128,512)")
+    p.add_argument("--repeats", type=positive_int("--repeats"), default=None, help="timing repeats (default 5)")
+    p.add_argument("--e2e-path", default=None, help="end-to-end path: auto (default) or a path name")
+    p.add_argument("--memory-scale", type=positive_int("--memory-scale"), default=None,
+                   help="also score an archive this many times larger to check peak memory (default 4; 1 = off)")
+    p.add_argument("--no-peers", action="store_true", help="skip ONNX Runtime / OpenVINO")
+    p.add_argument("--threads", type=positive_int("--threads"), default=None, help="torch threads (default: all usable)")
+    p.add_argument("--train-seconds", type=float, default=None, help="brief training per architecture (default 30)")
+    p.add_argument("--workdir", default=None, help="where archives and outputs go (default: a temp dir, removed)")
+    add_json_flag(p)
     p.set_defaults(func=run)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def config_from_args(args):
+    from cropray.bench.config import BenchConfig
+
+    over = {k: v for k, v in {
+        "n": args.n, "n_accuracy": args.n_accuracy, "archs": args.archs, "paths": args.paths,
+        "batch_sizes": args.batch_sizes, "repeats": args.repeats, "e2e_path": args.e2e_path,
+        "memory_scale": args.memory_scale, "threads": args.threads, "train_seconds": args.train_seconds,
+    }.items() if v is not None}
+    if args.no_peers:
+        over["peers"] = False
+    return BenchConfig.quick_preset(**over) if args.quick else BenchConfig(**over)
 
 
 def run(args) -> int:
-    print("cropray bench: not available yet in this version of cropray", file=sys.stderr)
-    return 2
+    from cropray.bench import render, run_bench
+
+    cfg = config_from_args(args)
+
+    def log(msg: str) -> None:
+        print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+    if args.workdir:
+        res = run_bench(cfg, Path(args.workdir), log=log)
+    else:
+        with tempfile.TemporaryDirectory(prefix="cropray-bench-") as tmp:
+            res = run_bench(cfg, Path(tmp), log=log)
+    emit(res, render(res), args.json)
+    return EXIT_OK

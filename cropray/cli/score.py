@@ -1,17 +1,109 @@
-"""`cropray score` — not available yet (filled by a later issue); exits 2 without fake output."""
+"""`cropray score MODEL INPUT OUTPUT`: score a crop archive with Ray Data (SPEC 5)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, positive_int
+
+EPILOG = """\
+example:
+  cropray score model/ crops/ scores/                      # embedded local Ray, all CPUs
+  cropray score model/ 's3://bucket/crops/*.parquet' scores/ --address auto --keep obs_id,freq_hz
+  pandas.read_parquet("scores/")                           # crop_id, score, is_signal, model_id, keep
+
+OUTPUT holds one scores file per unit of input; _quarantine/ the rows that could not be scored
+(with crop_id, source_file, row, reason) and _manifest.json the report. Rerunning the same command
+after a crash finishes only what is missing; rerunning a finished one does nothing.
+exit status: 0 all rows scored, 1 rows quarantined / files failed / duplicate crop_ids, 2 bad usage."""
+
+
+def add_score_args(p: argparse.ArgumentParser) -> None:
+    """The arguments of `cropray score`, shared with jobs/score_archive.py."""
+    p.add_argument("model", metavar="MODEL", help="model bundle directory (from `cropray train --out`)")
+    p.add_argument("input", metavar="INPUT", help="crop archive: Parquet file, directory, glob or URI (s3://, gs://)")
+    p.add_argument("output", metavar="OUTPUT", help="output directory (local; created if missing)")
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join: auto, HOST:PORT or ray://HOST:10001 (default: embedded local Ray)")
+    p.add_argument("--actors", default=None, metavar="N|MIN,MAX",
+                   help="actor pool size, fixed N or autoscaling MIN,MAX (default: one per GPU, else one per CPU)")
+    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=1024, metavar="B",
+                   help="rows per batch sent to an actor (default 1024)")
+    p.add_argument("--model-batch", type=positive_int("--model-batch"), default=128, metavar="M",
+                   help="rows per model call inside an actor (default 128)")
+    p.add_argument("--cpus-per-actor", type=float, default=None, metavar="C",
+                   help="CPUs each actor holds; torch threads = max(1, round(C)) "
+                        "(default: (CPUs - 1) / actors, at most 1, so read tasks keep a CPU)")
+    p.add_argument("--num-gpus", type=float, default=None, metavar="G",
+                   help="GPUs per actor (default 1 when the cluster has GPUs, else 0)")
+    p.add_argument("--keep", default=None, metavar="COLS", help="comma-separated input columns copied to the scores")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                   help="model execution path (cropray.fastpath; default auto)")
+    p.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                   help="torch.compile the model in each actor (auto: when the fast path wants it)")
+    p.add_argument("--unit-rows", type=positive_int("--unit-rows"), default=262_144, metavar="R",
+                   help="rows per commit unit (whole row groups; default 262144)")
+    p.add_argument("--overwrite", action="store_true", help="discard the results already in OUTPUT and start over")
+    add_json_flag(p)
+
 
 def register(sub) -> None:
-    p = sub.add_parser("score", help="(not available yet)", description="Not available yet in this version.")
+    p = sub.add_parser("score", help="score a crop archive with Ray Data (resumable, exactly once)",
+                       description="Score every crop of an archive with a model bundle on Ray Data.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_score_args(p)
     p.set_defaults(func=run)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+
+def config_from_args(args):
+    from cropray.scoring.config import ScoreConfig, parse_actors
+
+    return ScoreConfig(bundle=args.model, input=args.input, output=args.output, address=args.address,
+                       actors=parse_actors(args.actors), batch_size=args.batch_size, model_batch=args.model_batch,
+                       cpus_per_actor=args.cpus_per_actor, num_gpus=args.num_gpus, keep=args.keep or (),
+                       precision=args.precision, compile=args.compile, unit_rows=args.unit_rows,
+                       overwrite=args.overwrite)
+
+
+def human(s: dict) -> str:
+    if s["noop"]:
+        head = f"nothing to do: {s['output']} already holds every unit (use --overwrite to score again)"
+    else:
+        rate = f"{s['crops_per_s']:,.0f} crops/s" if s["crops_per_s"] else "-"
+        head = f"scored {s['rows_this_run']:,} rows in {s['wall_s']:.1f} s ({rate})" + (
+            f", resumed after {s['units_already_done']} units done before" if s["resumed"] else "")
+    ok = "ok" if s["reconciled"] else "MISMATCH"
+    lines = [
+        head,
+        f"  model      {s['model_id']}",
+        f"  rows       read {s['rows_read']:,} = scored {s['rows_scored']:,} + quarantined {s['rows_quarantined']:,} ({ok})",
+        f"  positives  {s['positives']:,} ({s['positives'] / max(1, s['rows_scored']):.2%} of scored)",
+        f"  files      {s['files_done']} done, {s['files_failed']} failed, {s['files_pending']} pending (of {s['files']})",
+    ]
+    if s["reasons"]:
+        lines.append("  quarantine " + ", ".join(f"{k} {v:,}" for k, v in sorted(s["reasons"].items())))
+    d = s["duplicates"]
+    if d["crop_ids"]:
+        lines.append(f"  duplicates {d['crop_ids']:,} crop_ids appear more than once ({d['extra_rows']:,} extra rows), "
+                     f"e.g. {', '.join(d['examples'][:3])}")
+    for f in s["failed"][:10]:
+        lines.append(f"  FAILED     {f['error']}")
+    if s["actors"]:
+        mem = ", ".join(f"{a['peak_rss_mb']:.0f}" for a in s["actors"])
+        lines.append(f"  memory     driver {s['driver_peak_rss_mb']:.0f} MB peak RSS; actors {mem} MB")
+    lines.append(f"  output     {s['output']} (report: {s['output'].rstrip('/')}/_manifest.json)")
+    return "\n".join(lines)
+
+
+def exit_status(s: dict) -> int:
+    attention = s["rows_quarantined"] or s["files_failed"] or s["files_pending"] or s["duplicates"]["crop_ids"]
+    return EXIT_ATTENTION if attention or not s["reconciled"] else EXIT_OK
 
 
 def run(args) -> int:
-    print("cropray score: not available yet in this version of cropray", file=sys.stderr)
-    return 2
+    from cropray.scoring.pipeline import score_archive
+
+    summary = score_archive(config_from_args(args), log=lambda m: print(f"cropray score: {m}", file=sys.stderr))
+    emit(summary, human(summary), args.json)
+    return exit_status(summary)

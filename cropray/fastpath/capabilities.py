@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import shutil
 from dataclasses import asdict, dataclass
 
@@ -23,7 +24,7 @@ class Capabilities:
     vnni: bool  # avx512_vnni / avx_vnni: int8 dot products
     cuda: bool
     cuda_bf16: bool
-    inductor: bool  # torch._inductor importable and a C++ compiler on PATH
+    inductor: bool  # torch._inductor importable, a C++ compiler on PATH, TORCH_COMPILE_DISABLE not set
     torchao: bool  # PT2E quantization lives in torchao since torch 2.9 (PERF_NOTES trap)
 
     @property
@@ -36,7 +37,7 @@ class Capabilities:
         if device == "cuda" and not self.cuda:
             return False, "CUDA is not available"
         if compiled and not self.inductor:
-            return False, "torch.compile needs torch._inductor and a C++ compiler (none on PATH)"
+            return False, "torch.compile unavailable (needs torch._inductor and a C++ compiler; TORCH_COMPILE_DISABLE unset)"
         if precision == "bf16":
             if device == "cuda" and not self.cuda_bf16:
                 return False, "this GPU has no bf16 support"
@@ -71,6 +72,16 @@ def _cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def _torch_says(name: str) -> bool:
+    """torch.cpu._is_*_supported() (private, present since torch 2.3): CPUID as oneDNN sees it.
+    Needed because some kernels/VMs hide AMX from /proc/cpuinfo while the units work."""
+    fn = getattr(torch.cpu, name, None)
+    try:
+        return bool(fn()) if fn is not None else False
+    except Exception:  # noqa: BLE001 - a private probe must never break scoring
+        return False
+
+
 @functools.lru_cache(maxsize=1)
 def detect() -> Capabilities:
     """This process's capabilities (cached: the hardware does not change under a running process)."""
@@ -79,12 +90,13 @@ def detect() -> Capabilities:
     cuda = torch.cuda.is_available()
     return Capabilities(
         cpu_capability=cap,
-        avx512_bf16="avx512_bf16" in flags,
-        amx_bf16="amx_bf16" in flags or cap == "AMX",
-        vnni=bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags) or cap in ("AVX512", "AMX") and not flags,
+        avx512_bf16="avx512_bf16" in flags or _torch_says("_is_avx512_bf16_supported"),
+        amx_bf16="amx_bf16" in flags or _torch_says("_is_amx_tile_supported"),
+        vnni=bool({"avx512_vnni", "avx_vnni", "amx_int8"} & flags) or _torch_says("_is_vnni_supported"),
         cuda=cuda,
         cuda_bf16=bool(cuda and torch.cuda.is_bf16_supported()),
         inductor=importlib.util.find_spec("torch._inductor") is not None
-        and any(shutil.which(c) for c in ("g++", "c++", "clang++")),
+        and any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+        and os.environ.get("TORCH_COMPILE_DISABLE", "").lower() not in ("1", "true"),
         torchao=importlib.util.find_spec("torchao") is not None,
     )

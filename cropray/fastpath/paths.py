@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from cropray.fastpath.fold import fold_batchnorm
+from cropray.fastpath.preprocess import split_preprocess
 
 
 @dataclass(frozen=True)
@@ -114,35 +115,42 @@ def prepare(model: nn.Module, spec: PathSpec, *, device: str, batch: int, exampl
             calibration: torch.Tensor | None) -> tuple[Runner, dict]:
     """Build the runner for `spec` and warm it up once on `example` (B=batch, 1, H, W).
 
-    Returns (runner, info): info has bn_folded/bn_left/channels_last and, for compiled paths,
-    compile_s (first-call time: trace + inductor codegen + C++ build, paid once per scorer).
+    Returns (runner, info): info has bn_folded/bn_left/channels_last/preprocess and, for compiled
+    paths, compile_s (first-call time: trace + inductor codegen + C++ build, paid once per scorer).
+    On CPU the model's RobustNorm runs as numpy outside the (compiled) network (preprocess.py).
     Raises whatever torch raises when a path cannot be built; the caller decides on a fallback.
     """
-    info: dict = {"bn_folded": 0, "bn_left": 0, "channels_last": False}
-    m = model
+    info: dict = {"bn_folded": 0, "bn_left": 0, "channels_last": False, "preprocess": "torch (in model)"}
+    m, pre = model, None
     if spec.optimized:
-        m, info["bn_folded"], info["bn_left"] = fold_batchnorm(model)
+        m, info["bn_folded"], info["bn_left"] = fold_batchnorm(model)  # a deep copy
+        if device == "cpu":  # on GPU the torch medians are fast: keep them on the device
+            pre, info["preprocess"] = split_preprocess(m, example)
         m = m.to(memory_format=torch.channels_last)
         info["channels_last"] = True
     m = m.to(device).eval()
+    if pre is not None:  # the network is traced/quantized on normalised crops from here on
+        with torch.no_grad():
+            example = pre(example)
+            calibration = None if calibration is None else pre(calibration)
     if spec.precision == "bf16":
         m = autocast_trunks(m, device)
     if spec.precision == "int8":
         from cropray.fastpath.quantize import quantize_int8  # torchao imported only when asked
 
         m = quantize_int8(m, example=example, calibration=calibration)
-    fn = m
+    net = m
     if spec.compiled:
         # Freezing must be on when the model is first traced: per-call options fail on int8
         # (onednn.qconv_prepack, PERF_NOTES). It only affects graphs compiled under no_grad/inference.
         import torch._inductor.config as inductor_config
 
         inductor_config.freezing = True
-        fn = torch.compile(m, dynamic=False, fullgraph=False)
-    runner = Runner(fn, batch=batch, pad=spec.compiled)
+        net = torch.compile(m, dynamic=False, fullgraph=False)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        runner(example)
+        net(example)  # first call: trace + compile for compiled paths
     if spec.compiled:
         info["compile_s"] = round(time.perf_counter() - t0, 3)
-    return runner, info
+    fn = net if pre is None else (lambda x: net(pre(x)))  # preprocessing stays eager (numpy)
+    return Runner(fn, batch=batch, pad=spec.compiled), info

@@ -142,6 +142,7 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
         break
     info = {"path": spec.name, "precision": spec.precision, "compiled": spec.compiled,
             "channels_last": info["channels_last"], "bn_folded": info["bn_folded"], "bn_left": info["bn_left"],
+            "preprocess": info["preprocess"],
             "device": device, "batch": batch,
             "padding": "last chunk padded to batch (static shape, one compile)" if spec.compiled else None,
             "compile_s": info.get("compile_s"), "build_s": round(time.perf_counter() - t_build, 3),

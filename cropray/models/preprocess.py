@@ -15,17 +15,22 @@ scale-free here:
    lights a whole row; a narrowband signal covers a few channels of it, so the row median removes the
    impulse and keeps the signal. Off by default for the CNNs (they learn impulses as negatives), on for
    the classical `dedoppler` search, which otherwise adds every impulse row to every track.
-3. Robust standardisation: z = (x - median) / (1.4826 * MAD) over the whole crop (exact torch.median
-   over H*W values; fast enough: ~1/10 of a shallow CNN forward).
+3. Robust standardisation: z = (x - median) / (1.4826 * MAD) over the crop. Both medians are taken
+   over every 5th pixel (820 of 4096; the stride is coprime with W so every channel and row is
+   sampled): 4x cheaper, and the median/MAD move by ~3%, far below anything a model keys on. The
+   per-channel time medians (step 1) stay exact: the bandpass estimate multiplies everything.
 4. Compression (`compress`): "asinh" (default) or "none". Why not log of the raw power? log makes scale an
    offset, but it squeezes weak signals (a 2-sigma excess becomes tiny next to the log-noise spread) and
    needs a floor for zeros (uint8 crops). asinh(z) is linear for |z| < 1, where weak signals live, and
    logarithmic for the 100-1000 sigma impulses that would otherwise dominate BatchNorm statistics and
    the de-Doppler sums. Steps 1-3 already remove the input scale, so the output is invariant to
-   multiplying the crop by any positive constant.
+   multiplying the crop by any positive constant. (asinh is computed as sign * log1p(..): torch's
+   own asinh kernel is ~6x slower on CPU, and this module runs before every model on every crop.)
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -33,6 +38,8 @@ from torch import nn
 from cropray.errors import ConfigError
 
 COMPRESS = ("asinh", "none")
+SAMPLES = 512  # at least this many pixels for the global median / MAD
+SUBSAMPLE_NOTE = "5th (7th, 3rd: the first coprime with W leaving >= 512)"
 MAD_TO_SIGMA = 1.4826  # MAD of a Gaussian -> its standard deviation
 
 
@@ -66,6 +73,29 @@ def running_median(x: torch.Tensor, window: int) -> torch.Tensor:
     return xp.unfold(-1, k, 1).median(dim=-1).values  # (..., n)
 
 
+def subsample_stride(n: int, width: int) -> int:
+    """A stride for sampling n row-major pixels: coprime with the row width (all channels get sampled)
+    and leaving >= SAMPLES pixels; 1 for small crops."""
+    for s in (5, 7, 3):
+        if math.gcd(s, width) == 1 and n // s >= SAMPLES:
+            return s
+    return 1
+
+
+def fast_asinh(z: torch.Tensor) -> torch.Tensor:
+    """asinh(z) = sign(z) * log1p(|z| + z^2 / (1 + sqrt(1 + z^2))), within 3e-7 of torch.asinh.
+
+    When z needs a gradient (saliency w.r.t. the input) torch.asinh is used: the sign/abs/where form has
+    a wrong derivative at exactly 0. Training never needs it: crops do not require grad.
+    """
+    if z.requires_grad:
+        return torch.asinh(z)
+    a = z.abs()
+    s = a.clamp(max=1e9)  # s * s stays finite in float32; above 1e9, asinh(a) = log(2a) to 1e-19
+    small = torch.log1p(s + s * s / (1 + torch.sqrt(s * s + 1)))
+    return torch.copysign(torch.where(a > 1e9, torch.log(a.clamp(min=1e9)) + math.log(2.0), small), z)
+
+
 class RobustNorm(nn.Module):
     """(B, 1, H, W) raw power -> (B, 1, H, W) float32, scale-free, noise ~ N(0, 1)-like. No parameters."""
 
@@ -92,25 +122,22 @@ class RobustNorm(nn.Module):
         if self.row_center:
             x = x - x.median(dim=3, keepdim=True).values  # (B, 1, H, 1) broadband impulse level
         flat = x.reshape(b, -1)  # (B, H*W)
-        med = flat.median(dim=1, keepdim=True).values  # (B, 1)
-        floor = 1e-6 * flat.abs().mean(dim=1, keepdim=True) + 1e-30  # constant crops: no 0/0
-        z = flat - med  # (B, H*W), a fresh tensor: the in-place ops below never touch the input
-        mad = z.abs().median(dim=1, keepdim=True).values  # (B, 1)
+        sub = flat[:, ::subsample_stride(flat.shape[1], x.shape[-1])]  # (B, ~H*W/5) view, no copy
+        med = sub.median(dim=1, keepdim=True).values  # (B, 1)
+        mad = (sub - med).abs().median(dim=1, keepdim=True).values  # (B, 1)
+        floor = 1e-6 * sub.abs().mean(dim=1, keepdim=True) + 1e-30  # constant crops: no 0/0
         scale = torch.maximum(MAD_TO_SIGMA * mad, floor)  # (B, 1)
-        asinh = self.compress == "asinh"
-        if z.requires_grad:  # autograd keeps intermediates: out of place
-            z = torch.asinh(z / scale) if asinh else z / scale
-        else:  # scoring: in place saves two (B, H*W) passes (this module is ~1/3 of dedoppler's time)
-            z.div_(scale)
-            if asinh:
-                z.asinh_()
+        z = (flat - med) / scale  # (B, H*W)
+        if self.compress == "asinh":
+            z = fast_asinh(z)
         return z.reshape(x.shape)
 
     def describe(self) -> dict:
         """JSON-able description for the bundle manifest."""
         return {"module": "RobustNorm", "axes": "H=time, W=frequency", "flatten": self.flatten,
                 "flatten_window": self.flatten_window, "row_center": self.row_center,
-                "compress": self.compress, "center": "median", "scale": "1.4826*MAD"}
+                "compress": self.compress, "center": "median", "scale": "1.4826*MAD",
+                "sample": f"every {SUBSAMPLE_NOTE} pixel for the global median and MAD"}
 
     def extra_repr(self) -> str:
         return (f"flatten={self.flatten}, flatten_window={self.flatten_window}, "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from cropray.errors import ConfigError, CroprayError
 PROBE_TIMEOUT_S = 5.0
 
 
-def _probe(address: str) -> None:
+def probe(address: str) -> None:
     """Fail fast (exit 2) when nothing listens at a cluster address: ray.init would retry for minutes."""
     target = address
     if address == "auto":
@@ -45,16 +44,18 @@ def connect(address: str | None) -> bool:
     """
     import ray
 
+    if address:
+        probe(address)
     if ray.is_initialized():
         return False
     if address:
-        _probe(address)
         try:
             ray.init(address=address, log_to_driver=False)
         except Exception as e:
             raise CroprayError(f"--address {address}: cannot connect ({type(e).__name__}: {e})") from None
         return True
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    # RAY_AUTH_MODE unset: Ray turns token auth on for a local cluster it starts (and says so).
+    # Setting the variable here would be too late: Ray reads it when first imported.
     ray.init(include_dashboard=False, log_to_driver=False)
     return True
 

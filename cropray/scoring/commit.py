@@ -134,7 +134,6 @@ class Committer:
         self.closed: set[int] = set()
         self.dropped_duplicates = 0  # rows delivered twice by retries, written once
         (self.out / TMP_DIR).mkdir(parents=True, exist_ok=True)
-        (self.out / QUARANTINE_DIR).mkdir(parents=True, exist_ok=True)
         self.keep = [f.name for f in plan.keep_fields]
 
     def accept(self, table: pa.Table) -> None:
@@ -194,6 +193,7 @@ class Committer:
         q_final, s_final = quarantine_path(self.out, key), scores_path(self.out, key)
         # Quarantine first, scores last: a unit is visible to readers once its scores file appears.
         if has_q:
+            q_final.parent.mkdir(exist_ok=True)
             os.replace(st.quarantine.path, q_final)
         else:
             q_final.unlink(missing_ok=True)
@@ -227,4 +227,5 @@ class Committer:
             msg = f"{st.unit.uri}: only {st.n_seen} of {st.unit.rows} rows came back from the pipeline"
             self._fail(idx, st, msg)
             lost.append(msg)
+        shutil.rmtree(self.out / TMP_DIR, ignore_errors=True)
         return lost

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from cropray.errors import ConfigError
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+COMPILE = ("auto", "on", "off")
 # Output column names the pipeline writes itself; `--keep` may not shadow them.
 RESERVED = ("crop", "crop_id", "score", "is_signal", "model_id")
 
@@ -57,11 +58,12 @@ class ScoreConfig:
     address: str | None = None  # None: embedded local Ray; "auto" or "ray://host:10001": join a cluster
     actors: tuple[int, int] | None = None  # (min, max) actor pool size; None: one per GPU, else 1..CPUs-1
     batch_size: int = 1024  # rows per batch sent to an actor
-    model_batch: int = 256  # rows per model call inside an actor (fast paths peak at 32-128 (PERF_NOTES))
+    model_batch: int = 128  # rows per model call inside an actor (fast paths peak at 32-128, PERF_NOTES)
     cpus_per_actor: float | None = None  # None: 1 (torch threads = max(1, round(cpus)))
     num_gpus: float | None = None  # per actor; None: 1 when the cluster has GPUs, else 0
     keep: tuple[str, ...] = ()  # input columns copied to the scores
     precision: str = "auto"  # fastpath precision: auto | fp32 | bf16 | int8
+    compile: str = "auto"  # fastpath torch.compile: auto | on | off (on pays ~10-60 s per actor once)
     unit_rows: int = 262_144  # a commit unit holds whole row groups, at most ~this many rows
     overwrite: bool = False  # discard an existing output directory's results first
     read_rows: int = 1024  # rows per Arrow batch a read task yields (memory of one read step)
@@ -79,8 +81,14 @@ class ScoreConfig:
             raise ConfigError(f"--cpus-per-actor must be > 0, got {self.cpus_per_actor}")
         if self.num_gpus is not None and float(self.num_gpus) < 0:
             raise ConfigError(f"--num-gpus must be >= 0, got {self.num_gpus}")
+        if self.compile not in COMPILE:
+            raise ConfigError(f"--compile must be one of {', '.join(COMPILE)}, got {self.compile!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    def compile_arg(self):
+        """The value `cropray.fastpath.build_scorer(compile=...)` takes."""
+        return {"auto": "auto", "on": True, "off": False}[self.compile]
 
     def to_dict(self) -> dict:
         d = asdict(self)

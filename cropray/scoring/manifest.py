@@ -138,9 +138,13 @@ class Manifest:
         self.data["files"], self.data["totals"] = files, totals
         return totals
 
-    def save(self, force: bool = False) -> None:
+    def save(self, force: bool = False, plan=None) -> None:
+        """Write atomically if `force` or `interval_s` passed since the last write (files/totals
+        recomputed from `plan` first when given)."""
         now = time.monotonic()
         if force or now - self._saved_at >= self.interval_s:
+            if plan is not None:
+                self.summarize(plan)
             self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             atomic_write_json(self.path, self.data)
             self._saved_at = now

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from cropray.archive import CROP, CROP_ID, ArchiveFiles, CropSpec, crop_spec_from_schema, open_parquet
+from cropray.archive.spec import VAR_LIST
 from cropray.errors import ArchiveError, ConfigError
 
 
@@ -59,6 +60,7 @@ class Plan:
     id_type: pa.DataType
     keep_fields: list[pa.Field]
     specs: dict[str, CropSpec]  # group -> spec
+    crop_types: dict[str, pa.DataType]  # group -> Arrow type of its crop column
 
     def output_schema(self) -> pa.Schema:
         """Schema of every committed scores file."""
@@ -83,13 +85,28 @@ def _unit_key(uri: str, rg_start: int) -> str:
     return f"{stem}-{digest}-g{rg_start:05d}"
 
 
+def _spec(schema: pa.Schema, model_shape, uri: str) -> CropSpec:
+    """The file's own crop shape; the model's where the file has none (variable lists, non-square)."""
+    try:
+        spec = crop_spec_from_schema(schema, source=uri)
+    except ArchiveError:
+        try:
+            return crop_spec_from_schema(schema, crop_shape=model_shape, source=uri)
+        except ArchiveError:
+            pass
+        raise
+    if spec.encoding == VAR_LIST:
+        spec = CropSpec(tuple(model_shape), spec.dtype, spec.encoding)
+    return spec
+
+
 def _check_file(files: ArchiveFiles, path: str, model_shape, keep) -> tuple[FileInfo, object]:
     uri = files.uri(path)
     info = FileInfo(uri=uri, path=path)
     try:
         pf = open_parquet(files, path)
         schema = pf.schema_arrow
-        info.spec = crop_spec_from_schema(schema, crop_shape=model_shape, source=uri)
+        info.spec = _spec(schema, model_shape, uri)
         if tuple(info.spec.shape) != tuple(model_shape):
             raise ArchiveError(f"{uri}: crops are {info.spec.shape[0]}x{info.spec.shape[1]}, "
                                f"the model takes {model_shape[0]}x{model_shape[1]}")
@@ -119,6 +136,7 @@ def plan_archive(files: ArchiveFiles, *, model_shape: tuple[int, int], keep=(), 
     infos, units = [], []
     id_types, keep_types = [], {k: [] for k in keep}
     specs: dict[str, CropSpec] = {}
+    crop_types: dict[str, pa.DataType] = {}
     for path in files.paths:
         info, pf = _check_file(files, path, model_shape, keep)
         infos.append(info)
@@ -131,6 +149,7 @@ def plan_archive(files: ArchiveFiles, *, model_shape: tuple[int, int], keep=(), 
             keep_types[k].append(schema.field(k).type)
         group = str(schema.field(CROP).type)
         specs.setdefault(group, info.spec)
+        crop_types.setdefault(group, schema.field(CROP).type)
         md = pf.metadata
         start, rows, first = 0, 0, 0
         for g in range(md.num_row_groups):
@@ -151,4 +170,4 @@ def plan_archive(files: ArchiveFiles, *, model_shape: tuple[int, int], keep=(), 
     keep_fields = [pa.field(k, _unify(ts, f"--keep {k}")) for k, ts in keep_types.items()]
     if len({u.key for u in units}) != len(units):
         raise ArchiveError(f"{files.root}: two input files map to the same output name; rename one")
-    return Plan(infos, units, id_type, keep_fields, specs)
+    return Plan(infos, units, id_type, keep_fields, specs, crop_types)

@@ -8,14 +8,16 @@ the pipeline declares `udf_modifying_row_count=False`):
     crop_id, score float32 (null unless scored), is_signal bool (null unless scored),
     reason string (null when scored), <keep columns>
 
-Validation and decoding are vectorised over the Arrow buffers (`validate_decode`); the model is
-called on chunks of `model_batch` rows. The crop column never leaves the actor.
+Validation and decoding are vectorised over the Arrow buffers (`validate_decode`); the model
+(`cropray.fastpath` scorer) runs on chunks of `model_batch` rows. The crop column never leaves the actor.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from cropray.archive import CROP, CropSpec, validate_decode
 from cropray.scoring.source import ERROR, ROW, UNIT
 
 SCORED, QUARANTINED, READ_ERROR = 0, 1, 2
-KIND = "_kind"
+KIND, WORKER, MAXRSS, PATH = "_kind", "_worker", "_maxrss_kb", "_path"
 NON_FINITE_SCORE = "non_finite_score"  # a valid crop the model returned NaN/inf for
 MAX_BUNDLE_BYTES = 2 << 30
 
@@ -71,27 +73,22 @@ def _load(bundle):
 class ScoreBatch:
     """Validate, decode and score one batch of crops; see the module docstring for the output."""
 
-    def __init__(self, bundle, spec: CropSpec, *, precision: str = "auto", device: str = "auto",
-                 threads: int | None = None, model_batch: int = 256):
+    def __init__(self, bundle, spec: CropSpec, *, precision: str = "auto", compile="auto", device: str = "auto",
+                 threads: int | None = None, model_batch: int = 128):
         from cropray.fastpath import build_scorer
 
         self.bundle = _load(bundle)
         self.spec = spec
-        self.model_batch = int(model_batch)
         self.threshold = float(self.bundle.threshold)
         # threads = the CPUs this actor holds; torch would otherwise use every core of the node.
-        self.scorer = build_scorer(self.bundle, precision=precision, device=device, threads=threads)
-        self.pid = os.getpid()
+        # The scorer calls the model on chunks of `model_batch` (compiled paths are traced at it).
+        self.scorer = build_scorer(self.bundle, precision=precision, compile=compile, device=device,
+                                   threads=threads, batch_size=model_batch)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.path = str(self.describe().get("path", precision))  # the execution path the fastpath chose
 
     def describe(self) -> dict:
         return dict(self.scorer.describe(), model_id=self.bundle.model_id)
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        """x (N, 1, H, W) float32 -> (N,) float32, in chunks of `model_batch`."""
-        out = np.empty(len(x), np.float32)
-        for s in range(0, len(x), self.model_batch):
-            out[s : s + self.model_batch] = self.scorer(x[s : s + self.model_batch])
-        return out
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         n = batch.num_rows
@@ -100,7 +97,7 @@ class ScoreBatch:
         reasons = check.reasons.copy()  # (n,) object: None | reason code
         full = np.zeros(n, np.float32)
         if len(x):
-            s = self.score(x)
+            s = self.scorer(x)  # (n_valid,) float32
             full[valid] = s
             bad = ~np.isfinite(s)
             if bad.any():
@@ -125,6 +122,10 @@ class ScoreBatch:
         for name in batch.column_names:
             if name not in cols and name not in (CROP, ERROR):
                 cols[name] = batch.column(name)  # --keep columns, passed through
+        # Which process scored these rows, and its peak RSS so far: the run report's memory figures.
+        cols[WORKER] = pa.repeat(pa.scalar(self.worker), n)
+        cols[MAXRSS] = pa.repeat(pa.scalar(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, pa.int64()), n)
+        cols[PATH] = pa.repeat(pa.scalar(self.path), n)
         return pa.table(cols)
 
 

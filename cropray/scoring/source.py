@@ -39,7 +39,7 @@ def _frame(batch: pa.RecordBatch, unit: int, offset: int, schema: pa.Schema) -> 
     n = batch.num_rows
     cols = [pa.array(np.full(n, unit, np.int32)), pa.array(np.arange(offset, offset + n, dtype=np.int64)),
             pa.nulls(n, pa.string())]
-    for f in schema[3:]:
+    for f in list(schema)[3:]:
         idx = batch.schema.get_field_index(f.name)
         if idx < 0:  # no crop_id column in this file: every row is quarantined as missing_crop_id
             cols.append(pa.nulls(n, f.type))
@@ -52,7 +52,7 @@ def _frame(batch: pa.RecordBatch, unit: int, offset: int, schema: pa.Schema) -> 
 def error_frame(unit: int, message: str, schema: pa.Schema) -> pa.Table:
     """One marker row: the driver fails the unit and discards whatever of it was already scored."""
     cols = [pa.array([unit], pa.int32()), pa.array([-1], pa.int64()), pa.array([message], pa.string())]
-    cols += [pa.nulls(1, f.type) for f in schema[3:]]
+    cols += [pa.nulls(1, f.type) for f in list(schema)[3:]]
     return pa.Table.from_arrays(cols, schema=schema)
 
 
@@ -61,7 +61,7 @@ def read_unit(unit: Unit, fs: pafs.FileSystem, schema: pa.Schema, read_rows: int
     try:
         pf = pq.ParquetFile(fs.open_input_file(unit.path))
         names = set(pf.schema_arrow.names)
-        cols = [f.name for f in schema[3:] if f.name in names]
+        cols = [f.name for f in list(schema)[3:] if f.name in names]
         offset = unit.first_row
         for rb in pf.iter_batches(batch_size=read_rows, row_groups=range(unit.rg_start, unit.rg_stop), columns=cols):
             yield _frame(rb, unit.index, offset, schema)

@@ -50,10 +50,11 @@ def calibration_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.nd
 
 def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int | None = None,
                      crop_shape=None, overwrite: bool = False, progress: bool | None = None,
-                     log: Callable[[str], None] | None = _stderr) -> dict[str, Any]:
+                     log: Callable[[str], None] | None = _stderr, extra: dict | None = None) -> dict[str, Any]:
     """Train on the labelled archive at `labels_path` and write a bundle to `out`; return a JSON-able
     summary (bundle path and model id, architecture, label counts, skipped rows, CV metrics with
-    intervals, threshold, epochs, seconds). CroprayError for unusable input (before any training)."""
+    intervals, threshold, epochs, seconds). CroprayError for unusable input (before any training).
+    `extra` (JSON-able) goes into the bundle manifest as is (e.g. the sweep that chose the config)."""
     t0 = time.perf_counter()
     cfg = cfg or TrainConfig()
     say = log or (lambda _m: None)
@@ -82,7 +83,7 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     metrics = {"cv": m}
     calib = calibration_sample(ls.x, ls.y, CALIBRATION_CROPS, rcfg.seed)
     path = save_bundle(res.model, out, threshold=cv.threshold, train_summary=summary_train, metrics=metrics,
-                       calibration_crops=calib, overwrite=overwrite)
+                       calibration_crops=calib, extra=extra, overwrite=overwrite)
     b = load_bundle(path)  # verify what was written loads (hashes, architecture) before reporting success
     return {
         "bundle": str(path), "model_id": b.model_id, "arch": rcfg.arch, "n_labels": int(len(ls.y)),

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from cropray.models.preprocess import RobustNorm, running_median
+from cropray.models.preprocess import RobustNorm, fast_asinh, running_median, subsample_stride
 
 
 def noise(b=3, seed=0):
@@ -76,3 +76,19 @@ def test_constant_and_zero_crops_are_finite():
     m = RobustNorm()
     for x in (torch.zeros(2, 1, 64, 64), torch.full((2, 1, 64, 64), 7.0)):
         assert torch.isfinite(m(x)).all()
+
+
+def test_fast_asinh_matches_torch():
+    z = torch.cat([torch.linspace(-50, 50, 10001), torch.tensor([0.0, 1e-30, -1e-8, 1e6, -1e12, 3e38])])
+    assert torch.allclose(fast_asinh(z), torch.asinh(z), rtol=1e-6, atol=1e-6)
+    z = torch.linspace(-3, 3, 7, requires_grad=True)  # includes 0, where sign/abs forms go wrong
+    fast_asinh(z).sum().backward()  # d/dz asinh = 1 / sqrt(1 + z^2)
+    assert torch.allclose(z.grad, 1 / torch.sqrt(1 + z.detach() ** 2), atol=1e-6)
+
+
+def test_subsample_stride_samples_every_channel():
+    assert subsample_stride(64 * 64, 64) == 5
+    assert subsample_stride(60 * 60, 60) == 7  # 5 and 3 divide 60
+    assert subsample_stride(16 * 16, 16) == 1  # too few pixels to subsample
+    s = subsample_stride(4096, 64)
+    assert set((torch.arange(0, 4096, s) % 64).tolist()) == set(range(64))

@@ -1,0 +1,113 @@
+"""End to end (`cropray score` through Ray Data) and the naive baseline, on the same archive."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class TreeRSS:
+    """Peak resident memory of this process and all its descendants (the embedded Ray cluster:
+    GCS, raylet, read tasks, actors), sampled every `every` s. None where psutil is missing."""
+
+    def __init__(self, every: float = 0.2):
+        self.every, self.peak, self._stop = every, None, threading.Event()
+
+    def _sample(self) -> int:
+        import psutil
+
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                self.peak = max(self.peak or 0, self._sample())
+            self._stop.wait(self.every)
+
+    def __enter__(self):
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            return self
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if hasattr(self, "_t"):
+            self._t.join()
+
+    @property
+    def peak_mb(self):
+        return None if self.peak is None else round(self.peak / 2**20, 1)
+
+
+def naive_baseline(archive: Path, model: torch.nn.Module, threshold: float, out: Path) -> dict:
+    """What a user writes first: pandas.read_parquet, np.stack, eager fp32 NCHW batch-32 loop, pandas out."""
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    df = pd.read_parquet(archive)
+    x = np.stack(df["crop"].to_numpy()).reshape(len(df), 1, 64, 64).astype(np.float32)  # (N,1,64,64)
+    t_read = time.perf_counter() - t0
+    scores = []
+    with torch.no_grad():
+        for i in range(0, len(x), 32):
+            scores.append(model(torch.from_numpy(x[i:i + 32])).numpy())
+    s = np.concatenate(scores)
+    t_model = time.perf_counter() - t0 - t_read
+    pd.DataFrame({"crop_id": df["crop_id"], "score": s, "is_signal": s >= threshold}).to_parquet(out)
+    wall = time.perf_counter() - t0
+    return {"n": len(df), "wall_s": round(wall, 3), "crops_per_s": len(df) / wall, "read_s": round(t_read, 3),
+            "model_s": round(t_model, 3), "model_crops_per_s": len(df) / t_model,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+@contextlib.contextmanager
+def _compile_disabled(disable: bool):
+    """TORCH_COMPILE_DISABLE=1 for the Ray workers this run starts (they inherit the environment):
+    how the bench runs a non-compiled path end to end; fastpath honours it in `capabilities`."""
+    old = os.environ.get("TORCH_COMPILE_DISABLE")
+    if disable:
+        os.environ["TORCH_COMPILE_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if disable:
+            if old is None:
+                os.environ.pop("TORCH_COMPILE_DISABLE", None)
+            else:
+                os.environ["TORCH_COMPILE_DISABLE"] = old
+
+
+def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, compile_: bool) -> dict:
+    """`cropray score` through the scoring library (embedded local Ray, started and stopped here)."""
+    from cropray.scoring.config import ScoreConfig
+    from cropray.scoring.pipeline import score_archive
+
+    cfg = ScoreConfig(bundle=str(bundle), input=str(archive), output=str(out), precision=precision,
+                      overwrite=True)
+    t0 = time.perf_counter()
+    with TreeRSS() as mem, _compile_disabled(not compile_):
+        summary = score_archive(cfg)
+    wall = time.perf_counter() - t0
+    rows = summary.get("rows_scored") or 0
+    actors = summary.get("actors") or []
+    return {"n": rows, "wall_s": round(wall, 3), "crops_per_s": summary.get("crops_per_s"),
+            "crops_per_s_wall": rows / wall, "state": summary.get("state"),
+            "actors": len(actors), "actor_peak_rss_mb": max((a.get("peak_rss_mb", 0) for a in actors), default=None),
+            "tree_peak_rss_mb": mem.peak_mb, "pool": summary.get("pool"),
+            "rows_quarantined": summary.get("rows_quarantined")}

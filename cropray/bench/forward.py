@@ -1,0 +1,80 @@
+"""In-process forward throughput and accuracy of each execution path (no I/O, no Ray)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from cropray.fastpath import PATHS, TOLERANCE, build_scorer, detect
+from cropray.fastpath.policy import MAX_FLIP_FRACTION, flips
+
+
+def time_scorer(score, x: np.ndarray, batch: int, repeats: int) -> list[float]:
+    """crops/s of `repeats` passes over x (N,1,H,W) in calls of `batch` crops (warm scorer)."""
+    rates = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(0, len(x), batch):
+            score(x[i:i + batch])
+        rates.append(len(x) / (time.perf_counter() - t0))
+    return rates
+
+
+def reference_scores(model, x: np.ndarray, batch: int = 128) -> np.ndarray:
+    """fp32 eager scores of the model as trained: what every path is compared with."""
+    ref = build_scorer(model, path="eager", batch_size=batch)
+    return np.concatenate([ref(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def accuracy(ref: np.ndarray, got: np.ndarray, threshold: float, precision: str) -> dict:
+    """max |d score| and is_signal flips vs fp32 eager; `auto_eligible` = within the 0.1% flip rule."""
+    d = np.abs(got.astype(np.float64) - ref.astype(np.float64))
+    nflip = flips(ref, got, threshold)
+    return {"n": int(len(ref)), "max_abs_diff": float(d.max()), "mean_abs_diff": float(d.mean()),
+            "flips": nflip, "flip_fraction": nflip / max(1, len(ref)),
+            "within_tolerance": bool(d.max() <= TOLERANCE.get(precision, TOLERANCE["fp32"])),
+            "auto_eligible": bool(np.isfinite(got).all() and nflip <= MAX_FLIP_FRACTION * len(ref))}
+
+
+def measure_path(model, name: str, *, batch_sizes, x_time: np.ndarray, x_acc: np.ndarray | None,
+                 ref: np.ndarray | None, threshold: float, calibration: np.ndarray | None, repeats: int,
+                 flops: float, peak: dict, log) -> tuple[list[dict], dict | None]:
+    """Rows {arch-free}: one per batch size (crops/s, GFLOP/s, fraction of peak, compile time) and the
+    accuracy of the path (measured with the scorer of the first batch size)."""
+    spec = PATHS[name]
+    ok, why = detect().can_run(spec.precision, "cpu", spec.compiled)
+    if spec.precision == "int8" and calibration is None:
+        ok, why = False, "no calibration crops"
+    rows, acc = [], None
+    for bi, batch in enumerate(batch_sizes):
+        row = {"path": name, "precision": spec.precision, "compiled": spec.compiled, "batch": batch}
+        if not ok:
+            rows.append({**row, "status": "unavailable", "reason": why})
+            continue
+        try:
+            t0 = time.perf_counter()
+            s = build_scorer(model, path=name, threshold=threshold, batch_size=batch, calibration=calibration)
+            build_s = time.perf_counter() - t0
+            xt = x_time[: max(batch, len(x_time) // batch * batch)]
+            rates = time_scorer(s, xt, batch, repeats)
+        except Exception as e:  # noqa: BLE001 - a path failing here is a result to report, not a crash
+            rows.append({**row, "status": "failed", "reason": f"{type(e).__name__}: {str(e)[:200]}"})
+            log(f"  {name} b={batch}: failed ({type(e).__name__})")
+            continue
+        med = float(np.median(rates))
+        peak_key = spec.precision if peak.get(spec.precision, {}).get("median_gflops") else "fp32"
+        gflops = med * flops / 1e9
+        peak_gf = peak[peak_key]["median_gflops"] or float("nan")
+        d = s.describe()
+        rows.append({**row, "status": "ok", "crops_per_s": med, "crops_per_s_best": float(max(rates)),
+                     "ms_per_batch": 1e3 * batch / med, "gflops": gflops, "peak_precision": peak_key,
+                     "fraction_of_peak": gflops / peak_gf if flops else None,
+                     "build_s": round(build_s, 3), "compile_s": d.get("compile_s"),
+                     "bn_folded": d["bn_folded"], "channels_last": d["channels_last"]})
+        log(f"  {name:13s} b={batch:<4d} {med:8.0f} crops/s" + (f"  (compile {d['compile_s']:.1f}s)"
+                                                               if d.get("compile_s") else ""))
+        if bi == 0 and x_acc is not None and ref is not None:
+            got = np.concatenate([s(x_acc[i:i + batch]) for i in range(0, len(x_acc), batch)])
+            acc = {"path": name, "precision": spec.precision, **accuracy(ref, got, threshold, spec.precision)}
+    return rows, acc

@@ -1,0 +1,61 @@
+"""Human-readable tables of a `run_bench` result (the JSON has every field; this picks the ones to read)."""
+
+from __future__ import annotations
+
+from cropray.cli._common import fmt_table
+
+
+def _f(v, fmt="{:.0f}"):
+    return "-" if v is None else fmt.format(v)
+
+
+def render(res: dict) -> str:
+    m, pk = res["machine"], res["peak"]
+    out = [f"machine: {m['cpu']}, {m['usable_cpus']} usable CPUs, torch {m['torch']} on {pk['threads']} threads; "
+           f"load avg {m['loadavg_start'][0]:.1f} -> {m.get('loadavg_end', [float('nan')])[0]:.1f} "
+           "(shared machine: compare within this run)",
+           "matmul peak GFLOP/s (median / best): " + ", ".join(
+               f"{k} {_f(pk[k]['median_gflops'])} / {_f(pk[k]['best_gflops'])}"
+               for k in ("fp32", "bf16", "int8") if k in pk), ""]
+    acc = {(a["arch"], a["path"]): a for a in res["accuracy"]}
+    rows = []
+    for r in res["forward"]:
+        a = acc.get((r["arch"], r["path"])) if r["batch"] == res["config"]["batch_sizes"][0] else None
+        if r.get("status") != "ok":
+            rows.append([r["arch"], r["path"], r["batch"], r.get("status"), "", "", "", "", (r.get("reason") or "")[:50]])
+            continue
+        rows.append([r["arch"], r["path"], r["batch"], _f(r["crops_per_s"]), _f(r["gflops"], "{:.1f}"),
+                     _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], "{:.1f}%") + f" {r['peak_precision']}",
+                     _f(r.get("compile_s"), "{:.1f}"),
+                     a and f"{a['max_abs_diff']:.1e}", a and f"{a['flips']}/{a['n']}"])
+    out += ["in-process forward (median crops/s; accuracy vs fp32 eager at the model's threshold)",
+            fmt_table(rows, ["arch", "path", "batch", "crops/s", "GFLOP/s", "of peak", "compile s",
+                             "max|d score|", "flips"]), ""]
+    auto = res["auto"]
+    out.append(f"auto picks here: {auto['picks']} (order {' > '.join(auto['policy_order'])}); measured fastest "
+               "within 0.1% flips: " + ", ".join(f"{k} {v['fastest_eligible_measured']}"
+                                                   for k, v in auto["per_arch"].items()))
+    if res["peers"]:
+        prow = [[p["runtime"], p["precision"], p.get("status"), _f(p.get("crops_per_s")),
+                 _f(p.get("crops_per_s_torch_pre")), _f(p.get("net_crops_per_s")),
+                 p.get("accuracy_max_abs_diff") is not None and f"{p['accuracy_max_abs_diff']:.1e}" or "-",
+                 p.get("accuracy_flips") is not None and f"{p['accuracy_flips']}/{p['accuracy_n']}" or
+                 (p.get("reason") or "")[:40]] for p in res["peers"]]
+        out += ["", "peers (shallow_cnn network; crops/s with our numpy preprocessing / with torch's / network alone)",
+                fmt_table(prow, ["runtime", "precision", "status", "crops/s", "torch-pre", "net only",
+                                 "max|d score|", "flips"])]
+    e, nv = res["end_to_end"], res["naive"]
+    out += ["", f"naive baseline (pandas + eager fp32 NCHW batch 32): {nv['crops_per_s']:.0f} crops/s on {nv['n']} "
+            f"crops (read {nv['read_s']:.1f}s, model {nv['model_s']:.1f}s)"]
+    for r in e["runs"]:
+        out.append(f"end to end (cropray score, Ray Data, precision {e['precision']}, assumed path "
+                   f"{e['assumed_path']}): {_f(r['crops_per_s'])} crops/s scoring phase, "
+                   f"{r['crops_per_s_wall']:.0f} incl. Ray start, on {r['n']} crops; actor peak RSS "
+                   f"{_f(r['actor_peak_rss_mb'])} MB, process tree peak {_f(r['tree_peak_rss_mb'])} MB")
+    out.append("")
+    for k, t in res["targets"].items():
+        v = t["value"]
+        out.append(f"target {k}: {_f(v, '{:.2f}')} (goal {'<=' if k.startswith('memory') else '>='} "
+                   f"{t['goal']}) {'met' if t['met'] else 'MISSED' if t['met'] is False else 'n/a'}")
+    out.append(f"bench peak RSS {res['peak_rss_mb']:.0f} MB, wall {res['wall_s']:.0f} s")
+    return "\n".join(out)

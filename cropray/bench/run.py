@@ -1,0 +1,176 @@
+"""`run_bench(cfg, workdir)`: every figure of SPEC 7 from one run, as one JSON-able dict."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cropray.bench.config import BenchConfig
+from cropray.bench.e2e import end_to_end, naive_baseline
+from cropray.bench.forward import measure_path, reference_scores
+from cropray.bench.peak import flops_per_crop, matmul_peak
+from cropray.bench.peers import measure_peers
+from cropray.bench.trained import BENCH_SNR, synth_xy, train_briefly
+from cropray.fastpath import PATHS, detect
+from cropray.fastpath.policy import candidates
+
+E2E_ARCH = "shallow_cnn"  # the seed's SignalClassifier: the naive baseline's model and the e2e bundle
+TARGETS = {"e2e_over_naive": 10.0, "e2e_over_forward_same_path": 0.85, "forward_over_best_peer": 1.0,
+           "memory_growth_at_scale": 1.15}
+
+
+def machine_info() -> dict:
+    model = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
+                  if ln.startswith("model name")), platform.processor())
+    return {"cpu": model, "logical_cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "capabilities": detect().to_dict(),
+            "loadavg_start": list(os.getloadavg())}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _best(rows: list[dict], **match) -> dict | None:
+    ok = [r for r in rows if r.get("status") == "ok" and all(r.get(k) == v for k, v in match.items())]
+    return max(ok, key=lambda r: r["crops_per_s"], default=None)
+
+
+def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
+    """Run every measurement of `cfg` (archives, bundles and outputs go under `workdir`)."""
+    t_start = time.perf_counter()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    threads = torch.get_num_threads()
+    res: dict = {"config": cfg.to_dict(), "machine": machine_info()}
+    log(f"matmul peak on {threads} threads ...")
+    peak = res["peak"] = matmul_peak(rounds=3 if cfg.quick else 5, min_s=0.1 if cfg.quick else 0.2)
+
+    x_acc, _ = synth_xy(cfg.n_accuracy, seed=cfg.seed + 101)  # (n_acc,1,64,64): never trained on
+    x_time = x_acc[:cfg.forward_crops] if len(x_acc) >= cfg.forward_crops else synth_xy(cfg.forward_crops, 5)[0]
+    res["models"], res["forward"], res["accuracy"] = {}, [], []
+    trained, refs = {}, {}
+    for arch in dict.fromkeys([*cfg.archs, E2E_ARCH]):
+        log(f"{arch}: training briefly ({cfg.train_seconds:g}s) ...")
+        tm = trained[arch] = train_briefly(arch, seconds=cfg.train_seconds, max_steps=10_000, seed=cfg.seed)
+        if arch not in cfg.archs:
+            continue
+        flops = flops_per_crop(tm.model)
+        res["models"][arch] = {"flops_per_crop": flops, "train_steps": tm.steps, "train_s": tm.seconds,
+                               "threshold": tm.threshold}
+        log(f"{arch}: {flops / 1e6:.1f} MFLOP/crop; fp32 eager reference on {len(x_acc)} crops ...")
+        ref = refs[arch] = reference_scores(tm.model, x_acc)
+        for name in cfg.paths:
+            rows, acc = measure_path(tm.model, name, batch_sizes=cfg.batch_sizes, x_time=x_time, x_acc=x_acc,
+                                     ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
+                                     repeats=cfg.repeats, flops=flops, peak=peak, log=log)
+            res["forward"] += [{"arch": arch, **r} for r in rows]
+            if acc:
+                res["accuracy"].append({"arch": arch, **acc})
+    res["auto"] = _auto_report(res)
+
+    tm = trained[E2E_ARCH]
+    peer_batch = min(cfg.batch_sizes, key=lambda b: abs(b - 128))
+    res["peers"] = []
+    if cfg.peers:
+        log(f"peers ({E2E_ARCH}, batch {peer_batch}) ...")
+        n_peer_acc = min(len(x_acc), 2048 if cfg.quick else len(x_acc))
+        ref = refs[E2E_ARCH][:n_peer_acc] if E2E_ARCH in refs else reference_scores(tm.model, x_acc[:n_peer_acc])
+        res["peers"] = measure_peers(tm.model, batch=peer_batch, x_time=x_time, x_acc=x_acc[:n_peer_acc],
+                                     ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
+                                     repeats=cfg.repeats, threads=threads, log=log)
+
+    res["naive"], res["end_to_end"] = _e2e(cfg, tm, workdir, log)
+    res["ratios"], res["targets"] = _ratios(res)
+    res["machine"]["loadavg_end"] = list(os.getloadavg())
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    res["wall_s"] = round(time.perf_counter() - t_start, 1)
+    return res
+
+
+def _auto_report(res: dict) -> dict:
+    """What `auto` picks on this machine (static policy) and what the measurements say is fastest."""
+    specs, skipped = candidates(detect(), "cpu", "auto", "auto", has_calibration=True)
+    out = {"policy_order": [s.name for s in specs], "skipped": skipped, "picks": specs[0].name if specs else None,
+           "per_arch": {}}
+    for arch in res["models"]:
+        acc = {a["path"]: a for a in res["accuracy"] if a["arch"] == arch}
+        eligible = [p for p, a in acc.items() if a["auto_eligible"]]
+        best = max((r for r in res["forward"] if r["arch"] == arch and r.get("status") == "ok"
+                    and r["path"] in eligible), key=lambda r: r["crops_per_s"], default=None)
+        pick = next((p for p in out["policy_order"] if p in acc), None)
+        out["per_arch"][arch] = {"auto_path": pick, "auto_path_eligible": acc.get(pick, {}).get("auto_eligible"),
+                                 "fastest_eligible_measured": best and best["path"]}
+    return out
+
+
+def _e2e(cfg: BenchConfig, tm, workdir: Path, log) -> tuple[dict, dict]:
+    from cropray.bundle import save_bundle
+    from cropray.synth import synth_archive
+
+    bundle = save_bundle(tm.model, workdir / "bundle", threshold=tm.threshold, overwrite=True,
+                         train_summary={"bench": "train_briefly", "steps": tm.steps}, metrics={},
+                         calibration_crops=tm.calibration_crops)
+    if cfg.e2e_path == "auto":
+        precision, compile_ = "auto", True
+    else:
+        precision, compile_ = PATHS[cfg.e2e_path].precision, PATHS[cfg.e2e_path].compiled
+    specs, _ = candidates(detect(), "cpu", precision, "auto" if compile_ else False, has_calibration=True)
+    assumed = specs[0].name if specs else "fold_cl"
+    runs = []
+    for scale in sorted({1, cfg.memory_scale}):
+        n = cfg.n * scale
+        arch_dir = workdir / f"archive-{n}"
+        log(f"synthetic archive: {n} crops -> {arch_dir}")
+        synth_archive(arch_dir, n, seed=cfg.seed + 7, snr_range=BENCH_SNR, overwrite=True)
+        if scale == 1:
+            log("naive baseline (pandas + eager fp32 NCHW batch-32) ...")
+            naive = naive_baseline(arch_dir, tm.model, tm.threshold, workdir / "naive-scores.parquet")
+            log(f"  naive: {naive['crops_per_s']:.0f} crops/s")
+        log(f"end to end: cropray score ({precision}, {'compiled' if compile_ else 'no compile'}) on {n} crops ...")
+        r = end_to_end(bundle, arch_dir, workdir / f"scores-{n}", precision=precision, compile_=compile_)
+        log(f"  end to end: {r['crops_per_s']} crops/s (scoring phase), {r['crops_per_s_wall']:.0f} wall")
+        runs.append({"scale": scale, **r})
+    e2e = {**runs[0], "precision": precision, "compiled": compile_, "assumed_path": assumed, "runs": runs}
+    return naive, e2e
+
+
+def _ratios(res: dict) -> tuple[dict, dict]:
+    e2e, naive = res["end_to_end"], res["naive"]
+    fwd = [r for r in res["forward"] if r["arch"] == E2E_ARCH]
+    same = _best(fwd, path=e2e["assumed_path"])
+    best = _best(fwd)
+    peers = [p for p in res["peers"] if p.get("status") == "ok"]
+    best_peer = max(peers, key=lambda p: p["crops_per_s"], default=None)
+    e2e_rate = e2e.get("crops_per_s") or e2e["crops_per_s_wall"]
+    runs = e2e["runs"]
+    growth = None
+    if len(runs) > 1 and runs[0].get("actor_peak_rss_mb") and runs[-1].get("actor_peak_rss_mb"):
+        growth = runs[-1]["actor_peak_rss_mb"] / runs[0]["actor_peak_rss_mb"]
+    ratios = {
+        "e2e_over_naive": e2e_rate / naive["crops_per_s"],
+        "e2e_over_forward_same_path": same and e2e_rate / same["crops_per_s"],
+        "e2e_over_best_forward": best and e2e_rate / best["crops_per_s"],
+        "forward_over_best_peer": best and best_peer and best["crops_per_s"] / best_peer["crops_per_s"],
+        "memory_growth_at_scale": growth,
+        "best_forward": best and {k: best[k] for k in ("path", "batch", "crops_per_s")},
+        "best_peer": best_peer and {k: best_peer[k] for k in ("runtime", "precision", "crops_per_s")},
+    }
+    targets = {}
+    for k, goal in TARGETS.items():
+        v = ratios[k]
+        met = None if v is None else (v <= goal if k == "memory_growth_at_scale" else v >= goal)
+        targets[k] = {"value": v, "goal": goal, "met": met}
+    return ratios, targets

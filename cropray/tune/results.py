@@ -1,0 +1,110 @@
+"""The trials table, read back from the experiment directory (so a resumed sweep sees every trial).
+
+One row per trial: its sampled parameters (blank where its architecture lacks them), status
+(completed | stopped | failed | not run), epochs run, stopped-early flag, the last reported metrics,
+the out-of-fold ROC-AUC interval of finished trials, times, and the error of failed ones.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cropray.tune.config import METRICS
+from cropray.tune.spaces import space_rows
+
+METRIC_COLS = ["cv_auc", "cv_auc_std", "cv_auc_lcb", "val_auc", "train_loss"]
+FINAL_COLS = ["oof_auc", "oof_auc_lo", "oof_auc_hi", "best_epoch"]
+ERROR_CHARS = 500
+
+
+def param_names(regime: str) -> list[str]:
+    """Searched parameter names of a regime, in space order (branch paths included)."""
+    return [r[0] for r in space_rows(regime)]
+
+
+def trials_table(exp_dir: Path, regime: str) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """(table of every trial of the experiment at `exp_dir` ordered by creation, {trial_id: sampled
+    config as drawn}). The configs keep their types (the table's columns turn ints with blanks into
+    floats)."""
+    from ray import tune
+
+    analysis = tune.ExperimentAnalysis(str(exp_dir))
+    params = param_names(regime)
+    rows, configs = [], {}
+    for t in analysis.trials:
+        last = dict(t.last_result or {})
+        err = t.get_error() if t.status == "ERROR" else None
+        finished = bool(last.get("finished", False))
+        epochs = int(last.get("epoch", 0) or 0)
+        status = ("failed" if t.status == "ERROR" else "completed" if finished
+                  else "stopped" if epochs > 0 else "not run")
+        ended = last.get("timestamp")
+        total = last.get("time_total_s")
+        # experiment_tag = "<1-based creation counter>_<params>"; trial ids are random with a searcher.
+        row = {"trial": int(t.experiment_tag.split("_", 1)[0]) - 1, "trial_id": t.trial_id, "status": status,
+               "stopped_early": status == "stopped", "epochs_run": epochs,
+               "error": _error_line(err) if err is not None else None,
+               "time_s": float(total) if total is not None else math.nan,
+               "ended_at": float(ended) if ended is not None else math.nan}
+        for c in METRIC_COLS + FINAL_COLS:
+            v = last.get(c)
+            row[c] = float(v) if v is not None and status != "failed" else math.nan
+        cfg = configs[t.trial_id] = dict(t.config or {})
+        for p in params:
+            row[p] = cfg.get(p)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=_columns(params))
+    df = df.sort_values("trial", kind="stable").reset_index(drop=True)
+    df["started_at"] = df["ended_at"] - df["time_s"]
+    return df, configs
+
+
+def _columns(params: list[str]) -> list[str]:
+    return (["trial", "trial_id", "status", "stopped_early", "epochs_run", *METRIC_COLS, *FINAL_COLS,
+             *params, "time_s", "ended_at", "error"])
+
+
+def _error_line(err) -> str:
+    """The exception line of a Tune error (its traceback is in the trial's error.txt)."""
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    exc = [ln for ln in lines if "Error" in ln.split(":")[0] or "Exception" in ln.split(":")[0]]
+    return (exc[-1] if exc else lines[-1] if lines else type(err).__name__)[:ERROR_CHARS]
+
+
+def counts(df: pd.DataFrame) -> dict[str, int]:
+    c = df["status"].value_counts()
+    return {"total": int(len(df)), **{k.replace(" ", "_"): int(c.get(k, 0))
+                                      for k in ("completed", "stopped", "failed", "not run")}}
+
+
+def best_row(df: pd.DataFrame, metric: str) -> pd.Series | None:
+    """Best trial by `metric`: among completed trials; only when none completed, among stopped ones.
+    A trial stopped early at a rung is not comparable to one trained to the end (fewer epochs)."""
+    sign = 1.0 if METRICS[metric][0] == "max" else -1.0
+    for status in ("completed", "stopped"):
+        pool = df[(df["status"] == status) & np.isfinite(df[metric].astype(float))]
+        if len(pool):
+            order = np.lexsort((pool["trial"].to_numpy(), -sign * pool[metric].to_numpy(float)))
+            return pool.iloc[order[0]]
+    return None
+
+
+def write_table(df: pd.DataFrame, out: Path) -> list[Path]:
+    """trials.parquet and trials.csv in `out`."""
+    pq, csv = out / "trials.parquet", out / "trials.csv"
+    # Parameter columns mix numbers and blanks per branch: object columns of str/float are kept
+    # as they are in CSV; Parquet needs one type per column, so mixed ones become strings.
+    frame = df.copy()
+    for c in frame.columns:
+        if frame[c].dtype == object:
+            kinds = {type(v) for v in frame[c] if v is not None and not (isinstance(v, float) and math.isnan(v))}
+            if kinds and kinds <= {int, float}:
+                frame[c] = pd.to_numeric(frame[c], errors="coerce")
+    frame.to_parquet(pq, index=False)
+    frame.to_csv(csv, index=False)
+    return [pq, csv]
+
