@@ -68,15 +68,27 @@ _FIELDS = {"regime": "regime", "samples": "samples", "epochs": "epochs", "metric
            "fixed": "fixed"}
 
 
-def register(sub) -> None:
-    from cropray.tune.config import METRICS, REGIMES, SEARCHES
+DESCRIPTION = ("Hyperparameter sweep on Ray Tune over the search space of the labelled set's regime "
+               "(few: 25-99 labels, mid: 100-499, many: 500+), cross-validated objective, early stopping of "
+               "poor trials, then the best configuration retrained on all labels into a model bundle.")
 
+
+def epilog() -> str:
+    return EXAMPLE + _spaces_text()
+
+
+def register(sub) -> None:
     p = sub.add_parser(
         "tune", help="sweep hyperparameters for the label count's regime and bundle the best model",
-        description="Hyperparameter sweep on Ray Tune over the search space of the labelled set's regime "
-        "(few: 25-99 labels, mid: 100-499, many: 500+), cross-validated objective, early stopping of poor "
-        "trials, then the best configuration retrained on all labels into a model bundle.",
-        epilog=EXAMPLE + _spaces_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=DESCRIPTION, epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_tune_args(p)
+    p.set_defaults(func=run)
+
+
+def add_tune_args(p: argparse.ArgumentParser) -> None:
+    """Every `cropray tune` argument (shared with jobs/tune_sweep.py)."""
+    from cropray.tune.config import METRICS, REGIMES, SEARCHES
+
     p.add_argument("labels", metavar="LABELS", help="labelled archive: Parquet file, directory, glob or URI")
     p.add_argument("--out", required=True, metavar="DIR", help="sweep output directory")
     p.add_argument("--regime", choices=REGIMES, default=None,
@@ -107,12 +119,12 @@ def register(sub) -> None:
     p.add_argument("--crop-shape", type=crop_shape_type, default=None, metavar="HxW",
                    help="crop shape for plain list columns")
     p.add_argument("--address", default=None, metavar="ADDR",
-                   help="Ray cluster to use (default: RAY_ADDRESS, else a local Ray started for the sweep)")
+                   help="Ray cluster to join ('auto': the one `ray start` runs here; default: RAY_ADDRESS, "
+                   "else a private local Ray for this sweep)")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted sweep in DIR with its saved settings")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier sweep in DIR")
     add_json_flag(p)
-    p.set_defaults(func=run)
 
 
 def run(args) -> int:

@@ -15,9 +15,10 @@ Steps: RobustNorm with row centring (removes broadband impulses: they light ever
 which would add to every track) -> Taylor tree for positive drifts, and on the frequency-flipped crop
 for negative drifts -> boxcar across start channels for each width in `widths` (a k-wide track) ->
 score = max over widths, drifts and starts of track_sum / sqrt(T * width), an SNR-like number.
-Signals are 1-4 channels wide; on synthetic crops widths (1, 2) gave ROC-AUC 0.976 vs 0.970 for (1,)
-and 0.968 for (1, 2, 4) (every extra width also raises the maximum over pure noise); asinh
-compression mattered most (0.86 without: bright blobs dominate linear sums), flattening next (0.77).
+Measured on 6,000 fresh synthetic crops (`cropray.synth`, seed 7): ROC-AUC 0.976 with the defaults;
+widths (1,) 0.970 and (1, 2, 4) 0.970 (signals are 1-4 channels wide, but every extra width also
+raises the maximum over pure noise); without asinh compression 0.864 (bright blobs dominate linear
+sums), without bandpass flattening 0.804, without row centring 0.973.
 No trainable parameters; it is still a registered nn.Module so bundles and scoring treat it the same.
 """
 
@@ -90,7 +91,10 @@ class Dedoppler(CropModel):
         # the boxcar over k adjacent starts of the 1-channel sums: one tree serves every width.
         best = None
         for k in self._hparams["widths"]:
-            sk = sums if k == 1 else F.avg_pool1d(F.pad(sums, (0, k - 1)), k, 1) * k  # (2B, T2, W + T2/4)
+            sk = sums
+            if k > 1:  # k - 1 shifted adds: avg_pool1d is ~10x slower on these short rows
+                padded = F.pad(sums, (0, k - 1))  # (2B, T2, W' + k - 1), zeros past the edge
+                sk = sum(padded[..., j:j + sums.shape[-1]] for j in range(1, k)) + sums  # (2B, T2, W')
             bk = sk.amax(dim=(1, 2)) / math.sqrt(k)  # (2B,) per-pixel-noise-normalised
             best = bk if best is None else torch.maximum(best, bk)
         best = best.reshape(2, b).amax(dim=0)  # (B,) best of positive and negative drifts

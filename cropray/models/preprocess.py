@@ -16,9 +16,10 @@ scale-free here:
    impulse and keeps the signal. Off by default for the CNNs (they learn impulses as negatives), on for
    the classical `dedoppler` search, which otherwise adds every impulse row to every track.
 3. Robust standardisation: z = (x - median) / (1.4826 * MAD) over the crop. Both medians are taken
-   over every 5th pixel (820 of 4096; the stride is coprime with W so every channel and row is
-   sampled): 4x cheaper, and the median/MAD move by ~3%, far below anything a model keys on. The
-   per-channel time medians (step 1) stay exact: the bandpass estimate multiplies everything.
+   over every 3rd pixel (1365 of 4096; the stride is coprime with W so every channel and row is
+   sampled): 2.5x cheaper, and they move by ~2%. Measured on 6,000 synthetic crops with `dedoppler`:
+   ROC-AUC 0.9761 exact, 0.9758 every 3rd, 0.9749 every 5th pixel. The per-channel time medians
+   (step 1) stay exact: the bandpass estimate multiplies everything.
 4. Compression (`compress`): "asinh" (default) or "none". Why not log of the raw power? log makes scale an
    offset, but it squeezes weak signals (a 2-sigma excess becomes tiny next to the log-noise spread) and
    needs a floor for zeros (uint8 crops). asinh(z) is linear for |z| < 1, where weak signals live, and
@@ -39,7 +40,7 @@ from cropray.errors import ConfigError
 
 COMPRESS = ("asinh", "none")
 SAMPLES = 512  # at least this many pixels for the global median / MAD
-SUBSAMPLE_NOTE = "5th (7th, 3rd: the first coprime with W leaving >= 512)"
+SUBSAMPLE_NOTE = "3rd (5th, 7th: the first coprime with W leaving >= 512)"
 MAD_TO_SIGMA = 1.4826  # MAD of a Gaussian -> its standard deviation
 
 
@@ -76,7 +77,7 @@ def running_median(x: torch.Tensor, window: int) -> torch.Tensor:
 def subsample_stride(n: int, width: int) -> int:
     """A stride for sampling n row-major pixels: coprime with the row width (all channels get sampled)
     and leaving >= SAMPLES pixels; 1 for small crops."""
-    for s in (5, 7, 3):
+    for s in (3, 5, 7):
         if math.gcd(s, width) == 1 and n // s >= SAMPLES:
             return s
     return 1
@@ -122,7 +123,7 @@ class RobustNorm(nn.Module):
         if self.row_center:
             x = x - x.median(dim=3, keepdim=True).values  # (B, 1, H, 1) broadband impulse level
         flat = x.reshape(b, -1)  # (B, H*W)
-        sub = flat[:, ::subsample_stride(flat.shape[1], x.shape[-1])]  # (B, ~H*W/5) view, no copy
+        sub = flat[:, ::subsample_stride(flat.shape[1], x.shape[-1])]  # (B, ~H*W/3) view, no copy
         med = sub.median(dim=1, keepdim=True).values  # (B, 1)
         mad = (sub - med).abs().median(dim=1, keepdim=True).values  # (B, 1)
         floor = 1e-6 * sub.abs().mean(dim=1, keepdim=True) + 1e-30  # constant crops: no 0/0

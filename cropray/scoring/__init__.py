@@ -9,11 +9,11 @@ pipeline (the driver).
 from cropray.scoring.config import ScoreConfig
 
 
-def score_archive(cfg: ScoreConfig, log=None) -> dict:
+def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
     """Score `cfg.input` into `cfg.output` (see cropray.scoring.pipeline)."""
     from cropray.scoring.pipeline import score_archive as run
 
-    return run(cfg, log=log)
+    return run(cfg, log=log, on_commit=on_commit)
 
 
 __all__ = ["ScoreConfig", "score_archive"]

@@ -45,7 +45,7 @@ def atomic_write_json(path: Path, obj: dict) -> None:
 class Manifest:
     """Load, check, update and save the manifest of one output directory."""
 
-    def __init__(self, out: Path, data: dict, interval_s: float = 2.0):
+    def __init__(self, out: Path, data: dict, interval_s: float = 1.0):
         self.out, self.data, self.interval_s = Path(out), data, interval_s
         self._saved_at = 0.0
 

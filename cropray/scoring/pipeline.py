@@ -101,8 +101,12 @@ def _note_actors(actors: dict, block) -> None:
         a["peak_rss_mb"] = max(a["peak_rss_mb"], round(kb / 1024, 1))
 
 
-def score_archive(cfg: ScoreConfig, log=None) -> dict:
-    """Score `cfg.input` into `cfg.output`; returns the summary (also in OUTPUT/_manifest.json)."""
+def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
+    """Score `cfg.input` into `cfg.output`; returns the summary (also in OUTPUT/_manifest.json).
+
+    log(str): progress messages. on_commit(key, record): called in the driver after each unit is
+    committed or failed (progress displays; the multi-node test kills a node from it).
+    """
     from cropray.bundle import load_bundle
 
     log = log or (lambda msg: None)
@@ -144,7 +148,12 @@ def score_archive(cfg: ScoreConfig, log=None) -> dict:
     try:
         res = ray.cluster_resources()
         run["cluster"] = {"CPU": res.get("CPU", 0.0), "GPU": res.get("GPU", 0.0), "nodes": len(ray.nodes())}
-        committer = Committer(out, plan, pending, bundle.model_id, lambda k, rec: manifest.record_unit(k, rec))
+        def record(key, rec):
+            manifest.record_unit(key, rec)
+            if on_commit:
+                on_commit(key, rec)
+
+        committer = Committer(out, plan, pending, bundle.model_id, record)
         t1 = time.time()
         # strict: a cluster this process started has a known, fixed size
         pool, actors = _run_pipelines(cfg, plan, pending, committer, manifest, strict=started and not cfg.address)

@@ -60,6 +60,7 @@ _RULES: dict[str, tuple] = {
     "aug_level_decades": ("float", 0.0, 6.0),
     "aug_tilt": ("float", 0.0, 3.0),
     "pre_normalise": ("bool",),
+    "ema": ("float", 0.0, 0.9999),
     "val_fraction": ("float", 0.05, 0.5),
     "patience": ("int", 1, 1000),
     "device": ("choice", DEVICES),
@@ -94,6 +95,7 @@ class TrainConfig:
     aug_tilt: float = 0.5  # max bandpass tilt: gain exp(a*f), f in [-1, 1], |a| <= aug_tilt
     pre_normalise: bool = True  # normalise crops once with the model's parameter-free preprocessing and
     #   augment after it (~2x faster steps on CPU); level/tilt augmentations are then skipped (no-ops there)
+    ema: float = 0.98  # decay of the weight moving average that is validated and kept (0 = raw weights)
     val_fraction: float = 0.2  # share of the training split held out for early stopping (stratified)
     patience: int | None = None  # epochs without validation improvement before stopping
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda

@@ -69,17 +69,27 @@ class Trainer:
             torch.backends.cudnn.benchmark = False
         saved = torch.random.get_rng_state()
         torch.manual_seed(self.seed)  # weight init comes from the seed, not from earlier draws
-        self.model = build_model(cfg.arch, **model_hparams(cfg)).to(self.device)
+        self.net = build_model(cfg.arch, **model_hparams(cfg)).to(self.device)  # gets the gradients
         self._rng = torch.random.get_rng_state()  # this trainer's dropout RNG, swapped in per epoch
         torch.random.set_rng_state(saved)
-        self.trainable = bool(getattr(self.model, "trainable", True)) and cfg.epochs > 0
+        self.trainable = bool(getattr(self.net, "trainable", True)) and cfg.epochs > 0
         # Fast path: the preprocessing is parameter-free and deterministic, so normalise every crop once
         # and train the trunk on the result (the model's preprocess is an Identity until `use_best`).
-        pre = self.model.preprocess
+        pre = self.net.preprocess
         stateless = not list(pre.parameters()) and not list(pre.buffers())
         self._pre = pre if (cfg.pre_normalise and stateless and self.trainable) else None
         if self._pre is not None:
-            self.model.preprocess = nn.Identity()
+            self.net.preprocess = nn.Identity()
+        # `model` is what is validated, scored and kept: an exponential moving average of the trained
+        # weights (and BN statistics) when cfg.ema > 0 -- smoother than the raw weights on small sets.
+        self.model = copy.deepcopy(self.net) if (cfg.ema > 0 and self.trainable) else self.net
+        self._ema_pairs = []
+        if self.model is not self.net:
+            mine = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
+            self._ema_pairs = [(mine[k], v) for k, v in
+                               list(self.net.named_parameters()) + list(self.net.named_buffers())
+                               if not k.startswith("gallery")]  # the gallery is set, not learned
+        self.steps = 0
         self.x = self._prepare(x)  # (N, 1, H, W) on CPU: raw, or normalised on the fast path
         self.y = torch.as_tensor(np.asarray(y).astype(np.int64))  # (N,)
         self.has_val = x_val is not None and len(x_val) > 0
@@ -97,7 +107,7 @@ class Trainer:
         self.augment = SpectrogramAugment(cfg, domain) if cfg.augment else None
         self.opt = self.sched = None
         if self.trainable:
-            self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
             self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max(1, cfg.epochs))
         self.epoch = 0
         self.best_epoch = 0
@@ -129,7 +139,7 @@ class Trainer:
         return torch.randperm(n, generator=self.gen)
 
     def _forward_train(self, xb: torch.Tensor) -> torch.Tensor:
-        return self.model.embed(xb) if self.metric else self.model.logits(xb)  # (B, D) or (B,)
+        return self.net.embed(xb) if self.metric else self.net.logits(xb)  # (B, D) or (B,)
 
     def run_epoch(self) -> EpochStats:
         """Train one epoch, validate, keep the best weights; sets `stopped` when patience runs out."""
@@ -153,7 +163,7 @@ class Trainer:
         return st
 
     def _train_pass(self) -> float:
-        self.model.train()
+        self.net.train()
         order = self._order()
         bs = self.cfg.batch_size
         total, count = 0.0, 0
@@ -169,10 +179,23 @@ class Trainer:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
+            self._ema_update()
             total += float(loss.detach()) * len(idx)
             count += len(idx)
         self.sched.step()
         return total / max(1, count)
+
+    @torch.no_grad()
+    def _ema_update(self) -> None:
+        self.steps += 1
+        if not self._ema_pairs:
+            return
+        d = min(self.cfg.ema, (1 + self.steps) / (10 + self.steps))  # short memory while weights move fast
+        for e, p in self._ema_pairs:
+            if e.dtype.is_floating_point:
+                e.mul_(d).add_(p.detach(), alpha=1 - d)
+            else:
+                e.copy_(p)  # BN's num_batches_tracked
 
     @torch.no_grad()
     def _validate(self) -> tuple[float, float]:

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # before pyplot: headless everywhere (CI, Ray job drivers
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from cropray.tune.spaces import SPACES, Choice, Float, Int  # noqa: E402
 
@@ -56,6 +57,7 @@ def plot_params(df: pd.DataFrame, regime: str, metric: str, path: Path) -> str:
         elif isinstance(spec, (Float, Int)):
             if spec.log:
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap on short ranges
             ax.set_xlim(spec.low * (0.8 if spec.log else 1), spec.high * (1.25 if spec.log else 1))
             ax.axvline(spec.default, color="grey", lw=0.6, ls=":")  # the library default
         ax.set_title(name, fontsize=8)

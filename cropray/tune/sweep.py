@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -99,12 +100,16 @@ def _load_saved(out: Path) -> tuple[TuneConfig, dict]:
 
 
 def _connect(address: str | None) -> bool:
-    """Use the Ray already initialised (tests, notebooks); else connect to `address` (or RAY_ADDRESS,
-    as under `ray job submit`), else start a local Ray. True when this call initialised Ray."""
+    """Use the Ray already initialised (tests, notebooks); else connect to `address` ("auto" finds a
+    `ray start` cluster on this machine) or to RAY_ADDRESS (set under `ray job submit`); else start a
+    private local Ray. True when this call initialised Ray."""
     import ray
 
     if ray.is_initialized():
         return False
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        # Plain ray.init() would join any cluster already running on this machine (someone else's).
+        address = "local"
     ray.init(address=address, include_dashboard=False)  # the flag is ignored when connecting
     return True
 

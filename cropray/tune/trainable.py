@@ -51,13 +51,21 @@ def searched_keys(regime: str) -> tuple[set[str], dict[str, set[str]]]:
 
 
 def check_fixed(tcfg: TuneConfig, regime: str) -> None:
-    """`fixed` must not pin a searched key, name an unknown arch, or make the default config invalid."""
+    """`fixed` must not pin a searched key, name an unknown key or hyperparameter, or make the default
+    config invalid. Hyperparameter *values* are checked when a trial builds its model (a bad one fails
+    the trials of that architecture, recorded as failed)."""
+    from cropray.models import hparam_names
+
     archs = _arch_names()
     train_keys, model_keys = searched_keys(regime)
     for key, value in tcfg.fixed.items():
         if key in archs:
             if not isinstance(value, dict):
                 raise ConfigError(f"fixed[{key!r}] must be a JSON object of {key} model hyperparameters")
+            unknown = sorted(set(value) - set(hparam_names(key)))
+            if unknown:
+                raise ConfigError(f"fixed[{key!r}]: unknown hyperparameter(s) {', '.join(unknown)}; valid: "
+                                  f"{', '.join(hparam_names(key))}")
             clash = sorted(set(value) & model_keys.get(key, set()))
             if clash:
                 raise ConfigError(f"fixed[{key!r}]: {', '.join(clash)} is searched in the {regime!r} space")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from conftest import write_bad_archive, write_good
+from conftest import crops, tensor_with_nulls, write_bad_archive, write_good
 
 from cropray.archive import resolve_archive
 from cropray.bundle import load_bundle
@@ -77,10 +78,6 @@ def test_empty_batch(tmp_path, bundle_dir):
 
 @pytest.mark.parametrize("unit_rows,expect_units", [(1, 4), (20, 2), (10**6, 1)])
 def test_units_are_whole_row_groups_with_stable_keys(tmp_path, unit_rows, expect_units):
-    import pyarrow.parquet as pq
-
-    from conftest import crops, tensor_with_nulls
-
     pq.write_table(pa.table({"crop_id": np.arange(40), "crop": tensor_with_nulls(crops(40, 0), [])}),
                    tmp_path / "x.parquet", row_group_size=10)
     files = resolve_archive(str(tmp_path))
@@ -93,10 +90,6 @@ def test_units_are_whole_row_groups_with_stable_keys(tmp_path, unit_rows, expect
 
 
 def test_plan_unifies_ids_and_fails_wrong_shape(tmp_path):
-    import pyarrow.parquet as pq
-
-    from conftest import crops, tensor_with_nulls
-
     pq.write_table(pa.table({"crop_id": np.arange(3), "crop": tensor_with_nulls(crops(3, 0), [])}), tmp_path / "i.parquet")
     pq.write_table(pa.table({"crop_id": ["x", "y"], "crop": tensor_with_nulls(crops(2, 0), [])}), tmp_path / "s.parquet")
     small = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(2 * 256, np.float32)), 256)

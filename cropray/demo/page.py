@@ -1,0 +1,99 @@
+"""The demo's HTML page: headline figures, the sweep, the model on fresh crops, the scoring run,
+the top-scoring crops as images, and where every output lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from cropray.demo.config import DemoConfig
+from cropray.report import Section, crop_grid_png, fetch_crops, render_html
+
+
+def _fmt(m: dict | None) -> str:
+    if not m or m.get("value") is None:
+        return "n/a"
+    if m.get("lo") is None:
+        return f"{m['value']:.3f}"
+    return f"{m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"
+
+
+def _top_crops(summary: dict, cfg: DemoConfig, out_png: Path) -> tuple[str | None, list[list]]:
+    scores = pd.read_parquet(summary["paths"]["scores"], columns=["crop_id", "score", "is_signal"])
+    top = scores.nlargest(cfg.top, "score")
+    crops = fetch_crops(summary["paths"]["archive"], top["crop_id"].tolist())
+    shown = [(cid, s) for cid, s in zip(top["crop_id"], top["score"]) if cid in crops]
+    if not shown:
+        return None, []
+    crop_grid_png(str(out_png), [crops[c] for c, _ in shown], [f"{s:.3f}" for _, s in shown],
+                  suptitle=f"top {len(shown)} of {len(scores):,} scored crops (title = score)")
+    rows = [[c, f"{s:.4f}"] for c, s in shown[:10]]
+    return str(out_png), rows
+
+
+def write_demo_page(out: Path, summary: dict, cfg: DemoConfig) -> Path:
+    ev, sc, sw = summary["eval"], summary["score"], summary["sweep"]
+    m = ev["metrics"]
+    best = sw.get("best") or {}
+    bundle = sw.get("bundle") or {}
+    head = Section("Headline", kpis={
+        "ROC-AUC on fresh crops": _fmt(m.get("roc_auc")),
+        "dedoppler baseline AUC": f"{summary['baseline_dedoppler_auc']:.3f}",
+        "recall @1% FPR": _fmt(m.get("recall_at_1pct_fpr")),
+        "scored crops/s": f"{sc.get('crops_per_s') or 0:,.0f}",
+        "positives found": f"{sc['positives']:,} of {sc['rows_scored']:,}",
+    }, paragraphs=[
+        f"Model {ev['model_id']} ({ev['arch']}), chosen by a {sw['regime']!r}-regime sweep of "
+        f"{cfg.samples} trials on {cfg.labels} labelled crops, evaluated on {cfg.eval_n} fresh crops "
+        "made with another seed. Intervals are 95% bootstrap intervals: with few labels every figure is "
+        "uncertain, and the sweep's cross-validated score says more than any single split.",
+    ])
+    rep = Path(ev["report"]["dir"])
+    model = Section("Model on fresh labelled crops", tables=[(
+        ["metric", "value [95% interval]"],
+        [[k, _fmt(m.get(k))] for k in ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "recall_at_5pct_fpr",
+                                         "accuracy", "balanced_accuracy")] + [["threshold", f"{ev['threshold']:.4g}"]],
+    )], images=[(str(rep / n), c) for n, c in (
+        ("roc.png", "ROC curve"), ("pr.png", "precision-recall"), ("score_hist.png", "scores by label"),
+        ("calibration.png", "calibration"), ("snr_recall.png", "recall by SNR"))])
+    trials = sw.get("trials") or {}
+    sweep_dir = Path(summary["paths"]["sweep"])
+    table_rows = []
+    csv = sweep_dir / "trials.csv"
+    if csv.is_file():
+        df = pd.read_csv(csv)
+        metric = sw.get("metric", "cv_auc")
+        cols = [c for c in ["trial_id", "arch", "status", "epochs_run", metric] if c in df.columns]
+        df = df.sort_values(metric, ascending=False) if metric in df.columns else df
+        table_rows = [[("" if pd.isna(v) else (f"{v:.4f}" if isinstance(v, float) else v)) for v in r]
+                      for r in df[cols].head(12).itertuples(index=False)]
+        sweep_table = [(cols, table_rows)]
+    else:
+        sweep_table = []
+    sweep = Section("Sweep (Ray Tune)", paragraphs=[
+        f"Search: {sw.get('search')}; objective {sw.get('metric')} (stratified k-fold); trials {trials}. "
+        f"Best trial {best.get('trial_id')} at {best.get('value', float('nan')):.4f}"
+        + (f" vs the default configuration's {sw['default']['value']:.4f}." if sw.get("default") else "."),
+        f"Bundle retrained on all labels: {bundle.get('path')} (threshold {bundle.get('threshold')}).",
+    ], tables=sweep_table, images=[(str(sweep_dir / "sweep_params.png"), "objective vs each searched parameter"),
+                                   (str(sweep_dir / "sweep_progress.png"), "objective over trials")])
+    grid, top_rows = _top_crops(summary, cfg, Path(out).parent / "top_crops.png")
+    dup = sc.get("duplicates") or {}
+    scoring = Section("Archive scoring (Ray Data)", kpis={
+        "rows read": f"{sc['rows_read']:,}", "scored": f"{sc['rows_scored']:,}",
+        "quarantined": f"{sc['rows_quarantined']:,}", "files done": f"{sc['files_done']} / {sc['files']}",
+        "wall": f"{sc.get('wall_s') or 0:.1f} s",
+    }, paragraphs=[
+        f"Reconciled (read = scored + quarantined): {sc['reconciled']}. Duplicate crop_ids: {dup.get('crop_ids', 0)}. "
+        f"Pool: {sc.get('pool')}.",
+    ], tables=[(["crop_id", "score"], top_rows)] if top_rows else [],
+        images=[(grid, "top-scoring crops")] if grid else [])
+    outputs = Section("Where everything is", tables=[(["what", "path"], [
+        ["labelled training set", summary["paths"]["labels"]], ["fresh evaluation set", summary["paths"]["eval"]],
+        ["unlabelled archive", summary["paths"]["archive"]], ["sweep (trials table, plots, best_config.json)", str(sweep_dir)],
+        ["model bundle", summary["bundle"]], ["scores (pandas.read_parquet(dir))", summary["paths"]["scores"]],
+        ["scoring manifest", str(Path(summary["paths"]["scores"]) / "_manifest.json")],
+        ["evaluation report (metrics.json + PNGs)", str(rep)],
+    ])])
+    return render_html(out, "cropray demo", f"workdir {summary['workdir']}", [head, model, sweep, scoring, outputs])

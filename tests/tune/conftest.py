@@ -1,0 +1,26 @@
+"""Tiny labelled archives and tiny model widths for the sweep tests (2 shared CPU cores)."""
+
+import pytest
+
+# Narrow channels keep an epoch well under a second; the architectures are the real ones.
+TINY_FIXED = {"siamese": {"channels": [8, 16, 32]}, "shallow_cnn": {"channels": [8, 16, 32]},
+              "deep_cnn": {"width": 8}}
+
+
+@pytest.fixture(scope="session")
+def labels80(tmp_path_factory):
+    """80 labelled crops with bright signals (SNR 30-100): the 'few' regime."""
+    from cropray.synth import synth_archive
+
+    out = tmp_path_factory.mktemp("labels80")
+    synth_archive(out, 80, labeled=True, seed=5, snr_range=(30.0, 100.0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def labels24(tmp_path_factory):
+    from cropray.synth import synth_archive
+
+    out = tmp_path_factory.mktemp("labels24")
+    synth_archive(out, 24, labeled=True, seed=6, positive_fraction=0.5)
+    return out

@@ -1,0 +1,111 @@
+"""Real sweeps on the shared 2-CPU Ray session: outputs, a failing trial, an interrupted sweep resumed."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import TINY_FIXED
+
+from cropray.archive import read_labeled
+from cropray.bundle import load_bundle
+from cropray.train import TrainConfig
+from cropray.tune import SPACES, TuneConfig, default_point
+from cropray.tune.search import RandomSearch
+from cropray.tune.sweep import run_sweep
+
+OUTPUTS = ("trials.parquet", "trials.csv", "sweep_params.png", "sweep_progress.png", "best_config.json",
+           "summary.json", "tune_config.json", "bundle/manifest.json")
+
+
+def test_sweep_end_to_end_with_a_failing_trial(ray_local, labels80, tmp_path):
+    # A shallow_cnn with 2 channel widths (it needs 3) fails when its trial builds the model: a
+    # legitimate config error inside a trial, which must be recorded while the sweep goes on.
+    fixed = {**TINY_FIXED, "shallow_cnn": {"channels": [8, 16]}}
+    seed = 2
+    premise = RandomSearch("few", seed=seed, points_to_evaluate=[default_point(SPACES["few"])])
+    archs = [premise.suggest(str(i))["arch"] for i in range(4)]
+    assert archs[0] == "siamese" and "shallow_cnn" in archs and "siamese" in archs[1:], archs
+    tcfg = TuneConfig(samples=4, epochs=2, folds=2, search="random", seed=seed, fixed=fixed, max_concurrent=2)
+    s = run_sweep(labels80, tmp_path / "out", tcfg, log=None)
+    out = tmp_path / "out"
+    for name in OUTPUTS:
+        assert (out / name).is_file(), name
+    for png in ("sweep_params.png", "sweep_progress.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+    df = pd.read_parquet(out / "trials.parquet")
+    assert len(df) == 4 and df["trial"].tolist() == [0, 1, 2, 3]
+    assert df["arch"].tolist() == archs
+    assert pd.read_csv(out / "trials.csv")["trial_id"].tolist() == df["trial_id"].tolist()
+    failed = df[df["status"] == "failed"]
+    assert len(failed) == archs.count("shallow_cnn") and (failed["arch"] == "shallow_cnn").all()
+    assert failed["error"].str.contains("channels").all() and failed["cv_auc"].isna().all()
+    ok = df[df["status"] != "failed"]
+    assert set(ok["status"]) <= {"completed", "stopped"} and ok["cv_auc"].between(0, 1).all()
+    assert (ok["stopped_early"] == (ok["status"] == "stopped")).all()
+    assert (ok.loc[ok["status"] == "completed", "epochs_run"] == 2).all()
+    assert df.loc[0, "siamese.embedding_dim"] == 64  # trial 0 = the regime's default configuration
+    assert df.loc[ok.index, "shallow_cnn.dropout"].isna().all()  # siamese rows: no CNN parameters
+
+    assert s["trials"]["failed"] == len(failed) and s["trials"]["total"] == 4 and s["regime"] == "few"
+    best = s["best"]
+    assert best["value"] == pytest.approx(ok.loc[ok["status"] == "completed", "cv_auc"].max())
+    cfg = TrainConfig.from_dict(json.loads((out / "best_config.json").read_text()))
+    assert cfg.arch == "siamese" and cfg.epochs == 2 and cfg.model_kwargs == {"channels": [8, 16, 32]}
+
+    b = load_bundle(out / "bundle")
+    assert b.manifest["extra"]["sweep"]["best_trial"] == best["trial_id"]
+    assert b.manifest["extra"]["sweep"]["best_value"] == pytest.approx(best["value"])
+    assert b.arch == "siamese" and s["bundle"]["model_id"] == b.model_id
+    x = read_labeled(labels80).x[:16]
+    with torch.inference_mode():
+        scores = b.model(torch.from_numpy(x)).numpy()
+    assert scores.shape == (16,) and np.isfinite(scores).all()
+
+
+def _finished_trials(exp_dir) -> dict[str, bytes]:
+    """{trial_id: its result.json} of the trials the experiment state records as finished."""
+    from ray import tune
+
+    try:
+        trials = tune.ExperimentAnalysis(str(exp_dir)).trials
+    except Exception:  # no experiment state written yet
+        return {}
+    return {t.trial_id: (exp_dir / f"trial_{t.trial_id}" / "result.json").read_bytes()
+            for t in trials if t.status == "TERMINATED"}
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_local, labels80, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "cropray", "tune", str(labels80), "--out", str(out), "--samples", "4",
+           "--epochs", "2", "--folds", "2", "--max-concurrent", "1", "--seed", "1",
+           "--fixed", json.dumps(TINY_FIXED), "--address", ray_local.get_runtime_context().gcs_address]
+    # Save the experiment state at every step, so what the driver knew when killed is on disk.
+    env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0"}
+    with open(tmp_path / "driver.log", "w") as logf:
+        proc = subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 150
+            done: dict[str, bytes] = {}
+            while not done and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.5)
+                done = _finished_trials(out / "sweep")
+        finally:
+            proc.kill()  # SIGKILL: no clean-up in the driver
+            proc.wait()
+    log = (tmp_path / "driver.log").read_text()
+    assert done, f"no trial finished before the driver was killed:\n{log[-3000:]}"
+    assert len(done) < 4, "the sweep finished before it could be interrupted"
+
+    s = run_sweep(labels80, out, None, resume=True, log=None)
+    assert s["resumed"] and s["trials"]["total"] == 4 and s["trials"]["failed"] == 0
+    assert s["trials"]["completed"] + s["trials"]["stopped"] == 4
+    for trial_id, before in done.items():  # finished trials were kept, not run again
+        assert (out / "sweep" / f"trial_{trial_id}" / "result.json").read_bytes() == before
+    assert load_bundle(out / "bundle").manifest["extra"]["sweep"]["trials"]["total"] == 4
