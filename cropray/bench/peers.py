@@ -27,6 +27,7 @@ from cropray.fastpath.preprocess import NumpyRobustNorm
 
 PEERS = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"),
          ("openvino", "int8"))
+PEERS_QUICK = (("onnxruntime", "fp32"), ("openvino", "fp32"))  # --quick: no quantization passes
 
 
 def _network(model: nn.Module) -> nn.Module:
@@ -88,7 +89,8 @@ def _openvino(net, z_calib, precision, threads):
 
 
 def measure_peers(model: nn.Module, *, batch: int, x_time: np.ndarray, x_acc: np.ndarray, ref: np.ndarray,
-                  threshold: float, calibration: np.ndarray, repeats: int, threads: int, log) -> list[dict]:
+                  threshold: float, calibration: np.ndarray, repeats: int, threads: int, log,
+                  quick: bool = False) -> list[dict]:
     """One row per (runtime, precision): crops/s (with torch preprocessing), network-only crops/s, accuracy."""
     pre = model.preprocess
     fast = NumpyRobustNorm(pre)
@@ -106,7 +108,7 @@ def measure_peers(model: nn.Module, *, batch: int, x_time: np.ndarray, x_acc: np
     z_calib = normalise(calibration)
     z_time = normalise(x_time)
     with tempfile.TemporaryDirectory(prefix="cropray-peers-") as tmp:
-        for runtime, precision in PEERS:
+        for runtime, precision in PEERS_QUICK if quick else PEERS:
             row = {"runtime": runtime, "precision": precision, "batch": batch}
             missing = [m for m in ([runtime] + (["nncf"] if runtime == "openvino" and precision == "int8" else []))
                        if importlib.util.find_spec(m) is None]

@@ -90,7 +90,7 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
         ref = refs[E2E_ARCH][:n_peer_acc] if E2E_ARCH in refs else reference_scores(tm.model, x_acc[:n_peer_acc])
         res["peers"] = measure_peers(tm.model, batch=peer_batch, x_time=x_time, x_acc=x_acc[:n_peer_acc],
                                      ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
-                                     repeats=cfg.repeats, threads=threads, log=log)
+                                     repeats=cfg.repeats, threads=threads, log=log, quick=cfg.quick)
 
     res["naive"], res["end_to_end"] = _e2e(cfg, tm, workdir, log)
     res["ratios"], res["targets"] = _ratios(res)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -83,10 +85,26 @@ def run(args) -> int:
     def log(msg: str) -> None:
         print(f"bench: {msg}", file=sys.stderr, flush=True)
 
-    if args.workdir:
-        res = run_bench(cfg, Path(args.workdir), log=log)
-    else:
-        with tempfile.TemporaryDirectory(prefix="cropray-bench-") as tmp:
-            res = run_bench(cfg, Path(tmp), log=log)
+    with _stdout_to_stderr():  # NNCF/Ray/ONNX Runtime print to stdout: keep it for the summary/JSON
+        if args.workdir:
+            res = run_bench(cfg, Path(args.workdir), log=log)
+        else:
+            with tempfile.TemporaryDirectory(prefix="cropray-bench-") as tmp:
+                res = run_bench(cfg, Path(tmp), log=log)
     emit(res, render(res), args.json)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Point fd 1 (and sys.stdout) at stderr: native libraries and child processes write to fd 1."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -76,7 +76,7 @@ def write_demo_page(out: Path, summary: dict, cfg: DemoConfig) -> Path:
         f"Best trial {best.get('trial_id')} at {best.get('value', float('nan')):.4f}"
         + (f" vs the default configuration's {sw['default']['value']:.4f}." if sw.get("default") else "."),
         f"Bundle retrained on all labels: {bundle.get('path')} (threshold {bundle.get('threshold')}).",
-    ], tables=sweep_table, images=[(str(sweep_dir / "sweep_params.png"), "objective vs each searched parameter"),
+    ], tables=sweep_table, wide=True, images=[(str(sweep_dir / "sweep_params.png"), "objective vs each searched parameter"),
                                    (str(sweep_dir / "sweep_progress.png"), "objective over trials")])
     grid, top_rows = _top_crops(summary, cfg, Path(out).parent / "top_crops.png")
     dup = sc.get("duplicates") or {}
@@ -88,7 +88,7 @@ def write_demo_page(out: Path, summary: dict, cfg: DemoConfig) -> Path:
         f"Reconciled (read = scored + quarantined): {sc['reconciled']}. Duplicate crop_ids: {dup.get('crop_ids', 0)}. "
         f"Pool: {sc.get('pool')}.",
     ], tables=[(["crop_id", "score"], top_rows)] if top_rows else [],
-        images=[(grid, "top-scoring crops")] if grid else [])
+        images=[(grid, "top-scoring crops")] if grid else [], wide=True)
     outputs = Section("Where everything is", tables=[(["what", "path"], [
         ["labelled training set", summary["paths"]["labels"]], ["fresh evaluation set", summary["paths"]["eval"]],
         ["unlabelled archive", summary["paths"]["archive"]], ["sweep (trials table, plots, best_config.json)", str(sweep_dir)],

@@ -14,7 +14,7 @@ h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.2rem;border-bottom:1px s
 .sub{color:#666;margin-top:0} table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
 td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:left} th{background:#f5f5f5}
 .figs{display:flex;flex-wrap:wrap;gap:1rem} figure{margin:0;flex:1 1 320px;max-width:520px}
-figure img{width:100%;border:1px solid #eee} figcaption{font-size:.85rem;color:#555}
+figure img{width:100%;border:1px solid #eee} figure.wide{max-width:100%;flex-basis:100%} figcaption{font-size:.85rem;color:#555}
 .kpi{display:flex;gap:1rem;flex-wrap:wrap} .kpi div{background:#f7f9fc;border:1px solid #e3e8f0;border-radius:6px;padding:.5rem .8rem}
 .kpi b{display:block;font-size:1.3rem} code{background:#f4f4f4;padding:0 .25rem;border-radius:3px}
 .note{color:#555;font-size:.9rem}
@@ -30,6 +30,7 @@ class Section:
     kpis: dict[str, str] = field(default_factory=dict)  # label -> value
     tables: list[tuple[list[str], list[list]]] = field(default_factory=list)  # (header, rows)
     images: list[tuple[str, str]] = field(default_factory=list)  # (png path, caption)
+    wide: bool = False  # images span the page (crop grids), instead of side by side
 
 
 def _img(path: str) -> str:
@@ -59,7 +60,7 @@ def render_html(out: str | Path, title: str, subtitle: str, sections: list[Secti
         figs = []
         for path, cap in s.images:
             if path and Path(path).is_file():
-                figs.append(f"<figure><img src='{_img(path)}' alt='{html.escape(cap)}'><figcaption>{html.escape(cap)}</figcaption></figure>")
+                figs.append(f"<figure{' class=wide' if s.wide else ''}><img src='{_img(path)}' alt='{html.escape(cap)}'><figcaption>{html.escape(cap)}</figcaption></figure>")
             else:
                 figs.append(f"<p class='note'>(missing image: {html.escape(str(path))})</p>")
         if figs:

@@ -82,10 +82,13 @@ class Manifest:
                 f"{self.out} holds scores of model {old.get('model_id')} (bundle sha256 {str(old.get('bundle_sha256'))[:12]}), "
                 f"not {model['model_id']}; use another output directory or --overwrite to replace them"
             )
-        if self.data.get("signature") != signature:
+        old_sig = self.data.get("signature") or {}
+        diff = [k for k in signature if old_sig.get(k) != signature[k]]
+        if diff:
+            was = "; ".join(f"{k}: {old_sig.get(k)} now {signature[k]}" for k in diff)
             raise CroprayError(
-                f"{self.out} was written with another output schema ({self.data.get('signature')}); "
-                "use the same --keep columns, another output directory, or --overwrite"
+                f"{self.out} was written with other settings ({was}); use the same --keep / --unit-rows "
+                "(and crop_id types), another output directory, or --overwrite"
             )
         planned = {u.key: u for u in units}
         for key, rec in self.data["units"].items():

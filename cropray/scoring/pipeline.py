@@ -65,7 +65,7 @@ def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Man
     pool = plan_pool(cfg.actors, cfg.cpus_per_actor, cfg.num_gpus, cluster_cpus=res.get("CPU", 0.0),
                      cluster_gpus=res.get("GPU", 0.0), strict=strict)
     bundle_ref = ray.put(bundle_files(cfg.bundle))  # loaded (and hash-checked) once per actor
-    files = resolve_archive(cfg.input)
+    files = _inputs(cfg)
     actors: dict[str, dict] = {}
     for group, spec in plan.specs.items():
         units = [u for u in pending if u.group == group]
@@ -101,6 +101,24 @@ def _note_actors(actors: dict, block) -> None:
         a["peak_rss_mb"] = max(a["peak_rss_mb"], round(kb / 1024, 1))
 
 
+def _inputs(cfg: ScoreConfig):
+    """The archive's files, minus any under OUTPUT (scoring `dir/` into `dir/scores/`, then rerunning)."""
+    import dataclasses
+
+    import pyarrow.fs as pafs
+
+    from cropray.errors import ArchiveError
+
+    files = resolve_archive(cfg.input)
+    if isinstance(files.filesystem, pafs.LocalFileSystem):
+        out = str(Path(cfg.output).resolve()) + "/"
+        kept = [p for p in files.paths if not str(Path(p).resolve()).startswith(out)]
+        if not kept:
+            raise ArchiveError(f"no Parquet files in {cfg.input} outside the output directory {cfg.output}")
+        files = dataclasses.replace(files, paths=kept)
+    return files
+
+
 def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
     """Score `cfg.input` into `cfg.output`; returns the summary (also in OUTPUT/_manifest.json).
 
@@ -121,8 +139,7 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
     bundle = load_bundle(cfg.bundle)
     model = {"model_id": bundle.model_id, "bundle_sha256": bundle.bundle_sha256, "bundle": str(cfg.bundle),
              "threshold": float(bundle.threshold), "input_shape": list(bundle.input_shape)}
-    plan = plan_archive(resolve_archive(cfg.input), model_shape=tuple(bundle.input_shape), keep=cfg.keep,
-                        unit_rows=cfg.unit_rows)
+    plan = plan_archive(_inputs(cfg), model_shape=tuple(bundle.input_shape), keep=cfg.keep, unit_rows=cfg.unit_rows)
     manifest, resumed = _open_output(cfg, plan, model)
     done = manifest.done_keys()
     for key in [k for k, r in manifest.data["units"].items() if r.get("status") != "done"]:
@@ -138,6 +155,8 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
     if resumed:
         log(f"resuming: {len(done)} of {len(plan.units)} units already done, {len(pending)} to score")
     removed = clean_uncommitted(out, done)
+    log(f"scoring {sum(u.rows for u in pending):,} rows in {len(pending)} units of "
+        f"{len({u.path for u in pending})} files with {bundle.model_id}")
     manifest.save(force=True)  # the manifest exists before any output file does
 
     import ray

@@ -73,9 +73,11 @@ class Plan:
         return pa.schema([pa.field(CROP_ID, self.id_type), pa.field("source_file", pa.string()),
                           pa.field("row", pa.int64()), pa.field("reason", pa.string())])
 
+    unit_rows: int = 0
+
     def signature(self) -> dict:
-        """What must not change between a run and its resumption (output schema)."""
-        return {"output_schema": [f"{f.name}: {f.type}" for f in self.output_schema()]}
+        """What must not change between a run and its resumption: output schema and unit cutting."""
+        return {"output_schema": [f"{f.name}: {f.type}" for f in self.output_schema()], "unit_rows": self.unit_rows}
 
 
 def _unit_key(uri: str, rg_start: int) -> str:
@@ -170,4 +172,4 @@ def plan_archive(files: ArchiveFiles, *, model_shape: tuple[int, int], keep=(), 
     keep_fields = [pa.field(k, _unify(ts, f"--keep {k}")) for k, ts in keep_types.items()]
     if len({u.key for u in units}) != len(units):
         raise ArchiveError(f"{files.root}: two input files map to the same output name; rename one")
-    return Plan(infos, units, id_type, keep_fields, specs, crop_types)
+    return Plan(infos, units, id_type, keep_fields, specs, crop_types, unit_rows)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from cropray.fastpath.preprocess import NumpyRobustNorm, split_preprocess
-from cropray.models import RobustNorm, build_model
+from cropray.models import RobustNorm as ModelRobustNorm
+from cropray.models import build_model
 
 
 @pytest.mark.parametrize("cfg", [{}, {"row_center": True}, {"compress": "none"}, {"flatten": False},
@@ -17,7 +18,7 @@ def test_numpy_robust_norm_matches_the_model(fixed_batch, cfg):
     x[0] = 5.0  # constant crop: the floors, not the MAD, set the scale
     x[1, :, :, :10] = 0.0  # dead channels (uint8 archives)
     x[2] = np.round(x[2] / x[2].max() * 255)  # integer levels: many tied values for the medians
-    ref = RobustNorm(**cfg)
+    ref = ModelRobustNorm(**cfg)
     with torch.inference_mode():
         a = ref(torch.from_numpy(x)).numpy()
         b = NumpyRobustNorm(ref)(torch.from_numpy(x)).numpy()
@@ -28,7 +29,7 @@ def test_numpy_robust_norm_matches_the_model(fixed_batch, cfg):
 def test_non_finite_batches_fall_back_to_the_model(fixed_batch):
     x = fixed_batch[:4].copy()
     x[1, 0, 3, 3] = np.nan
-    ref = RobustNorm()
+    ref = ModelRobustNorm()
     with torch.inference_mode():
         a = ref(torch.from_numpy(x)).numpy()
         b = NumpyRobustNorm(ref)(torch.from_numpy(x)).numpy()
@@ -36,12 +37,21 @@ def test_non_finite_batches_fall_back_to_the_model(fixed_batch):
     np.testing.assert_array_equal(a[~np.isnan(a)], b[~np.isnan(b)])
 
 
-def test_split_refuses_a_preprocess_it_does_not_reproduce(fixed_batch):
-    model = build_model("shallow_cnn").eval()
-    model.preprocess.flatten_window = 31  # the numpy copy reads the config, so make them disagree:
+class RobustNorm(torch.nn.Module):  # same class name as cropray's, different maths: a drifted preprocess
+    """Looks like cropray's RobustNorm (name and config attributes) but computes something else."""
+
+    flatten, flatten_window, row_center, compress = True, 15, False, "asinh"
+
+    def forward(self, x):
+        return torch.log1p(x)
+
+
+def test_split_keeps_torch_when_the_numpy_copy_disagrees(fixed_batch):
     ex = torch.from_numpy(fixed_batch[:8])
-    fast = NumpyRobustNorm(model.preprocess)
-    fast.cfg["flatten_window"] = 15
-    assert fast.cfg != {"flatten": True, "flatten_window": 31, "row_center": False, "compress": "asinh"}
-    pre, how = split_preprocess(model, ex)  # agrees (reads the live config) -> split
+    model = build_model("shallow_cnn").eval()
+    pre, how = split_preprocess(model, ex)
     assert pre is not None and "numpy" in how and isinstance(model.preprocess, torch.nn.Identity)
+    drifted = build_model("shallow_cnn").eval()
+    drifted.preprocess = RobustNorm()
+    pre, how = split_preprocess(drifted, ex)
+    assert pre is None and "disagreed" in how and isinstance(drifted.preprocess, RobustNorm)

@@ -67,3 +67,13 @@ def test_help_has_example_and_job_script_takes_same_arguments(tmp_path, good, bu
                         str(tmp_path / "out"), "--address", "127.0.0.1:1"], capture_output=True, text=True)
     assert j.returncode == 2 and "127.0.0.1:1" in j.stderr
     assert len((ROOT / "jobs" / "score_archive.py").read_text().splitlines()) < 50
+
+
+def test_output_inside_the_input_directory_is_not_read_as_input(tmp_path):
+    from cropray.scoring import ScoreConfig
+    from cropray.scoring.pipeline import _inputs
+
+    write_good(tmp_path / "in", 4, files=1)
+    write_good(tmp_path / "in" / "scores", 4, files=1)  # as if an earlier run's output
+    files = _inputs(ScoreConfig(bundle="b", input=str(tmp_path / "in"), output=str(tmp_path / "in" / "scores")))
+    assert [p.rsplit("/", 1)[-1] for p in files.paths] == ["part-00000.parquet"] and "scores" not in files.paths[0]

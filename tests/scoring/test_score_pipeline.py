@@ -76,6 +76,8 @@ def test_rerun_is_noop_other_model_refused_overwrite_starts_over(ray_local, tmp_
     rc, s2 = cli(capsys, *args)
     assert s2["noop"] and s2["rows_this_run"] == 0 and s2["rows_scored"] == 44 and rc == 1
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*.parquet")} == before
+    assert main(["score", *map(str, args), "--keep", "obs"]) == 2  # another output schema
+    assert "other settings" in capsys.readouterr().err
     other = bundle_dir("deep_cnn")
     assert main(["score", str(other), *map(str, args[1:])]) == 2
     assert "holds scores of model shallow_cnn" in capsys.readouterr().err

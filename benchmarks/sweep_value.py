@@ -1,0 +1,118 @@
+"""Does a sweep earn its cost? For each regime: a `cropray tune` sweep vs the default configuration.
+
+For each label count (default 50 / 200 / 1000 -> few / mid / many) on a synthetic labelled archive:
+  sweep    run_sweep(samples, epochs, folds): wall time, trials completed / stopped early / failed /
+           not run, best cross-validated score (fold-mean ROC-AUC), and its bundle (best config refit
+           on all labels);
+  default  train_and_bundle(TrainConfig(arch=auto, epochs=E)) - the library defaults for the auto
+           architecture at the same epoch budget, i.e. what `cropray train --epochs E` gives;
+and both bundles' ROC-AUC on fresh crops from a different generator seed (default 5,000).
+
+  python benchmarks/sweep_value.py                                    # the full table
+  python benchmarks/sweep_value.py --labels 50 --samples 8 --epochs 3 --test-n 5000   # one regime
+The default --fixed narrows the CNN/Siamese channel widths so that >= 16 trials per regime fit on a
+shared 2-core machine; pass --fixed '{}' for the library widths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from cropray.bundle import load_bundle
+from cropray.cli._common import fmt_table
+from cropray.models import select_arch
+from cropray.synth import SynthConfig, generate, synth_archive
+from cropray.train import TrainConfig, train_and_bundle
+from cropray.train.config import ARCHS
+from cropray.tune import TuneConfig, run_sweep
+
+NARROW = {"siamese": {"channels": [16, 32, 64]}, "shallow_cnn": {"channels": [16, 32, 64]}}
+
+
+def test_auc(bundle_dir: str, x: np.ndarray, y: np.ndarray) -> float:
+    b = load_bundle(bundle_dir)
+    with torch.inference_mode():
+        s = np.concatenate([b.model(torch.from_numpy(x[i:i + 512])).float().numpy() for i in range(0, len(x), 512)])
+    return float(roc_auc_score(y, s))
+
+
+def one(n: int, args, x_test, y_test, work: Path) -> dict:
+    labels = work / f"labels_{n}"
+    if not labels.exists():
+        synth_archive(labels, n, labeled=True, seed=args.seed + n)
+    tcfg = TuneConfig(samples=args.samples, epochs=args.epochs, folds=args.folds, seed=args.seed,
+                      time_budget_s=args.time_budget or None, cpus_per_trial=args.cpus_per_trial,
+                      max_concurrent=args.max_concurrent, fixed=json.loads(args.fixed))
+    t0 = time.perf_counter()
+    s = run_sweep(labels, work / f"sweep_{n}", tcfg, overwrite=True, log=None)
+    t_sweep = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    # The default: library defaults for the auto architecture at the same epoch budget (and the same
+    # fixed settings, e.g. the narrow widths, so only the searched hyperparameters differ).
+    auto = select_arch(s["n_labels"])
+    train_fixed = {k: v for k, v in tcfg.fixed.items() if k not in ARCHS}
+    d_cfg = TrainConfig(arch=auto, epochs=args.epochs, seed=args.seed, model_kwargs=tcfg.fixed.get(auto, {}),
+                        **train_fixed)
+    d = train_and_bundle(labels, work / f"default_{n}", d_cfg, k=args.folds, overwrite=True, progress=False, log=None)
+    t_default = time.perf_counter() - t1
+    n_t = s["trials"]
+    return {
+        "labels": n, "regime": s["regime"], "trials": n_t["total"], "completed": n_t["completed"],
+        "stopped": n_t["stopped"], "failed": n_t["failed"], "not_run": n_t["not_run"],
+        "sweep_s": round(t_sweep, 1), "default_s": round(t_default, 1),
+        "best_arch": s["best"]["config"]["arch"], "best_cv": s["best"]["value"],
+        "default_trial_cv": s["default"]["value"] if s["default"] else float("nan"),
+        "default_arch": auto, "default_cv": d["cv_metrics"]["fold_auc_mean"],
+        "best_bundle_cv": s["bundle"]["cv_roc_auc"]["value"], "default_bundle_cv": d["cv_metrics"]["roc_auc"]["value"],
+        "best_test_auc": test_auc(s["bundle"]["path"], x_test, y_test),
+        "default_test_auc": test_auc(d["bundle"], x_test, y_test),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--labels", default="50,200,1000", help="label counts, one sweep each")
+    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--folds", type=int, default=3)
+    p.add_argument("--time-budget", type=float, default=0, help="seconds per sweep (0 = none)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--max-concurrent", type=int, default=None)
+    p.add_argument("--test-n", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fixed", default=json.dumps(NARROW), help="TuneConfig.fixed JSON (default: narrow widths)")
+    p.add_argument("--work", default="/tmp/cropray_sweep_value")
+    args = p.parse_args()
+    import ray
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    b = generate(args.test_n, SynthConfig(), seed=args.seed + 99_991)  # a seed no label set uses
+    x_test, y_test = b.crops[:, None].astype(np.float32), b.label.astype(np.int64)
+    rows = []
+    for n in map(int, args.labels.split(",")):
+        r = one(n, args, x_test, y_test, work)
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+    ray.shutdown()
+    print(f"\n{args.samples} trials x <= {args.epochs} epochs, {args.folds}-fold CV, fixed {args.fixed}; "
+          f"test: {args.test_n} fresh crops; machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(fmt_table([[r["labels"], r["regime"], f"{r['completed']}/{r['stopped']}/{r['failed']}/{r['not_run']}",
+                      r["sweep_s"], f"{r['best_cv']:.3f} ({r['best_arch']})",
+                      f"{r['default_cv']:.3f} ({r['default_arch']})", r["default_s"],
+                      f"{r['best_test_auc']:.3f}", f"{r['default_test_auc']:.3f}"] for r in rows],
+                    ["labels", "regime", "done/stopped/failed/not run", "sweep s", "best CV",
+                     "default CV", "default s", "best test AUC", "default test AUC"]))
+
+
+if __name__ == "__main__":
+    main()

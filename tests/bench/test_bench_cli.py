@@ -1,0 +1,56 @@
+"""`cropray bench --quick --json` end to end on a tiny archive: every field of SPEC 7 is in the JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+FORWARD_FIELDS = {"arch", "path", "precision", "compiled", "batch", "status", "crops_per_s", "crops_per_s_best",
+                  "gflops", "fraction_of_peak", "peak_precision", "build_s", "compile_s", "bn_folded", "channels_last"}
+ACCURACY_FIELDS = {"arch", "path", "n", "max_abs_diff", "flips", "flip_fraction", "within_tolerance", "auto_eligible"}
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    work = tmp_path_factory.mktemp("bench")
+    # A fresh process, as a user runs it (its own embedded Ray, started and stopped by `score`).
+    cmd = [sys.executable, "-m", "cropray", "bench", "--quick", "--json", "--n", "512", "--n-accuracy", "256",
+           "--repeats", "2", "--train-seconds", "2", "--workdir", str(work)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return json.loads(p.stdout), work  # stdout holds only the JSON (library chatter goes to stderr)
+
+
+def test_quick_json_has_every_field(quick):
+    res, _ = quick
+    assert {"machine", "config", "peak", "models", "forward", "accuracy", "auto", "peers", "naive", "end_to_end",
+            "ratios", "targets", "peak_rss_mb", "wall_s"} <= set(res)
+    for k in ("fp32", "bf16"):
+        assert res["peak"][k]["median_gflops"] > 0
+    assert res["models"]["shallow_cnn"]["flops_per_crop"] == pytest.approx(77.9e6, rel=0.01)  # PERF_NOTES
+    ok = [r for r in res["forward"] if r["status"] == "ok"]
+    assert {r["path"] for r in ok} >= {"eager", "fold_cl"}
+    for r in ok:
+        assert FORWARD_FIELDS <= set(r) and r["crops_per_s"] > 0 and 0 < r["fraction_of_peak"] < 1
+    for a in res["accuracy"]:
+        assert ACCURACY_FIELDS <= set(a) and a["n"] == 256
+    eager = next(a for a in res["accuracy"] if a["path"] == "eager")
+    assert eager["max_abs_diff"] == 0 and eager["flips"] == 0  # the reference against itself
+    assert res["naive"]["n"] == 512 and res["naive"]["crops_per_s"] > 0
+    e2e = res["end_to_end"]
+    assert e2e["n"] == 512 and e2e["state"] == "complete" and e2e["crops_per_s"] > 0
+    assert {"e2e_over_naive", "e2e_over_forward_same_path", "e2e_over_best_forward", "forward_over_best_peer",
+            "memory_growth_at_scale"} <= set(res["ratios"])
+    assert res["ratios"]["e2e_over_naive"] > 0
+    for t in res["targets"].values():
+        assert {"value", "goal", "met"} <= set(t)
+    for p in res["peers"]:
+        assert p["status"] in ("ok", "not installed", "failed")
+
+
+def test_quick_is_quick(quick):
+    res, _ = quick
+    assert res["wall_s"] < 60  # SPEC 7: --quick finishes in under a minute (here on a tiny archive)
