@@ -20,6 +20,7 @@ class BenchConfig:
     repeats: int = 5  # timing repeats; medians are reported
     forward_crops: int = 1024  # crops per timing repeat (at least one batch)
     train_seconds: float = 30.0  # brief training per architecture (random weights exaggerate bf16/int8 error)
+    train_crops: int = 2048  # synthetic labelled crops the brief training draws from
     e2e_path: str = "auto"  # precision/path of the end-to-end run: "auto" or a fastpath path name
     memory_scale: int = 4  # also score an archive this many times larger to check peak memory (1 = off)
     peers: bool = True  # ONNX Runtime / OpenVINO, when installed
@@ -28,7 +29,7 @@ class BenchConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("n", "n_accuracy", "repeats", "forward_crops", "memory_scale"):
+        for name in ("n", "n_accuracy", "repeats", "forward_crops", "memory_scale", "train_crops"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         bad = [a for a in self.archs if a not in ALL_ARCHS]
@@ -46,7 +47,8 @@ class BenchConfig:
     def quick_preset(cls, **over) -> BenchConfig:
         """< 1 minute on 2 shared cores: one architecture, the eager paths, small counts, no compile."""
         base = dict(n=2048, n_accuracy=1024, archs=("shallow_cnn",), paths=("eager", "fold_cl", "bf16"),
-                    batch_sizes=(64,), repeats=3, forward_crops=256, train_seconds=3.0, memory_scale=1,
+                    batch_sizes=(64,), repeats=3, forward_crops=256, train_seconds=3.0, train_crops=512,
+                    memory_scale=1,
                     e2e_path="fold_cl", quick=True)
         return replace(cls(**base), **over)
 

@@ -30,6 +30,10 @@ PEERS = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"),
 PEERS_QUICK = (("onnxruntime", "fp32"), ("openvino", "fp32"))  # --quick: no quantization passes
 
 
+def _chain(pre, run):
+    return lambda x: run(pre(x))
+
+
 def _network(model: nn.Module) -> nn.Module:
     net = copy.deepcopy(model).eval()
     net.preprocess = nn.Identity()
@@ -119,10 +123,10 @@ def measure_peers(model: nn.Module, *, batch: int, x_time: np.ndarray, x_acc: np
                 run = (_ort(net, z_calib, precision, threads, Path(tmp)) if runtime == "onnxruntime"
                        else _openvino(net, z_calib, precision, threads))
                 net_rates = time_scorer(run, z_time, batch, repeats)
-                rates = time_scorer(lambda x: run(normalise(x)), x_time, batch, repeats)
-                rates_t = time_scorer(lambda x: run(normalise_torch(x)), x_time, batch, max(1, repeats // 2))
-                got = np.concatenate([run(normalise(x_acc[i:i + batch])).reshape(-1)
-                                      for i in range(0, len(x_acc), batch)])
+                full = _chain(normalise, run)
+                rates = time_scorer(full, x_time, batch, repeats)
+                rates_t = time_scorer(_chain(normalise_torch, run), x_time, batch, max(1, repeats // 2))
+                got = np.concatenate([full(x_acc[i:i + batch]).reshape(-1) for i in range(0, len(x_acc), batch)])
             except Exception as e:  # noqa: BLE001 - a peer failing is a result, not a crash
                 rows.append({**row, "status": "failed", "reason": f"{type(e).__name__}: {str(e)[:200]}"})
                 log(f"  peer {runtime} {precision}: failed ({type(e).__name__})")

@@ -54,9 +54,16 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     threads = torch.get_num_threads()
-    res: dict = {"config": cfg.to_dict(), "machine": machine_info()}
+    res: dict = {"config": cfg.to_dict(), "machine": machine_info(), "phases_s": {}}
+    mark = [time.perf_counter()]
+
+    def phase(name: str) -> None:  # wall seconds per phase: where a slow run spent its time
+        now = time.perf_counter()
+        res["phases_s"][name] = round(res["phases_s"].get(name, 0.0) + now - mark[0], 2)
+        mark[0] = now
     log(f"matmul peak on {threads} threads ...")
     peak = res["peak"] = matmul_peak(rounds=3 if cfg.quick else 5, min_s=0.1 if cfg.quick else 0.2)
+    phase("peak")
 
     x_acc, _ = synth_xy(cfg.n_accuracy, seed=cfg.seed + 101)  # (n_acc,1,64,64): never trained on
     x_time = x_acc[:cfg.forward_crops] if len(x_acc) >= cfg.forward_crops else synth_xy(cfg.forward_crops, 5)[0]
@@ -64,7 +71,9 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     trained, refs = {}, {}
     for arch in dict.fromkeys([*cfg.archs, E2E_ARCH]):
         log(f"{arch}: training briefly ({cfg.train_seconds:g}s) ...")
-        tm = trained[arch] = train_briefly(arch, seconds=cfg.train_seconds, max_steps=10_000, seed=cfg.seed)
+        tm = trained[arch] = train_briefly(arch, seconds=cfg.train_seconds, max_steps=10_000, seed=cfg.seed,
+                                           n_train=cfg.train_crops)
+        phase("train")
         if arch not in cfg.archs:
             continue
         flops = flops_per_crop(tm.model)
@@ -72,6 +81,7 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
                                "threshold": tm.threshold}
         log(f"{arch}: {flops / 1e6:.1f} MFLOP/crop; fp32 eager reference on {len(x_acc)} crops ...")
         ref = refs[arch] = reference_scores(tm.model, x_acc)
+        phase("reference")
         for name in cfg.paths:
             rows, acc = measure_path(tm.model, name, batch_sizes=cfg.batch_sizes, x_time=x_time, x_acc=x_acc,
                                      ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
@@ -79,6 +89,7 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
             res["forward"] += [{"arch": arch, **r} for r in rows]
             if acc:
                 res["accuracy"].append({"arch": arch, **acc})
+            phase("forward")
     res["auto"] = _auto_report(res)
 
     tm = trained[E2E_ARCH]
@@ -91,8 +102,10 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
         res["peers"] = measure_peers(tm.model, batch=peer_batch, x_time=x_time, x_acc=x_acc[:n_peer_acc],
                                      ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
                                      repeats=cfg.repeats, threads=threads, log=log, quick=cfg.quick)
+        phase("peers")
 
     res["naive"], res["end_to_end"] = _e2e(cfg, tm, workdir, log)
+    phase("e2e_and_naive")
     res["ratios"], res["targets"] = _ratios(res)
     res["machine"]["loadavg_end"] = list(os.getloadavg())
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

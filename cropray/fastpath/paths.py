@@ -10,6 +10,10 @@ at ONE batch size (`batch`): larger calls are cut into `batch`-sized chunks and 
 padded by repeating its last crop, so a scorer compiles exactly once, whatever batch sizes arrive
 (Ray Data's last batch per block is short). Every row of our models is computed independently
 (preprocessing is per crop, BN is folded), so padding rows cannot change the real rows' scores.
+
+On CPU, optimized paths also run the model's RobustNorm as numpy outside the network (exact medians
+by np.partition, ~15x faster than torch.median here; preprocess.py) and compile/quantize only the
+network that follows it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class PathSpec:
         return asdict(self)
 
 
-# Every path `--paths` knows, fastest-last is NOT implied; `AUTO_ORDER` (policy.py) ranks them.
+# Every path `--paths` knows; `policy.AUTO_ORDER` ranks them for `auto`.
 PATHS: dict[str, PathSpec] = {p.name: p for p in (
     PathSpec("eager", "fp32", False, optimized=False),  # the reference: the model as trained
     PathSpec("fold_cl", "fp32", False),
@@ -49,15 +53,6 @@ PATHS: dict[str, PathSpec] = {p.name: p for p in (
 
 # Max |score - fp32 eager score| a path may show on a trained model (tests and the auto guard).
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.05, "int8": 0.1}
-
-
-def spec_for(precision: str, compiled: bool) -> PathSpec:
-    for p in PATHS.values():
-        if p.precision == precision and p.compiled == compiled and p.optimized:
-            return p
-    if precision == "int8":  # int8 without compile runs q/dq in fp32 reference kernels: slower than fp32
-        return PATHS["int8"]
-    raise KeyError((precision, compiled))
 
 
 class _Autocast(nn.Module):

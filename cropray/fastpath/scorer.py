@@ -37,6 +37,8 @@ class Scorer:
         x = np.ascontiguousarray(x, dtype=np.float32)  # no copy when already float32 C-contiguous
         if x.ndim != 4:
             raise ValueError(f"expected crops (B,1,H,W), got shape {x.shape}")
+        if len(x) == 0:
+            return np.empty(0, np.float32)
         with warnings.catch_warnings():
             # Ray/Arrow batches are read-only views; torch only warns, and no path writes its input
             # (preprocessing starts with out-of-place ops), so share the memory instead of copying.

@@ -62,6 +62,16 @@ def clean_uncommitted(out: Path, done: set[str]) -> int:
     return n
 
 
+def rows_on_disk(out: Path, done: set[str]) -> tuple[int, int]:
+    """(scores rows, quarantine rows) in the committed files of `done` units, from their footers."""
+    n = [0, 0]
+    for k in done:
+        for i, p in enumerate((scores_path(out, k), quarantine_path(out, k))):
+            if p.exists():
+                n[i] += pq.ParquetFile(p).metadata.num_rows
+    return n[0], n[1]
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

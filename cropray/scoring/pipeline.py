@@ -25,7 +25,7 @@ from pathlib import Path
 
 from cropray.archive import resolve_archive
 from cropray.errors import ConfigError
-from cropray.scoring.commit import Committer, clean_uncommitted, quarantine_path, scores_path
+from cropray.scoring.commit import Committer, clean_uncommitted, quarantine_path, rows_on_disk, scores_path
 from cropray.scoring.config import ScoreConfig
 from cropray.scoring.manifest import MANIFEST, Manifest
 from cropray.scoring.plan import Plan, plan_archive
@@ -151,7 +151,7 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
     if not pending:
         run["noop"] = True
         log(f"nothing to do: all {len(plan.units)} units in {out} are already scored (--overwrite starts over)")
-        return _finish(manifest, plan, run, t0, None, {}, 0)
+        return _finish(manifest, plan, run, t0, None, {})
     if resumed:
         log(f"resuming: {len(done)} of {len(plan.units)} units already done, {len(pending)} to score")
     removed = clean_uncommitted(out, done)
@@ -184,10 +184,10 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
             ray.shutdown()
     rows = sum(manifest.data["units"][u.key]["rows"] for u in pending
                if manifest.data["units"].get(u.key, {}).get("status") == "done")
-    return _finish(manifest, plan, run, t0, rows, actors, len(pending))
+    return _finish(manifest, plan, run, t0, rows, actors)
 
 
-def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: dict, n_pending: int) -> dict:
+def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: dict) -> dict:
     from cropray.scoring.dups import find_duplicates
 
     totals = manifest.summarize(plan)
@@ -196,6 +196,10 @@ def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: 
     if rows is not None:  # the duplicate check reads every committed crop_id: only after new output
         paths = [p for k in sorted(done) for p in (scores_path(out, k), quarantine_path(out, k)) if p.exists()]
         manifest.data["duplicates"] = find_duplicates(paths, totals["rows_read"])
+        # the files themselves, not only the counters, must add up
+        on_disk = rows_on_disk(out, done)
+        totals["rows_on_disk"] = {"scores": on_disk[0], "quarantine": on_disk[1]}
+        totals["reconciled"] &= on_disk == (totals["rows_scored"], totals["rows_quarantined"])
     wall = time.time() - t0
     run.update(wall_s=round(wall, 3), rows=rows or 0,
                crops_per_s=round((rows or 0) / run["scoring_s"], 1) if run.get("scoring_s") else None,

@@ -6,7 +6,8 @@ the pipeline declares `udf_modifying_row_count=False`):
 
     _unit int32, _row int64, _kind int8 (0 scored, 1 quarantined, 2 read-error marker),
     crop_id, score float32 (null unless scored), is_signal bool (null unless scored),
-    reason string (null when scored), <keep columns>
+    reason string (null when scored), <keep columns>,
+    _worker, _maxrss_kb, _path (which process scored the rows, its peak RSS, the fastpath path)
 
 Validation and decoding are vectorised over the Arrow buffers (`validate_decode`); the model
 (`cropray.fastpath` scorer) runs on chunks of `model_batch` rows. The crop column never leaves the actor.
@@ -23,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from cropray.archive import CROP, CropSpec, validate_decode
 from cropray.scoring.source import ERROR, ROW, UNIT
@@ -128,8 +128,3 @@ class ScoreBatch:
         cols[PATH] = pa.repeat(pa.scalar(self.path), n)
         return pa.table(cols)
 
-
-def split_output(table: pa.Table) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """(scored, quarantined, read-error) rows of a ScoreBatch output."""
-    kind = table.column(KIND)
-    return tuple(table.filter(pc.equal(kind, k)) for k in (SCORED, QUARANTINED, READ_ERROR))

@@ -63,9 +63,12 @@ def read_unit(unit: Unit, fs: pafs.FileSystem, schema: pa.Schema, read_rows: int
         names = set(pf.schema_arrow.names)
         cols = [f.name for f in list(schema)[3:] if f.name in names]
         offset = unit.first_row
-        for rb in pf.iter_batches(batch_size=read_rows, row_groups=range(unit.rg_start, unit.rg_stop), columns=cols):
-            yield _frame(rb, unit.index, offset, schema)
-            offset += rb.num_rows
+        # One row group at a time: given several, pyarrow's reader buffers all of them (measured:
+        # 473 MB of Arrow memory for 7 row groups of 67 MB, against 146 MB this way).
+        for g in range(unit.rg_start, unit.rg_stop):
+            for rb in pf.iter_batches(batch_size=read_rows, row_groups=[g], columns=cols, use_threads=False):
+                yield _frame(rb, unit.index, offset, schema)
+                offset += rb.num_rows
     except Exception as e:  # corrupt pages, truncated file, vanished object: fail this unit only
         yield error_frame(unit.index, f"{unit.uri}: read failed ({type(e).__name__}: {e})", schema)
 

@@ -29,8 +29,8 @@ _NULLABLE = {"epochs", "batch_size", "lr", "dropout", "embedding_dim", "loss", "
 # Presets are data: per-architecture values for the fields left at None.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "siamese": dict(epochs=60, batch_size=32, lr=1e-3, loss="supcon", balance="sampler", patience=15),
-    "shallow_cnn": dict(epochs=40, batch_size=32, lr=2e-3, loss="bce", balance="pos_weight", patience=10),
-    "deep_cnn": dict(epochs=30, batch_size=64, lr=1e-3, loss="bce", balance="pos_weight", patience=8),
+    "shallow_cnn": dict(epochs=40, batch_size=32, lr=2e-3, loss="bce", balance="pos_weight", patience=12),
+    "deep_cnn": dict(epochs=30, batch_size=64, lr=1e-3, loss="bce", balance="pos_weight", patience=10),
     # Label-free physics baseline: nothing to train, labels only calibrate its threshold.
     "dedoppler": dict(epochs=0, batch_size=256, lr=1e-3, loss="bce", balance="none", patience=1),
 }
@@ -41,6 +41,7 @@ _RULES: dict[str, tuple] = {
     "seed": ("int", 0, 2**31 - 1),
     "epochs": ("int", 0, 1000),
     "batch_size": ("int", 2, 4096),
+    "epoch_crops": ("int", 1, 10_000_000),
     "lr": ("float", 1e-6, 1.0),
     "weight_decay": ("float", 0.0, 1.0),
     "dropout": ("float", 0.0, 0.95),
@@ -75,6 +76,7 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy, folds, augmentations: same seed + data -> same model
     epochs: int | None = None  # maximum passes over the training split (early stopping may end sooner)
     batch_size: int | None = None  # crops per optimiser step
+    epoch_crops: int = 256  # minimum crops drawn per epoch: small sets are cycled (fresh augmented views)
     lr: float | None = None  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     dropout: float | None = None  # model dropout; None keeps the model's own default
@@ -142,6 +144,9 @@ class TrainConfig:
             raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCH_DEFAULTS)}")
         filled = {k: v for k, v in ARCH_DEFAULTS[arch].items() if getattr(self, k) is None}
         cfg = dataclasses.replace(self, arch=arch, **filled)
+        if arch != "dedoppler" and cfg.epochs < 1:
+            raise ConfigError(f"epochs = {cfg.epochs}: {arch} must train for >= 1 epoch "
+                              "(0 is only for the label-free dedoppler)")
         valid_losses = METRIC_LOSSES if arch == "siamese" else CNN_LOSSES
         if arch != "dedoppler" and cfg.loss not in valid_losses:
             raise ConfigError(f"loss {cfg.loss!r} does not fit arch {arch!r}; valid: {', '.join(valid_losses)}")

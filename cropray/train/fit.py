@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from cropray.errors import CroprayError
@@ -49,12 +48,19 @@ def resolve(cfg: TrainConfig, n_labels: int) -> TrainConfig:
 
 
 def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, val_idx): a seeded stratified split with at least one crop of each class in both."""
+    """(train_idx, val_idx): a seeded stratified split. Each class with >= 2 crops puts
+    max(1, round(fraction * count)) in validation and keeps >= 1 for training (fraction <= 0.5); a class
+    with one crop stays in training, so a validation split can lack a class (then only its loss counts).
+    """
     y = np.asarray(y)
-    idx = np.arange(len(y))
-    n_val = min(max(2, round(fraction * len(y))), len(y) - 2)
-    tr, va = train_test_split(idx, test_size=n_val, stratify=y, random_state=seed)
-    return np.sort(tr), np.sort(va)
+    rng = np.random.default_rng(seed)
+    va = [np.zeros(0, np.int64)]
+    for c in (0, 1):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        if len(idx) >= 2:
+            va.append(idx[: max(1, round(fraction * len(idx)))])
+    va = np.sort(np.concatenate(va))
+    return np.setdiff1d(np.arange(len(y)), va), va
 
 
 def progress_bar(total: int, desc: str, progress: bool | None):

@@ -130,13 +130,17 @@ class Trainer:
         return self.stopped or self.epoch >= self.cfg.epochs
 
     def _order(self) -> torch.Tensor:
+        """Indices for one epoch: >= cfg.epoch_crops draws, so a 20-crop set still gets several steps
+        (each repeat is a fresh augmented view)."""
         n = len(self.y)
+        draws = max(n, self.cfg.epoch_crops)
         if self.cfg.balance == "sampler":
             # Balanced sampling with replacement: each class drawn with probability 1/2 per slot.
             cls_n = torch.bincount(self.y, minlength=2).clamp_min(1).double()
             w = 1.0 / cls_n[self.y]
-            return torch.multinomial(w, n, replacement=True, generator=self.gen)
-        return torch.randperm(n, generator=self.gen)
+            return torch.multinomial(w, draws, replacement=True, generator=self.gen)
+        reps = -(-draws // n)  # whole shuffled passes, cut to length
+        return torch.cat([torch.randperm(n, generator=self.gen) for _ in range(reps)])[:draws]
 
     def _forward_train(self, xb: torch.Tensor) -> torch.Tensor:
         return self.net.embed(xb) if self.metric else self.net.logits(xb)  # (B, D) or (B,)
@@ -198,7 +202,7 @@ class Trainer:
                 e.copy_(p)  # BN's num_batches_tracked
 
     @torch.no_grad()
-    def _validate(self) -> tuple[float, float]:
+    def _validate(self) -> tuple[float, float | None]:
         self.model.eval()
         yv = torch.as_tensor(self.y_val, device=self.device)
         if self.metric:
@@ -210,18 +214,21 @@ class Trainer:
             logits = self._batched(self.model.logits, self.x_val)  # (V,)
             loss = float(self.loss_fn(logits, yv))
             scores = torch.sigmoid(logits)
+        if len(np.unique(self.y_val)) < 2:  # a class too rare to spare for validation: loss only
+            return loss, None
         return loss, float(roc_auc_score(self.y_val, scores.cpu().numpy()))
 
     def _track(self, val_auc, val_loss) -> bool:
-        if val_auc is None:  # no validation: the last epoch is the model
+        if val_loss is None:  # no validation: the last epoch is the model
             key = (float(self.epoch), 0.0)
             improved = True
         else:
-            key = (val_auc, -val_loss)
+            auc = -1.0 if val_auc is None else val_auc
+            key = (auc, -val_loss)
             best_auc, best_nl = self.best_key
             # AUC first; within 1e-4 of the best AUC (ties are common on small validation sets),
             # a lower validation loss counts as better.
-            improved = val_auc > best_auc + 1e-4 or (val_auc >= best_auc - 1e-4 and -val_loss > best_nl)
+            improved = auc > best_auc + 1e-4 or (auc >= best_auc - 1e-4 and -val_loss > best_nl)
         if improved:
             self.best_key, self.best_epoch = key, self.epoch
             self.best_state = copy.deepcopy(self.model.state_dict())

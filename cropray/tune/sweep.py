@@ -114,6 +114,21 @@ def _connect(address: str | None) -> bool:
     return True
 
 
+def _check_resources(tcfg: TuneConfig, private: bool, say: Callable[[str], None]) -> None:
+    """A trial asking for more than the cluster has would wait forever: refuse it on a private local
+    Ray, warn on a joined cluster (an autoscaler may still add the nodes)."""
+    import ray
+
+    have = ray.cluster_resources()
+    for kind, want in (("CPU", tcfg.cpus_per_trial), ("GPU", tcfg.gpus_per_trial)):
+        if want > float(have.get(kind, 0.0)):
+            msg = (f"--{kind.lower()}s-per-trial {want:g}: the Ray cluster has {float(have.get(kind, 0.0)):g} "
+                   f"{kind}s, so no trial could start")
+            if private:
+                raise CroprayError(msg)
+            say(f"warning: {msg} unless the cluster grows")
+
+
 def _concurrency(tcfg: TuneConfig) -> int:
     import ray
 
@@ -180,13 +195,15 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
                            f"{saved.get('n_labels')} labels); resume with those labels or start a new sweep")
     if not resume:
         _prepare_out(out, overwrite)
-        (out / "tune_config.json").write_text(json.dumps(tcfg.to_dict(), indent=2))
-        (out / "data.json").write_text(json.dumps({"labels": str(labels), "n_labels": int(len(ls.y)),
-                                                   "fingerprint": fp, "regime": regime}, indent=2))
     say(f"{len(ls.y)} labels ({cc[1]} signal, {cc[0]} not) -> {regime!r} space, {tcfg.samples} trials x "
         f"<= {tcfg.epochs} epochs, objective {tcfg.metric}")
     owns = _connect(address)
     try:
+        _check_resources(tcfg, private=owns and address is None and not os.environ.get("RAY_ADDRESS"), say=say)
+        if not resume:  # what --resume must reuse (settings) and check (the labels)
+            (out / "tune_config.json").write_text(json.dumps(tcfg.to_dict(), indent=2))
+            (out / "data.json").write_text(json.dumps({"labels": str(labels), "n_labels": int(len(ls.y)),
+                                                       "fingerprint": fp, "regime": regime}, indent=2))
         tuner, kind = _tuner(out, ls.x, ls.y, regime, tcfg, resume)
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for the summary (--json) only
             tuner.fit()

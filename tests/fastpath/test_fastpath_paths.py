@@ -69,6 +69,7 @@ def test_read_only_input_is_scored_without_copy_errors(trained_shallow, fixed_ba
     out = s(x)
     assert out.shape == (16,) and out.dtype == np.float32
     np.testing.assert_array_equal(x, fixed_batch[:16])  # the input is untouched
+    assert s(x[:0]).shape == (0,)  # an empty batch (a fully quarantined Ray batch) is fine
 
 
 @pytest.mark.parametrize("arch", ["deep_cnn", "siamese"])

@@ -36,3 +36,6 @@ def test_resolve_fills_arch_defaults_and_checks_loss():
     with pytest.raises(ConfigError, match="loss 'supcon' does not fit arch 'deep_cnn'"):
         TrainConfig(loss="supcon").resolve("deep_cnn")
     assert TrainConfig().replace(seed=None, epochs=3) == TrainConfig(epochs=3)  # None = keep
+    with pytest.raises(ConfigError, match="must train for >= 1 epoch"):
+        TrainConfig(epochs=0).resolve("shallow_cnn")
+    assert TrainConfig(epochs=0).resolve("dedoppler").epochs == 0

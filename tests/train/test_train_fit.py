@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from cropray.errors import CroprayError
 from cropray.train import TrainConfig, check_labels, fit
+from cropray.train.fit import stratified_split
 from cropray.train.loop import Trainer
 
 # Tiny model widths keep each epoch ~1 s on 2 CPU cores; the architecture is the real one.
@@ -38,7 +39,8 @@ def test_same_seed_same_model(easy_train):
 def test_trainers_in_lockstep_equal_trainers_alone(easy_train):
     # Each trainer owns its RNG state: interleaving epochs with another trainer changes nothing.
     x, y = easy_train[0][:64], easy_train[1][:64]
-    cfg = TrainConfig(arch="shallow_cnn", epochs=2, model_kwargs=TINY["shallow_cnn"]).resolve("shallow_cnn")
+    cfg = TrainConfig(arch="shallow_cnn", epochs=2, model_kwargs=TINY["shallow_cnn"], loss="focal",
+                      balance="sampler").resolve("shallow_cnn")
     alone = Trainer(cfg, x, y, seed=1)
     alone.run_epoch()
     alone.run_epoch()
@@ -56,3 +58,12 @@ def test_check_labels_messages():
     with pytest.raises(CroprayError, match="found 0 signal .* and 30 non-signal.*both classes"):
         check_labels(np.zeros(30))
     assert check_labels(np.r_[np.ones(5), np.zeros(20)]) == {0: 20, 1: 5}
+
+
+def test_stratified_split_keeps_both_classes_in_training():
+    y = np.r_[np.ones(3), np.zeros(20)]
+    tr, va = stratified_split(y, 0.2, seed=0)
+    assert sorted(np.r_[tr, va].tolist()) == list(range(23))
+    assert y[va].sum() == 1 and (y[va] == 0).sum() == 4 and y[tr].sum() == 2
+    tr, va = stratified_split(np.r_[np.ones(1), np.zeros(20)], 0.2, seed=0)  # a lone positive trains
+    assert 0 in tr and len(va) == 4
