@@ -9,7 +9,7 @@ from cropray.archive import write_archive
 from cropray.cli import main
 from cropray.synth import SynthConfig, generate
 
-TINY = '{"model_kwargs": {"channels": [8, 16, 32]}, "patience": 3}'
+TINY = '{"model_kwargs": {"channels": [8, 16, 32]}, "patience": 3, "epoch_crops": 1}'
 
 
 def _labelled(path, n=60, seed=0, nan_rows=0, labels=None, with_label=True):

@@ -20,7 +20,7 @@ def test_k_rule():
 def test_lockstep_cv_reports_each_epoch(easy_train):
     x, y = easy_train[0][:60], easy_train[1][:60]
     seen = []
-    cfg = TrainConfig(arch="siamese", epochs=2, patience=5, model_kwargs=TINY["siamese"])
+    cfg = TrainConfig(arch="siamese", epochs=2, patience=5, model_kwargs=TINY["siamese"], epoch_crops=1)
     res = cross_validate(cfg, x, y, on_epoch=lambda e, m: seen.append((e, m)), n_boot=50)
     assert [e for e, _ in seen] == [1, 2] and res.k == 5
     assert all(0 <= m["cv_auc"] <= 1 and m["folds_active"] == 5 for _, m in seen)
@@ -32,7 +32,7 @@ def test_lockstep_cv_reports_each_epoch(easy_train):
 
 def test_callback_can_stop_and_baseline_needs_no_training(easy_train):
     x, y = easy_train[0][:60], easy_train[1][:60]
-    cfg = TrainConfig(arch="shallow_cnn", epochs=5, model_kwargs=TINY["shallow_cnn"])
+    cfg = TrainConfig(arch="shallow_cnn", epochs=5, model_kwargs=TINY["shallow_cnn"], epoch_crops=1)
     res = cross_validate(cfg, x, y, k=3, on_epoch=lambda e, m: True, n_boot=0)
     assert res.stopped_by_callback and len(res.history) == 1 and res.k == 3
     base = cross_validate(TrainConfig(arch="dedoppler"), x, y, snr=np.full(60, np.nan), n_boot=0)

@@ -28,7 +28,7 @@ def test_short_training_learns_easy_set(easy_train, easy_test):
 
 def test_same_seed_same_model(easy_train):
     x, y = easy_train[0][:80], easy_train[1][:80]
-    cfg = TrainConfig(arch="siamese", epochs=2, model_kwargs=TINY["siamese"], seed=5)
+    cfg = TrainConfig(arch="siamese", epochs=2, model_kwargs=TINY["siamese"], seed=5, epoch_crops=1)
     a = fit(cfg, x, y, progress=False).model
     b = fit(cfg, x, y, progress=False).model
     for (ka, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
@@ -39,7 +39,7 @@ def test_same_seed_same_model(easy_train):
 def test_trainers_in_lockstep_equal_trainers_alone(easy_train):
     # Each trainer owns its RNG state: interleaving epochs with another trainer changes nothing.
     x, y = easy_train[0][:64], easy_train[1][:64]
-    cfg = TrainConfig(arch="shallow_cnn", epochs=2, model_kwargs=TINY["shallow_cnn"], loss="focal",
+    cfg = TrainConfig(arch="shallow_cnn", epochs=2, model_kwargs=TINY["shallow_cnn"], loss="focal", epoch_crops=1,
                       balance="sampler").resolve("shallow_cnn")
     alone = Trainer(cfg, x, y, seed=1)
     alone.run_epoch()

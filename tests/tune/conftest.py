@@ -3,8 +3,9 @@
 import pytest
 
 # Narrow channels keep an epoch well under a second; the architectures are the real ones.
+# epoch_crops: one pass over the ~40-crop training split per epoch, not the library's 256-crop minimum.
 TINY_FIXED = {"siamese": {"channels": [8, 16, 32]}, "shallow_cnn": {"channels": [8, 16, 32]},
-              "deep_cnn": {"width": 8}}
+              "deep_cnn": {"width": 8}, "epoch_crops": 32}
 
 
 @pytest.fixture(scope="session")
