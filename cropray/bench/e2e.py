@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import threading
 import time
@@ -76,38 +75,22 @@ def naive_baseline(archive: Path, model: torch.nn.Module, threshold: float, out:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-@contextlib.contextmanager
-def _compile_disabled(disable: bool):
-    """TORCH_COMPILE_DISABLE=1 for the Ray workers this run starts (they inherit the environment):
-    how the bench runs a non-compiled path end to end; fastpath honours it in `capabilities`."""
-    old = os.environ.get("TORCH_COMPILE_DISABLE")
-    if disable:
-        os.environ["TORCH_COMPILE_DISABLE"] = "1"
-    try:
-        yield
-    finally:
-        if disable:
-            if old is None:
-                os.environ.pop("TORCH_COMPILE_DISABLE", None)
-            else:
-                os.environ["TORCH_COMPILE_DISABLE"] = old
-
-
 def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, compile_: bool) -> dict:
     """`cropray score` through the scoring library (embedded local Ray, started and stopped here)."""
     from cropray.scoring.config import ScoreConfig
     from cropray.scoring.pipeline import score_archive
 
     cfg = ScoreConfig(bundle=str(bundle), input=str(archive), output=str(out), precision=precision,
-                      overwrite=True)
+                      compile="auto" if compile_ else "off", overwrite=True)
     t0 = time.perf_counter()
-    with TreeRSS() as mem, _compile_disabled(not compile_):
+    with TreeRSS() as mem:
         summary = score_archive(cfg)
     wall = time.perf_counter() - t0
     rows = summary.get("rows_scored") or 0
     actors = summary.get("actors") or []
     return {"n": rows, "wall_s": round(wall, 3), "crops_per_s": summary.get("crops_per_s"),
             "crops_per_s_wall": rows / wall, "state": summary.get("state"),
-            "actors": len(actors), "actor_peak_rss_mb": max((a.get("peak_rss_mb", 0) for a in actors), default=None),
+            "actors": len(actors), "paths_used": sorted({a.get("path") for a in actors if a.get("path")}),
+            "actor_peak_rss_mb": max((a.get("peak_rss_mb", 0) for a in actors), default=None),
             "tree_peak_rss_mb": mem.peak_mb, "pool": summary.get("pool"),
             "rows_quarantined": summary.get("rows_quarantined")}

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from cropray.fastpath import PATHS, TOLERANCE, build_scorer, detect
-from cropray.fastpath.policy import MAX_FLIP_FRACTION, flips
+from cropray.fastpath.policy import MAX_FLIP_FRACTION, flips, guard
 
 
 def time_scorer(score, x: np.ndarray, batch: int, repeats: int, min_s: float = 1.0) -> list[float]:
@@ -46,10 +46,12 @@ def accuracy(ref: np.ndarray, got: np.ndarray, threshold: float, precision: str)
 
 
 def measure_path(model, name: str, *, batch_sizes, x_time: np.ndarray, x_acc: np.ndarray | None,
-                 ref: np.ndarray | None, threshold: float, calibration: np.ndarray | None, repeats: int,
-                 flops: float, peak: dict, log) -> tuple[list[dict], dict | None]:
+                 ref: np.ndarray | None, threshold: float, calibration: np.ndarray | None,
+                 ref_cal: np.ndarray | None, repeats: int, flops: float, peak: dict,
+                 log) -> tuple[list[dict], dict | None]:
     """Rows {arch-free}: one per batch size (crops/s, GFLOP/s, fraction of peak, compile time) and the
-    accuracy of the path (measured with the scorer of the first batch size)."""
+    accuracy of the path (measured with the scorer of the first batch size): on x_acc against `ref`,
+    and what auto's build-time guard decides on the calibration crops against `ref_cal`."""
     spec = PATHS[name]
     ok, why = detect().can_run(spec.precision, "cpu", spec.compiled)
     if spec.precision == "int8" and calibration is None:
@@ -83,6 +85,11 @@ def measure_path(model, name: str, *, batch_sizes, x_time: np.ndarray, x_acc: np
         log(f"  {name:13s} b={batch:<4d} {med:8.0f} crops/s" + (f"  (compile {d['compile_s']:.1f}s)"
                                                                if d.get("compile_s") else ""))
         if bi == 0 and x_acc is not None and ref is not None:
-            got = np.concatenate([s(x_acc[i:i + batch]) for i in range(0, len(x_acc), batch)])
+            # `eager` is the reference itself (same module, same kernels): not scored twice
+            got = ref if name == "eager" else np.concatenate(
+                [s(x_acc[i:i + batch]) for i in range(0, len(x_acc), batch)])
             acc = {"path": name, "precision": spec.precision, **accuracy(ref, got, threshold, spec.precision)}
+            if ref_cal is not None and calibration is not None:
+                cal = np.concatenate([s(calibration[i:i + batch]) for i in range(0, len(ref_cal), batch)])
+                acc["guard"] = guard(spec, ref_cal, cal, threshold)
     return rows, acc

@@ -32,9 +32,13 @@ def render(res: dict) -> str:
             fmt_table(rows, ["arch", "path", "batch", "crops/s", "GFLOP/s", "of peak", "compile s",
                              "max|d score|", "flips"]), ""]
     auto = res["auto"]
-    out.append(f"auto picks here: {auto['picks']} (order {' > '.join(auto['policy_order'])}); measured fastest "
-               "within 0.1% flips: " + ", ".join(f"{k} {v['fastest_eligible_measured']}"
-                                                   for k, v in auto["per_arch"].items()))
+    out.append(f"auto ranking here: {' > '.join(auto['policy_order'])}; per bundle, after the calibration-crop guard:")
+    for arch, v in auto["per_arch"].items():
+        g = ", ".join(f"{p} {'ok' if x['ok'] else 'rejected'} ({x['at_risk']} at risk/{x['n']})"
+                      for p, x in v["guard"].items())
+        out.append(f"  {arch}: auto -> {v['auto_path']} (within 0.1% flips on the accuracy set: "
+                   f"{v['auto_path_eligible']}); fastest measured within 0.1%: {v['fastest_eligible_measured']}; "
+                   f"guard: {g}")
     if res["peers"]:
         prow = [[p["runtime"], p["precision"], p.get("status"), _f(p.get("crops_per_s")),
                  _f(p.get("crops_per_s_torch_pre")), _f(p.get("net_crops_per_s")),
@@ -48,8 +52,8 @@ def render(res: dict) -> str:
     out += ["", f"naive baseline (pandas + eager fp32 NCHW batch 32): {nv['crops_per_s']:.0f} crops/s on {nv['n']} "
             f"crops (read {nv['read_s']:.1f}s, model {nv['model_s']:.1f}s)"]
     for r in e["runs"]:
-        out.append(f"end to end (cropray score, Ray Data, precision {e['precision']}, assumed path "
-                   f"{e['assumed_path']}): {_f(r['crops_per_s'])} crops/s scoring phase, "
+        out.append(f"end to end (cropray score, Ray Data, precision {e['precision']}, actors ran "
+                   f"{','.join(r.get('paths_used') or [e['assumed_path'] + '?'])}): {_f(r['crops_per_s'])} crops/s scoring phase, "
                    f"{r['crops_per_s_wall']:.0f} incl. Ray start, on {r['n']} crops; actor peak RSS "
                    f"{_f(r['actor_peak_rss_mb'])} MB, process tree peak {_f(r['tree_peak_rss_mb'])} MB")
     out.append("")

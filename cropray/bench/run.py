@@ -18,7 +18,7 @@ from cropray.bench.peak import flops_per_crop, matmul_peak
 from cropray.bench.peers import measure_peers
 from cropray.bench.trained import BENCH_SNR, synth_xy, train_briefly
 from cropray.fastpath import PATHS, detect
-from cropray.fastpath.policy import candidates
+from cropray.fastpath.policy import GUARD_CROPS, candidates
 
 E2E_ARCH = "shallow_cnn"  # the seed's SignalClassifier: the naive baseline's model and the e2e bundle
 TARGETS = {"e2e_over_naive": 10.0, "e2e_over_forward_same_path": 0.85, "forward_over_best_peer": 1.0,
@@ -81,11 +81,12 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
                                "threshold": tm.threshold}
         log(f"{arch}: {flops / 1e6:.1f} MFLOP/crop; fp32 eager reference on {len(x_acc)} crops ...")
         ref = refs[arch] = reference_scores(tm.model, x_acc)
+        ref_cal = reference_scores(tm.model, tm.calibration_crops[:GUARD_CROPS])
         phase("reference")
         for name in cfg.paths:
             rows, acc = measure_path(tm.model, name, batch_sizes=cfg.batch_sizes, x_time=x_time, x_acc=x_acc,
                                      ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
-                                     repeats=cfg.repeats, flops=flops, peak=peak, log=log)
+                                     ref_cal=ref_cal, repeats=cfg.repeats, flops=flops, peak=peak, log=log)
             res["forward"] += [{"arch": arch, **r} for r in rows]
             if acc:
                 res["accuracy"].append({"arch": arch, **acc})
@@ -104,7 +105,8 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
                                      repeats=cfg.repeats, threads=threads, log=log, quick=cfg.quick)
         phase("peers")
 
-    res["naive"], res["end_to_end"] = _e2e(cfg, tm, workdir, log)
+    res["naive"], res["end_to_end"] = _e2e(cfg, tm, workdir, log,
+                                           res["auto"]["per_arch"].get(E2E_ARCH, {}).get("auto_path"))
     phase("e2e_and_naive")
     res["ratios"], res["targets"] = _ratios(res)
     res["machine"]["loadavg_end"] = list(os.getloadavg())
@@ -114,22 +116,27 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
 
 
 def _auto_report(res: dict) -> dict:
-    """What `auto` picks on this machine (static policy) and what the measurements say is fastest."""
+    """What `auto` picks on this machine: the static ranking, then per architecture the first path
+    whose calibration-crop guard passes (as build_scorer would decide for this bundle), checked
+    against the 10k-crop truth (`auto_eligible`) and the fastest eligible path measured."""
     specs, skipped = candidates(detect(), "cpu", "auto", "auto", has_calibration=True)
-    out = {"policy_order": [s.name for s in specs], "skipped": skipped, "picks": specs[0].name if specs else None,
-           "per_arch": {}}
+    out = {"policy_order": [s.name for s in specs], "skipped": skipped, "per_arch": {}}
     for arch in res["models"]:
         acc = {a["path"]: a for a in res["accuracy"] if a["arch"] == arch}
         eligible = [p for p, a in acc.items() if a["auto_eligible"]]
         best = max((r for r in res["forward"] if r["arch"] == arch and r.get("status") == "ok"
                     and r["path"] in eligible), key=lambda r: r["crops_per_s"], default=None)
-        pick = next((p for p in out["policy_order"] if p in acc), None)
+        pick = next((p for p in out["policy_order"] if p in acc and (acc[p]["precision"] == "fp32"
+                                                                     or acc[p].get("guard", {}).get("ok"))), None)
         out["per_arch"][arch] = {"auto_path": pick, "auto_path_eligible": acc.get(pick, {}).get("auto_eligible"),
-                                 "fastest_eligible_measured": best and best["path"]}
+                                 "fastest_eligible_measured": best and best["path"],
+                                 "guard": {p: a.get("guard") for p, a in acc.items() if a.get("guard")}}
+    first = next(iter(out["per_arch"].values()), {})
+    out["picks"] = first.get("auto_path") or (specs[0].name if specs else None)
     return out
 
 
-def _e2e(cfg: BenchConfig, tm, workdir: Path, log) -> tuple[dict, dict]:
+def _e2e(cfg: BenchConfig, tm, workdir: Path, log, auto_pick: str | None) -> tuple[dict, dict]:
     from cropray.bundle import save_bundle
     from cropray.synth import synth_archive
 
@@ -141,7 +148,7 @@ def _e2e(cfg: BenchConfig, tm, workdir: Path, log) -> tuple[dict, dict]:
     else:
         precision, compile_ = PATHS[cfg.e2e_path].precision, PATHS[cfg.e2e_path].compiled
     specs, _ = candidates(detect(), "cpu", precision, "auto" if compile_ else False, has_calibration=True)
-    assumed = specs[0].name if specs else "fold_cl"
+    assumed = (auto_pick if cfg.e2e_path == "auto" and auto_pick else specs[0].name if specs else "fold_cl")
     runs = []
     for scale in sorted({1, cfg.memory_scale}):
         n = cfg.n * scale
@@ -156,14 +163,16 @@ def _e2e(cfg: BenchConfig, tm, workdir: Path, log) -> tuple[dict, dict]:
         r = end_to_end(bundle, arch_dir, workdir / f"scores-{n}", precision=precision, compile_=compile_)
         log(f"  end to end: {r['crops_per_s']} crops/s (scoring phase), {r['crops_per_s_wall']:.0f} wall")
         runs.append({"scale": scale, **r})
-    e2e = {**runs[0], "precision": precision, "compiled": compile_, "assumed_path": assumed, "runs": runs}
+    used = runs[0].get("paths_used") or []
+    e2e = {**runs[0], "precision": precision, "compiled": compile_, "assumed_path": assumed,
+           "path": used[0] if len(used) == 1 else assumed, "runs": runs}
     return naive, e2e
 
 
 def _ratios(res: dict) -> tuple[dict, dict]:
     e2e, naive = res["end_to_end"], res["naive"]
     fwd = [r for r in res["forward"] if r["arch"] == E2E_ARCH]
-    same = _best(fwd, path=e2e["assumed_path"])
+    same = _best(fwd, path=e2e["path"])
     best = _best(fwd)
     peers = [p for p in res["peers"] if p.get("status") == "ok"]
     best_peer = max(peers, key=lambda p: p["crops_per_s"], default=None)

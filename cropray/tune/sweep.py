@@ -160,8 +160,7 @@ def _tuner(out: Path, x, y, regime: str, tcfg: TuneConfig, resume: bool) -> tupl
                          reuse_actors=True)
     rc = tune.RunConfig(name=EXPERIMENT, storage_path=str(out),  # absolute: relative paths fail
                         failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1), verbose=0,
-                        callbacks=[_Progress(tcfg.metric)])
+                        verbose=0, callbacks=[_Progress(tcfg.metric)])
     return tune.Tuner(trainable, tune_config=tc, run_config=rc), kind
 
 

@@ -19,7 +19,7 @@ def quick(tmp_path_factory):
     # A fresh process, as a user runs it (its own embedded Ray, started and stopped by `score`).
     cmd = [sys.executable, "-m", "cropray", "bench", "--quick", "--json", "--n", "512", "--n-accuracy", "256",
            "--repeats", "2", "--train-seconds", "2", "--workdir", str(work)]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # a hang guard only: ~45 s on an idle 2-core machine
     assert p.returncode == 0, p.stderr[-3000:]
     return json.loads(p.stdout), work  # stdout holds only the JSON (library chatter goes to stderr)
 

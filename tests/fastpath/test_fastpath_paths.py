@@ -22,8 +22,11 @@ def _check(ref, got, precision, threshold):
     assert np.isfinite(got).all()
     d = np.abs(got.astype(np.float64) - ref)
     assert d.max() <= TOLERANCE[precision], f"max |d score| {d.max():.3g} > {TOLERANCE[precision]}"
-    # the auto rule: <= 0.1% of decisions may flip (>= 1 allowed on a 512-crop batch)
-    assert flips(ref, got, threshold) <= max(1, len(ref) // 1000)
+    if precision == "fp32":  # same maths, other kernels: no decision may change
+        assert flips(ref, got, threshold) == 0
+    else:  # reduced precision: typical error well inside the bound (how many flip depends on the
+        # bundle's scores near its threshold: auto's guard judges that, test_fastpath_policy)
+        assert d.mean() <= TOLERANCE[precision] / 5
 
 
 @pytest.mark.parametrize("name", ["fold_cl", "bf16"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -29,10 +30,23 @@ def test_auto_candidates_only_contain_runnable_paths():
     assert all(s["reason"] for s in skipped)
 
 
-def test_auto_skips_int8_without_calibration_crops():
+def test_auto_stays_fp32_without_calibration_crops():
     specs, skipped = candidates(detect(), "cpu", "auto", "auto", has_calibration=False)
-    assert "int8" not in [s.name for s in specs]
-    assert any(s["path"] == "int8" and "calibration" in s["reason"] for s in skipped)
+    assert specs and all(s.precision == "fp32" for s in specs)
+    assert all("calibration" in s["reason"] for s in skipped if s["path"] in ("int8", "bf16", "compile_bf16")
+               and detect().can_run(PATHS[s["path"]].precision, "cpu", PATHS[s["path"]].compiled)[0])
+
+
+def test_guard_bounds_the_flip_risk_by_the_margin_to_the_threshold():
+    from cropray.fastpath.policy import guard
+
+    ref = np.linspace(0.0, 1.0, 1000)  # scores spread evenly: 0.2% lie within 1e-3 of 0.5
+    sharp = np.where(ref < 0.5, ref * 0.1, 0.9 + ref * 0.1)  # a confident model: nothing near 0.5
+    bf16 = PATHS["bf16"]
+    assert guard(bf16, sharp, sharp + 5e-4, 0.5)["ok"]
+    g = guard(bf16, ref, ref + 5e-4, 0.5)  # same error, but ~2 crops within 2 x 5e-4 of the threshold
+    assert not g["ok"] and g["at_risk"] > g["allowed"] == 1
+    assert not guard(bf16, sharp, sharp + 0.2, 0.5)["ok"]  # beyond the bf16 tolerance
 
 
 def test_auto_on_a_bare_machine_builds_fp32(trained_shallow, fixed_batch):
@@ -48,7 +62,9 @@ def test_auto_without_compile_picks_a_runnable_eager_path(trained_shallow):
     d = s.describe()
     assert not d["compiled"]
     assert detect().can_run(d["precision"], "cpu", False)[0]
-    assert d["path"] == ("bf16" if detect().bf16_cpu else "fold_cl")
+    if d["path"] == "fold_cl" and detect().bf16_cpu:  # bf16 was tried and rejected by the guard
+        assert any(f["path"] == "bf16" and "guard" in f["reason"] for f in d["fallbacks"]), d
+    assert d["path"] in ("bf16", "fold_cl")
 
 
 @pytest.mark.parametrize("kw", [{"precision": "bf16"}, {"precision": "int8"}, {"device": "cuda"}])
