@@ -45,7 +45,7 @@ def _alive_nodes(env, dashboard) -> int:
 
 @pytest.fixture
 def two_node_cluster(tmp_path):
-    """Head (1 CPU) + worker (1 CPU) as separate `ray start` processes on loopback, token auth on."""
+    """Head (2 CPUs) + worker (2 CPUs) as separate `ray start` processes on loopback, token auth on."""
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16), RAY_USAGE_STATS_ENABLED="0")
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
     port, dash = _free_port(), _free_port()
@@ -53,7 +53,8 @@ def two_node_cluster(tmp_path):
     temp = Path("/tmp") / f"crt{secrets.token_hex(3)}"  # short: Ray's socket paths have a length limit
     logs = tmp_path / "logs"
     logs.mkdir()
-    common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+    # 2 logical CPUs per node: a 1-CPU node cannot hold a read task and a scoring actor at once.
+    common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=2", "--disable-usage-stats"]
 
     def node_ports():
         # Two nodes on one host (and maybe other Ray sessions): every agent port must be distinct,
@@ -101,16 +102,32 @@ def test_score_job_submitted_to_a_two_node_cluster(two_node_cluster, tmp_path):
     archive, model, out = tmp_path / "archive", tmp_path / "model", tmp_path / "scores"
     synth_archive(archive, 3000, files=4, seed=3)
     save_bundle(build_model("dedoppler"), model, threshold=5.0, train_summary={"labels": 0}, metrics={})
+    sid = f"cropray-test-{secrets.token_hex(4)}"
     cmd = [str(BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(ROOT),
-           "--", "python", "jobs/score_archive.py", str(model), str(archive), str(out), "--json"]
+           "--submission-id", sid, "--no-wait",
+           "--", "python", "jobs/score_archive.py", str(model), str(archive), str(out), "--json",
+           # compile off: four actors compiling at once would dominate a small test on 2 cores
+           "--actors", "2", "--compile", "off"]
     deadline = time.time() + 180
     while True:
-        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         # The head's job agent comes up a little after the node: the Jobs API says so; try again.
         if r.returncode == 0 or "No available agent" not in r.stderr + r.stdout or time.time() > deadline:
             break
         time.sleep(3)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ray_job = [str(BIN / "ray"), "job"]
+    deadline = time.time() + 480
+    status = ""
+    while time.time() < deadline:
+        status = subprocess.run([*ray_job, "status", "--address", dashboard, sid], env=env,
+                                capture_output=True, text=True, timeout=60).stdout
+        if any(w in status for w in ("SUCCEEDED", "FAILED", "STOPPED")):
+            break
+        time.sleep(3)
+    logs = subprocess.run([*ray_job, "logs", "--address", dashboard, sid], env=env,
+                          capture_output=True, text=True, timeout=60).stdout
+    assert "SUCCEEDED" in status, status[-1000:] + "\n--- job logs ---\n" + logs[-4000:]
     scores = pd.read_parquet(out)
     truth = pd.read_parquet(archive, columns=["crop_id"])
     assert len(scores) == len(truth) == 3000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from cropray.cli._common import (
@@ -167,9 +166,12 @@ def human(s: dict) -> str:
     if b is None:
         lines.append("best       none: no trial produced a score - see trials.csv (error column)")
     else:
-        ref = f"  (default config: {s['default']['value']:.4f})" if s["default"] else ""
+        d = s["default"]
+        ref = "" if not d else f"  (default config: {d['value']:.4f}" + (
+            f", stopped early at epoch {d['epochs_run']})" if d.get("status") == "stopped" else ")")
         lines.append(f"best       trial {b['trial_id']}: {m} {b['value']:.4f}{ref}")
-        lines.append("           " + json.dumps(b["params"], default=str))
+        lines.append("           " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                               for k, v in b["params"].items()))
     if s["bundle"]:
         c = s["bundle"]["cv_roc_auc"]
         lines.append(f"bundle     {s['bundle']['path']}  ({s['bundle']['model_id']})")

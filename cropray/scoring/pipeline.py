@@ -17,6 +17,7 @@ committed by one rename once every one of its row indices came back exactly once
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import socket
@@ -174,8 +175,9 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
 
         committer = Committer(out, plan, pending, bundle.model_id, record)
         t1 = time.time()
-        # strict: a cluster this process started has a known, fixed size
-        pool, actors = _run_pipelines(cfg, plan, pending, committer, manifest, strict=started and not cfg.address)
+        # strict: an embedded cluster this process started has a known, fixed size
+        embedded = started and not cfg.address and not os.environ.get("RAY_ADDRESS")
+        pool, actors = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded)
         lost = committer.finish()
         run.update(scoring_s=round(time.time() - t1, 3), pool=pool.describe(), stale_files_removed=removed,
                    retried_rows_dropped=committer.dropped_duplicates, lost=lost)

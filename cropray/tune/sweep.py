@@ -226,7 +226,9 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
         "files": files, "settings": tcfg.to_dict(),
     }
     if tcfg.include_default and len(df) and df.iloc[0]["status"] in ("completed", "stopped"):
-        summary["default"] = {"trial_id": df.iloc[0]["trial_id"], "value": float(df.iloc[0][tcfg.metric])}
+        d0 = df.iloc[0]
+        summary["default"] = {"trial_id": d0["trial_id"], "value": float(d0[tcfg.metric]), "status": d0["status"],
+                              "epochs_run": int(d0["epochs_run"])}
     t1 = time.perf_counter()
     if best is not None:
         params = configs[best["trial_id"]]
