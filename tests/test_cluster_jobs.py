@@ -78,7 +78,7 @@ def two_node_cluster(tmp_path):
         while _alive_nodes(env, dashboard) < 2:
             assert time.time() < deadline, (logs / "worker.log").read_text()[-2000:]
             time.sleep(2)
-        yield env, dashboard
+        yield env, dashboard, port
     finally:
         for p in reversed(procs):
             try:
@@ -98,14 +98,16 @@ def test_score_job_submitted_to_a_two_node_cluster(two_node_cluster, tmp_path):
     from cropray.models import build_model
     from cropray.synth import synth_archive
 
-    env, dashboard = two_node_cluster
+    env, dashboard, port = two_node_cluster
     archive, model, out = tmp_path / "archive", tmp_path / "model", tmp_path / "scores"
     synth_archive(archive, 3000, files=4, seed=3)
     save_bundle(build_model("dedoppler"), model, threshold=5.0, train_summary={"labels": 0}, metrics={})
     sid = f"cropray-test-{secrets.token_hex(4)}"
     cmd = [str(BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(ROOT),
            "--submission-id", sid, "--no-wait",
-           "--", "python", "jobs/score_archive.py", str(model), str(archive), str(out), "--json",
+           # The Jobs API hands the driver the head's resolved (non-loopback) address; on a loopback
+           # cluster the driver must join through 127.0.0.1 like the nodes, or objects cannot move.
+           "--", "env", f"RAY_ADDRESS=127.0.0.1:{port}", "python", "jobs/score_archive.py", str(model), str(archive), str(out), "--json",
            # compile off: four actors compiling at once would dominate a small test on 2 cores
            "--actors", "2", "--compile", "off"]
     deadline = time.time() + 180

@@ -75,7 +75,8 @@ def plot_snr_recall(bins: list[dict], path: Path, title: str = "") -> str:
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     mid = [(b["snr_lo"] + b["snr_hi"]) / 2 for b in bins]
     rec = [b["recall"] for b in bins]
-    err = [[r - b["lo"] for r, b in zip(rec, bins)], [b["hi"] - r for r, b in zip(rec, bins)]]
+    # A percentile-bootstrap interval need not contain the point estimate in tiny bins: clamp at 0.
+    err = [[max(0.0, r - b["lo"]) for r, b in zip(rec, bins)], [max(0.0, b["hi"] - r) for r, b in zip(rec, bins)]]
     ax.errorbar(mid, rec, yerr=err, fmt="o-", capsize=3)
     for b in bins:
         ax.axvspan(b["snr_lo"], b["snr_hi"], color="grey", alpha=0.06)
