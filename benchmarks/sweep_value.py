@@ -44,7 +44,7 @@ def test_auc(bundle_dir: str, x: np.ndarray, y: np.ndarray) -> float:
     b = load_bundle(bundle_dir)
     with torch.inference_mode():
         s = np.concatenate([b.model(torch.from_numpy(x[i:i + 512])).float().numpy() for i in range(0, len(x), 512)])
-    return float(roc_auc_score(y, s))
+    return float(roc_auc_score(y, s)) if np.isfinite(s).all() else float("nan")
 
 
 def refit_aucs(cfg: TrainConfig, labels: Path, epochs: int, seeds: int, x_test, y_test) -> list[float]:
@@ -57,7 +57,8 @@ def refit_aucs(cfg: TrainConfig, labels: Path, epochs: int, seeds: int, x_test, 
         with torch.inference_mode():
             s = np.concatenate([m(torch.from_numpy(x_test[i:i + 512])).float().numpy()
                                 for i in range(0, len(x_test), 512)])
-        out.append(float(roc_auc_score(y_test, s)))
+        # A refit that diverged (NaN weights) scores NaN: counted as nan, reported, not averaged away.
+        out.append(float(roc_auc_score(y_test, s)) if np.isfinite(s).all() else float("nan"))
     return out
 
 
@@ -141,7 +142,9 @@ def main() -> None:
 
 
 def _spread(v: list[float]) -> str:
-    return f"{np.mean(v):.3f} +- {np.std(v):.3f} (n={len(v)})"
+    ok = [a for a in v if np.isfinite(a)]
+    bad = f", {len(v) - len(ok)} diverged" if len(ok) < len(v) else ""
+    return f"{np.mean(ok):.3f} +- {np.std(ok):.3f} (n={len(ok)}{bad})" if ok else f"all {len(v)} diverged"
 
 
 if __name__ == "__main__":

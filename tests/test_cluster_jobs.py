@@ -124,12 +124,12 @@ def test_score_job_submitted_to_a_two_node_cluster(two_node_cluster, tmp_path):
     while time.time() < deadline:
         status = subprocess.run([*ray_job, "status", "--address", dashboard, sid], env=env,
                                 capture_output=True, text=True, timeout=60).stdout
-        if any(w in status for w in ("SUCCEEDED", "FAILED", "STOPPED")):
+        if any(w in status.upper() for w in ("SUCCEEDED", "FAILED", "STOPPED")):
             break
         time.sleep(3)
     logs = subprocess.run([*ray_job, "logs", "--address", dashboard, sid], env=env,
                           capture_output=True, text=True, timeout=60).stdout
-    assert "SUCCEEDED" in status, status[-1000:] + "\n--- job logs ---\n" + logs[-4000:]
+    assert "SUCCEEDED" in status.upper(), status[-1000:] + "\n--- job logs ---\n" + logs[-4000:]
     scores = pd.read_parquet(out)
     truth = pd.read_parquet(archive, columns=["crop_id"])
     assert len(scores) == len(truth) == 3000

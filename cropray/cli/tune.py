@@ -146,7 +146,8 @@ def run(args) -> int:
     s = run_sweep(args.labels, args.out, tcfg, crop_shape=args.crop_shape, address=args.address,
                   resume=args.resume, overwrite=args.overwrite)
     emit(s, human(s), args.json)
-    attention = s["trials"]["failed"] or s["invalid_rows"] or s["best"] is None
+    attention = (s["trials"]["failed"] or s["invalid_rows"] or s["best"] is None
+                 or (s["bundle"] and s["bundle"]["error"]))
     return EXIT_ATTENTION if attention else EXIT_OK
 
 
@@ -175,6 +176,8 @@ def human(s: dict) -> str:
     if s["bundle"]:
         c = s["bundle"]["cv_roc_auc"]
         lines.append(f"bundle     {s['bundle']['path']}  ({s['bundle']['model_id']})")
+        if s["bundle"].get("error"):
+            lines.append(f"WARNING    {s['bundle']['error']}")
         lines.append(f"           refit on all labels; CV k={s['bundle']['k']} ROC-AUC {c['value']:.3f} "
                      f"[{c['lo']:.3f}, {c['hi']:.3f}] (95% bootstrap, out-of-fold)")
     lines.append(f"outputs    {s['out']}: trials.parquet, trials.csv, sweep_params.png, sweep_progress.png, "

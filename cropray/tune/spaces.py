@@ -48,7 +48,8 @@ class Choice:
 
 # The losses of a CNN; focal's gamma exists only when focal is drawn.
 _CNN_LOSS = Choice(("bce", "focal"), "bce", {"focal": {"focal_gamma": Float(0.5, 4.0, 2.0)}})
-_SHALLOW = {"dropout": Float(0.0, 0.7, 0.5), "lr": Float(3e-4, 1e-2, 2e-3, log=True)}
+# shallow_cnn lr tops at 5e-3: at 1e-2 its refit on 1,000 labels diverged to NaN for 2 of 3 seeds.
+_SHALLOW = {"dropout": Float(0.0, 0.7, 0.5), "lr": Float(3e-4, 5e-3, 2e-3, log=True)}
 _SIAMESE = {"embedding_dim": Int(16, 256, 64, log=True), "dropout": Float(0.0, 0.5, 0.2),
             "lr": Float(1e-4, 1e-2, 1e-3, log=True)}
 _DEEP = {"dropout": Float(0.0, 0.6, 0.3), "lr": Float(1e-4, 1e-2, 1e-3, log=True)}

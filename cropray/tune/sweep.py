@@ -249,11 +249,28 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
                                  overwrite=True, progress=False, log=log, extra=extra)
             summary["bundle"] = {"path": s["bundle"], "model_id": s["model_id"], "k": s["k"],
                                  "threshold": s["threshold"], "cv_roc_auc": s["cv_metrics"]["roc_auc"],
-                                 "final_epochs": s["final_epochs"]}
+                                 "final_epochs": s["final_epochs"], "error": _check_bundle(s["bundle"], ls.x)}
+            if summary["bundle"]["error"]:
+                say(f"warning: {summary['bundle']['error']}")
     summary["seconds"] = {"sweep": round(t_sweep, 1), "retrain": round(time.perf_counter() - t1, 1),
                           "total": round(time.perf_counter() - t0, 1)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _check_bundle(path: str, x: np.ndarray) -> str | None:
+    """The refit has no validation split: a configuration at the edge of stability can diverge there
+    although its cross-validation did not. Score a few labelled crops; non-finite scores -> a message."""
+    import torch
+
+    from cropray.bundle import load_bundle
+
+    with torch.inference_mode():
+        scores = load_bundle(path).model(torch.from_numpy(np.ascontiguousarray(x[:64]))).float().numpy()
+    if np.isfinite(scores).all():
+        return None
+    return (f"the bundle in {path} outputs non-finite scores (the refit on all labels diverged): do not use "
+            "it; retrain best_config.json with another seed or a lower lr")
 
 
 def _ci(row) -> dict | None:

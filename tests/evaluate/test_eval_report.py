@@ -20,3 +20,11 @@ def test_write_report(tmp_path):
     doc = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert doc["model_id"] == "x" and 0.8 < doc["metrics"]["roc_auc"]["value"] < 1
     assert len(doc["snr_recall"]) == 5 and len(out["files"]) == 6
+
+
+def test_snr_recall_plot_accepts_interval_not_containing_the_point(tmp_path):
+    # Percentile-bootstrap intervals of tiny bins can sit beside the point estimate.
+    from cropray.evaluate.plots import plot_snr_recall
+
+    out = plot_snr_recall([{"snr_lo": 5, "snr_hi": 10, "recall": 0.5, "lo": 0.6, "hi": 0.9}], tmp_path / "s.png")
+    assert (tmp_path / "s.png").is_file() and out

@@ -109,3 +109,18 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(ray_local, la
     for trial_id, before in done.items():  # finished trials were kept, not run again
         assert (out / "sweep" / f"trial_{trial_id}" / "result.json").read_bytes() == before
     assert load_bundle(out / "bundle").manifest["extra"]["sweep"]["trials"]["total"] == 4
+
+
+def test_a_diverged_refit_is_flagged(tmp_path):
+    from cropray.bundle import save_bundle
+    from cropray.models import build_model
+    from cropray.tune.sweep import _check_bundle
+
+    x = np.random.default_rng(0).random((8, 1, 64, 64), dtype=np.float32)
+    m = build_model("shallow_cnn", channels=[4, 4, 4]).eval()
+    ok = save_bundle(m, tmp_path / "ok", threshold=0.5, train_summary={"input_shape": [64, 64]}, metrics={})
+    assert _check_bundle(str(ok), x) is None
+    with torch.no_grad():
+        m.head.weight.fill_(float("nan"))  # what a diverged refit leaves
+    bad = save_bundle(m, tmp_path / "bad", threshold=0.5, train_summary={"input_shape": [64, 64]}, metrics={})
+    assert "non-finite" in _check_bundle(str(bad), x)
