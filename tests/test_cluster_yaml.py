@@ -40,5 +40,7 @@ def test_validator_rejects_an_unknown_key():
 
     cfg = _cfg()
     cfg["not_a_key"] = 1
-    with pytest.raises(Exception):
+    from jsonschema.exceptions import ValidationError  # Ray's validator is JSON-schema based
+
+    with pytest.raises(ValidationError, match="not_a_key"):
         validate_config(prepare_config(cfg))
