@@ -176,12 +176,15 @@ def _ratios(res: dict) -> tuple[dict, dict]:
     best = _best(fwd)
     peers = [p for p in res["peers"] if p.get("status") == "ok"]
     best_peer = max(peers, key=lambda p: p["crops_per_s"], default=None)
-    e2e_rate = e2e.get("crops_per_s") or e2e["crops_per_s_wall"]
     runs = e2e["runs"]
+    # steady state: the largest archive (actor start and the per-actor compile are paid once per run)
+    big = runs[-1]
+    e2e_rate = big.get("crops_per_s") or big["crops_per_s_wall"]
     growth = None
     if len(runs) > 1 and runs[0].get("actor_peak_rss_mb") and runs[-1].get("actor_peak_rss_mb"):
         growth = runs[-1]["actor_peak_rss_mb"] / runs[0]["actor_peak_rss_mb"]
     ratios = {
+        "e2e_crops": big["n"],
         "e2e_over_naive": e2e_rate / naive["crops_per_s"],
         "e2e_over_forward_same_path": same and e2e_rate / same["crops_per_s"],
         "e2e_over_best_forward": best and e2e_rate / best["crops_per_s"],
