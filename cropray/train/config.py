@@ -24,7 +24,7 @@ BALANCES = ("pos_weight", "sampler", "none")
 DEVICES = ("auto", "cpu", "cuda")
 # Fields that may be null (= architecture or model default).
 _NULLABLE = {"epochs", "batch_size", "lr", "dropout", "embedding_dim", "loss", "focal_alpha", "balance",
-             "patience"}
+             "patience", "min_epochs"}
 
 # Presets are data: per-architecture values for the fields left at None.
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -64,6 +64,7 @@ _RULES: dict[str, tuple] = {
     "ema": ("float", 0.0, 0.9999),
     "val_fraction": ("float", 0.05, 0.5),
     "patience": ("int", 1, 1000),
+    "min_epochs": ("int", 0, 1000),
     "device": ("choice", DEVICES),
 }
 
@@ -100,6 +101,7 @@ class TrainConfig:
     ema: float = 0.98  # decay of the weight moving average that is validated and kept (0 = raw weights)
     val_fraction: float = 0.2  # share of the training split held out for early stopping (stratified)
     patience: int | None = None  # epochs without validation improvement before stopping
+    min_epochs: int | None = None  # no stopping, and no earlier weights kept, before this epoch (None = epochs // 2)
     device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda
 
     def __post_init__(self) -> None:
@@ -144,6 +146,11 @@ class TrainConfig:
             raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCH_DEFAULTS)}")
         filled = {k: v for k, v in ARCH_DEFAULTS[arch].items() if getattr(self, k) is None}
         cfg = dataclasses.replace(self, arch=arch, **filled)
+        if cfg.min_epochs is None:
+            # Why half: with a cosine schedule and weight averaging the model keeps improving on fresh
+            # crops long after a 10-40 crop validation split stops showing it (measured: 200 labels,
+            # best-at-epoch-5 0.933 vs 0.955 at epochs 15-30).
+            cfg = dataclasses.replace(cfg, min_epochs=cfg.epochs // 2)
         if arch != "dedoppler" and cfg.epochs < 1:
             raise ConfigError(f"epochs = {cfg.epochs}: {arch} must train for >= 1 epoch "
                               "(0 is only for the label-free dedoppler)")

@@ -222,6 +222,9 @@ class Trainer:
         if val_loss is None:  # no validation: the last epoch is the model
             key = (float(self.epoch), 0.0)
             improved = True
+        elif self.epoch <= self.cfg.min_epochs:  # warm-up window: always keep the latest weights
+            auc = -1.0 if val_auc is None else val_auc
+            key, improved = (auc, -val_loss), True
         else:
             auc = -1.0 if val_auc is None else val_auc
             key = (auc, -val_loss)

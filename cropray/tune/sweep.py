@@ -1,7 +1,8 @@
 """`run_sweep`: the whole `cropray tune` job as one library call.
 
-read labels -> pick the regime -> Tuner(with_resources(with_parameters(train_trial, data)), ASHA,
-ConcurrencyLimiter(Optuna TPE | random)) -> trials table, plots, best_config.json -> a bundle
+read labels -> pick the regime -> Tuner(with_resources(with_parameters(train_trial, data)), ASHA that
+never stops trial 0 (the default config), ConcurrencyLimiter(Optuna TPE | random)) -> trials table,
+plots, best_config.json -> a bundle
 retrained on all labels with the best config (the same `train_and_bundle` as `cropray train`).
 
 Layout of OUT: sweep/ (Tune's experiment dir: fixed name, so --resume finds it), tune_config.json and
@@ -25,14 +26,14 @@ from typing import Any
 
 import numpy as np
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 
 from cropray.errors import CroprayError
 from cropray.tune.config import TuneConfig
 from cropray.tune.plots import plot_params, plot_progress
 from cropray.tune.results import best_row, counts, trials_table, write_table
+from cropray.tune.scheduler import BaselineASHA
 from cropray.tune.search import make_searcher
-from cropray.tune.spaces import choose_regime
+from cropray.tune.spaces import SPACES, choose_regime, default_point
 from cropray.tune.trainable import build_train_config, check_fixed, train_trial
 
 EXPERIMENT = "sweep"
@@ -150,8 +151,9 @@ def _tuner(out: Path, x, y, regime: str, tcfg: TuneConfig, resume: bool) -> tupl
         return tune.Tuner.restore(str(out / EXPERIMENT), trainable, resume_unfinished=True,
                                   resume_errored=False, restart_errored=False), kind
     # metric/mode live in TuneConfig only: ASHA takes them from there (giving them to both fails).
-    asha = ASHAScheduler(time_attr="training_iteration", max_t=tcfg.epochs, grace_period=tcfg.grace,
-                         reduction_factor=tcfg.reduction_factor, stop_last_trials=False)
+    baseline = default_point(SPACES[regime]) if tcfg.include_default else None
+    asha = BaselineASHA(baseline, time_attr="training_iteration", max_t=tcfg.epochs, grace_period=tcfg.grace,
+                        reduction_factor=tcfg.reduction_factor, stop_last_trials=False)
     tc = tune.TuneConfig(metric=tcfg.metric, mode=tcfg.mode, search_alg=searcher, scheduler=asha,
                          num_samples=tcfg.samples, time_budget_s=tcfg.time_budget_s,
                          trial_dirname_creator=_trial_dirname,

@@ -51,6 +51,7 @@ def test_sweep_end_to_end_with_a_failing_trial(ray_local, labels80, tmp_path):
     assert (ok["stopped_early"] == (ok["status"] == "stopped")).all()
     assert (ok.loc[ok["status"] == "completed", "epochs_run"] == 2).all()
     assert df.loc[0, "siamese.embedding_dim"] == 64  # trial 0 = the regime's default configuration
+    assert df.loc[0, "status"] == "completed"  # the baseline is never stopped early
     assert df.loc[ok.index, "shallow_cnn.dropout"].isna().all()  # siamese rows: no CNN parameters
 
     assert s["trials"]["failed"] == len(failed) and s["trials"]["total"] == 4 and s["regime"] == "few"
