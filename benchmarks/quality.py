@@ -14,6 +14,7 @@ Protocols (--protocol):
   python benchmarks/quality.py                                  # full table (~1-2 h on 2 busy cores)
   python benchmarks/quality.py --quick                          # 25 and 100 labels, 1,000 test crops
   python benchmarks/quality.py --labels 50,200 --archs siamese,shallow_cnn --protocol cv
+  python benchmarks/quality.py --track-prior on                 # CNNs only with the de-Doppler prior
 """
 
 from __future__ import annotations
@@ -43,12 +44,24 @@ def draw(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(np.concatenate([pos[:n_pos], neg[: n - n_pos]]))
 
 
-def train_one(arch: str, x, y, args) -> tuple[torch.nn.Module, float, dict]:
+def variants(archs: list[str], track: str) -> list[tuple[str, str, dict]]:
+    """(row name, architecture, model_kwargs) per model to train; CNNs with/without the track prior."""
+    out = []
+    for a in archs:
+        if a in ("shallow_cnn", "deep_cnn") and track != "default":
+            for on in {"on": (True,), "off": (False,), "both": (False, True)}[track]:
+                out.append((a + ("+track" if on else ""), a, {"track_prior": on}))
+        else:
+            out.append((a, a, {}))
+    return out
+
+
+def train_one(arch: str, x, y, args, kwargs=None) -> tuple[torch.nn.Module, float, dict]:
     """-> (model taking raw crops, threshold, info). dedoppler: no training, threshold on the labels."""
     if arch == "dedoppler":
         m = build_model("dedoppler")
         return m, calibrate_threshold(y, score_array(m, x)), {"epochs": 0}
-    cfg = TrainConfig(arch=arch, seed=args.seed).resolve(arch)
+    cfg = TrainConfig(arch=arch, seed=args.seed, model_kwargs=dict(kwargs or {})).resolve(arch)
     if args.max_epochs:
         cfg = cfg.replace(epochs=min(cfg.epochs, args.max_epochs))
     if args.protocol == "cv":
@@ -71,6 +84,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="training seed")
     p.add_argument("--protocol", choices=("holdout", "cv"), default="holdout")
     p.add_argument("--max-epochs", type=int, default=None, help="cap every architecture's epochs")
+    p.add_argument("--track-prior", choices=("default", "on", "off", "both"), default="both",
+                   help="CNNs with the de-Doppler track prior (rows '+track'), without, or both (default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="25 and 100 labels, 1000 test crops, <= 8 epochs")
     p.add_argument("--out", default=None, help="also write the rows as JSON here")
@@ -80,7 +95,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     counts = [int(v) for v in args.labels.split(",")]
-    archs = [a for a in args.archs.split(",") if a] + ["dedoppler"]
+    models = variants([a for a in args.archs.split(",") if a] + ["dedoppler"], args.track_prior)
     cfg = SynthConfig()  # the generator's defaults, untouched: SNR 5-100 log-uniform, 50% positives
     pool = generate(max(counts), cfg, seed=args.pool_seed)
     test = generate(args.test_n, cfg, seed=args.test_seed)
@@ -93,19 +108,19 @@ def main(argv=None) -> int:
     rows, header = [], ["labels", "arch", "ROC-AUC [95% CI]", "recall@1%FPR", "acc@thr", "epochs", "train s"]
     for n in counts:
         idx = draw(yp, n, rng)
-        for arch in archs:
+        for name, arch, kwargs in models:
             if arch == "siamese" and n > SIAMESE_MAX:
                 continue
             t0 = time.perf_counter()
-            model, thr, info = train_one(arch, xp[idx], yp[idx], args)
+            model, thr, info = train_one(arch, xp[idx], yp[idx], args, kwargs)
             secs = time.perf_counter() - t0
             s = score_array(model, xt)
             m = binary_metrics(yt, s, thr, n_boot=200, seed=0)
-            row = {"labels": n, "arch": arch, "regime_arch": select_arch(n), "threshold": thr, "train_s": secs,
+            row = {"labels": n, "arch": name, "regime_arch": select_arch(n), "model_kwargs": kwargs, "threshold": thr, "train_s": secs,
                    **info, **{k: m[k] for k in ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "accuracy",
                                                  "balanced_accuracy")}}
             rows.append(row)
-            print(f"  {n:5d} {arch:12s} AUC {m['roc_auc']['value']:.4f}  recall@1%FPR "
+            print(f"  {n:5d} {name:17s} AUC {m['roc_auc']['value']:.4f}  recall@1%FPR "
                   f"{m['recall_at_1pct_fpr']['value']:.3f}  acc {m['accuracy']['value']:.3f}  "
                   f"{secs:7.1f} s", flush=True)
     table = [[r["labels"], r["arch"] + (" *" if r["arch"] == r["regime_arch"] else ""),

@@ -73,10 +73,12 @@ def _ort(net, z_calib, precision, threads, tmp: Path):
     return lambda z: sess.run(None, {"z": z})[0]
 
 
-def _openvino(net, z_calib, precision, threads):
+def _openvino(net, z_calib, precision, threads, tmp: Path):
     import openvino as ov
 
-    om = ov.convert_model(net, example_input=torch.from_numpy(z_calib[:8]))
+    # From the same ONNX graph as ONNX Runtime: OpenVINO's own TorchScript conversion froze the batch
+    # size of the track prior's reshapes at the example's and scored other batch sizes wrongly.
+    om = ov.convert_model(str(_onnx(net, z_calib[:8], tmp / "net_ov.onnx")))
     cfg = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
     if precision == "int8":
         import nncf  # optional: OpenVINO's post-training quantizer
@@ -121,7 +123,7 @@ def measure_peers(model: nn.Module, *, batch: int, x_time: np.ndarray, x_acc: np
                 continue
             try:
                 run = (_ort(net, z_calib, precision, threads, Path(tmp)) if runtime == "onnxruntime"
-                       else _openvino(net, z_calib, precision, threads))
+                       else _openvino(net, z_calib, precision, threads, Path(tmp)))
                 net_rates = time_scorer(run, z_time, batch, repeats)
                 full = _chain(normalise, run)
                 rates = time_scorer(full, x_time, batch, repeats)

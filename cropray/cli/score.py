@@ -89,6 +89,11 @@ def human(s: dict) -> str:
                      f"e.g. {', '.join(d['examples'][:3])}")
     for f in s["failed"][:10]:
         lines.append(f"  FAILED     {f['error']}")
+    if s.get("first_block_s") is not None:
+        steady = f"{s['steady_crops_per_s']:,.0f} crops/s" if s.get("steady_crops_per_s") else "-"
+        paths = ", ".join(sorted({a["path"] for a in s["actors"] if a.get("path")})) or "-"
+        lines.append(f"  timing     first results after {s['first_block_s']:.1f} s (actor start-up: imports, "
+                     f"bundle, path build); then {steady}; path {paths}")
     if s["actors"]:
         mem = ", ".join(f"{a['peak_rss_mb']:.0f}" for a in s["actors"])
         lines.append(f"  memory     driver {s['driver_peak_rss_mb']:.0f} MB peak RSS; actors {mem} MB")

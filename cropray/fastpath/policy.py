@@ -28,6 +28,23 @@ AUTO_ORDER = {
 }
 GUARD_CROPS = 512
 MAX_FLIP_FRACTION = 0.001
+# compile="auto" compiles the fp32 path only for a scorer expected to score at least this many rows.
+# Why: measured idle on 2 cores (`cropray bench`), compiling fp32 gains 4-6% over fold_cl (shallow
+# 1,494 vs 1,411 crops/s, siamese 1,380 vs 1,294) and costs 2-17 s per fresh process (inductor codegen +
+# C++ build), which one actor at ~700 crops/s (1 thread) earns back only after ~150-250k rows. Reduced
+# precisions gain 1.6-1.8x from compiling (bf16) or need it (int8), so they always compile.
+COMPILE_FP32_MIN_ROWS = 250_000
+
+
+def drop_unpaid_compile(specs: list[PathSpec], compile_, expected_rows: int | None) -> tuple[list, list]:
+    """(specs without compile_fp32 when it cannot pay for itself, skipped entries for describe())."""
+    if compile_ != "auto" or expected_rows is None or expected_rows >= COMPILE_FP32_MIN_ROWS:
+        return specs, []
+    kept = [s for s in specs if s.name != "compile_fp32"]
+    if len(kept) == len(specs):
+        return specs, []
+    return kept, [{"path": "compile_fp32", "reason": f"~{expected_rows:,} rows for this scorer: compiling fp32 "
+                   f"pays back only from ~{COMPILE_FP32_MIN_ROWS:,} (gain ~5%, cost 2-17 s)"}]
 
 
 def candidates(caps: Capabilities, device: str, precision: str, compile_, *, has_calibration: bool,

@@ -76,7 +76,8 @@ def _example(calib: torch.Tensor | None, batch: int, shape: tuple[int, int]) -> 
 def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = "auto",
                  threads: int | None = None, *, threshold: float | None = None, path: str | None = None,
                  batch_size: int | None = None, calibration: np.ndarray | None = None,
-                 input_shape: tuple[int, int] = (64, 64), capabilities: Capabilities | None = None) -> Scorer:
+                 input_shape: tuple[int, int] = (64, 64), capabilities: Capabilities | None = None,
+                 expected_rows: int | None = None) -> Scorer:
     """Build a scorer for a `cropray.bundle.Bundle` or a plain nn.Module (x raw (B,1,H,W) -> (B,)).
 
     precision: "auto" | "fp32" | "bf16" | "int8"; compile: "auto" | True | False; device: "auto" |
@@ -85,6 +86,8 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
     batch_size: the chunk size (and the static batch compiled paths are traced at).
     calibration: (n,1,H,W) crops for int8 scales and the auto guard when the bundle has none.
     capabilities: what to assume this machine can run (default: `detect()`; tests pass others).
+    expected_rows: how many rows this scorer will see (None = unknown/many); with compile="auto" the
+    fp32 path is compiled only when that many rows repay the compile (policy.COMPILE_FP32_MIN_ROWS).
     An explicit request the machine cannot run raises ConfigError; a compile failure falls back
     (logged warning) to the next path, ending at the always-available fp32 `fold_cl`.
     """
@@ -115,6 +118,8 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
     else:
         specs, skipped = policy.candidates(caps, device, precision, compile,
                                            has_calibration=calib is not None)
+        specs, unpaid = policy.drop_unpaid_compile(specs, compile, expected_rows)
+        skipped += unpaid
         if not specs and precision != "auto":
             reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped)
             raise ConfigError(f"--precision {precision} cannot run on this machine ({reasons})")
@@ -125,7 +130,19 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
     example = _example(calib, batch, shape).to(device)
 
     fallbacks: list[dict] = []
+    pre_guards: dict[str, dict] = {}
     for spec in [*specs, PATHS["fold_cl"]]:  # fold_cl (eager fp32) is the last resort
+        if guarded and spec.precision != "fp32" and spec.compiled:
+            # Check the precision uncompiled first (bf16 autocast / int8 q-dq reference, < 1 s): the
+            # compile (2-20 s per actor) is paid only for a precision that can pass. The compiled
+            # path is still guarded itself below.
+            pg = pre_guards.get(spec.precision)
+            if pg is None:
+                pg = pre_guards[spec.precision] = _pre_guard(model, spec, device, batch, example, calib, threshold)
+            if not pg["ok"]:
+                fallbacks.append({"path": spec.name, "reason": f"accuracy pre-guard ({spec.precision}, "
+                                                               f"uncompiled): {pg}"})
+                continue
         try:
             runner, info = prepare(model, spec, device=device, batch=batch, example=example,
                                    calibration=None if calib is None else calib.to(device))
@@ -152,6 +169,19 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
             "skipped": skipped, "fallbacks": fallbacks, "guard": g, "model_id": model_id,
             "threshold": threshold, "capabilities": caps.to_dict()}
     return Scorer(runner, device=device, threshold=threshold, info=info)
+
+
+def _pre_guard(model, spec: PathSpec, device: str, batch: int, example, calib, threshold) -> dict:
+    """The guard on the uncompiled variant of `spec`'s precision; a build failure counts as a pass
+    (the compiled path then gets built and guarded as usual)."""
+    eager = PathSpec(f"{spec.precision}_uncompiled", spec.precision, False)
+    try:
+        runner, _ = prepare(model, eager, device=device, batch=batch, example=example,
+                            calibration=None if calib is None else calib.to(device))
+        runner.pad = True  # an exported (int8) graph may be specialised to the example's batch size
+        return _guard(model, runner, eager, calib[:policy.GUARD_CROPS].to(device), threshold)
+    except Exception as e:  # noqa: BLE001 - not conclusive: let the compiled path decide
+        return {"ok": True, "note": f"uncompiled {spec.precision} did not run ({type(e).__name__})"}
 
 
 def _guard(model: nn.Module, runner: Runner, spec: PathSpec, crops: torch.Tensor, threshold) -> dict:

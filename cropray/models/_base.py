@@ -10,6 +10,8 @@ from cropray.errors import ConfigError
 from cropray.models.preprocess import RobustNorm, preprocess_kwargs
 
 PREPROCESS_KEYS = ("flatten", "flatten_window", "row_center", "compress")
+# CNNs add the de-Doppler statistic as a learned logit term by default (models/track_prior.py).
+TRACK_PRIOR = True
 
 
 class CropModel(nn.Module):
@@ -59,6 +61,13 @@ def check_int(name: str, value, lo: int, hi: int) -> int:
     if not lo <= int(value) <= hi:
         raise ConfigError(f"{name}={value!r} out of range [{lo}, {hi}]")
     return int(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """A true/false hparam (JSON booleans only: "false" or 0 would silently mean something else)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} must be true or false")
+    return value
 
 
 def check_channels(name: str, value, n: int) -> list[int]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cropray.models._base import CropModel, check_channels, check_float, conv_bn_relu
+from cropray.models._base import TRACK_PRIOR, CropModel, check_bool, check_channels, check_float, conv_bn_relu
 from cropray.models._registry import register_model
+from cropray.models.track_prior import TrackPrior
 
 
 @register_model("shallow_cnn")
@@ -15,15 +16,18 @@ class ShallowCNN(CropModel):
 
     ~93K parameters with the default channels (32, 64, 128). Global average pooling keeps the head
     tiny (129 weights), which is what lets it train on a few hundred labels without memorising.
+    `track_prior` adds the de-Doppler statistic as a learned logit term (track_prior.py).
     """
 
-    def __init__(self, *, channels=(32, 64, 128), dropout: float = 0.5, flatten: bool = True,
-                 flatten_window: int = 15, row_center: bool = False, compress: str = "asinh"):
+    def __init__(self, *, channels=(32, 64, 128), dropout: float = 0.5, track_prior: bool = TRACK_PRIOR,
+                 flatten: bool = True, flatten_window: int = 15, row_center: bool | None = None,
+                 compress: str = "asinh"):
         super().__init__()
         ch = check_channels("channels", channels, 3)
+        prior = check_bool("track_prior", track_prior)
         self._init_common({"channels": ch, "dropout": check_float("dropout", dropout, 0.0, 1.0, hi_open=True),
-                           "flatten": flatten, "flatten_window": flatten_window,
-                           "row_center": row_center, "compress": compress})
+                           "track_prior": prior, "flatten": flatten, "flatten_window": flatten_window,
+                           "row_center": prior if row_center is None else row_center, "compress": compress})
         self.features = nn.Sequential(
             conv_bn_relu(1, ch[0]), nn.MaxPool2d(2),      # (B, c0, H/2, W/2)
             conv_bn_relu(ch[0], ch[1]), nn.MaxPool2d(2),  # (B, c1, H/4, W/4)
@@ -32,12 +36,14 @@ class ShallowCNN(CropModel):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(self._hparams["dropout"])
         self.head = nn.Linear(ch[2], 1)
+        self.track = TrackPrior() if prior else None  # + scale * (track SNR - offset), track_prior.py
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) raw power -> (B,) raw logit (for BCE / focal loss)."""
-        h = self.features(self.preprocess(x))  # (B, c2, H/4, W/4)
-        h = self.pool(h).flatten(1)  # (B, c2)
-        return self.head(self.dropout(h)).squeeze(1)  # (B,)
+        z = self.preprocess(x)  # (B, 1, H, W)
+        h = self.pool(self.features(z)).flatten(1)  # (B, c2)
+        out = self.head(self.dropout(h)).squeeze(1)  # (B,)
+        return out if self.track is None else out + self.track(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))

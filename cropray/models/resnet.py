@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cropray.models._base import CropModel, check_float, check_int, conv_bn_relu
+from cropray.models._base import TRACK_PRIOR, CropModel, check_bool, check_float, check_int, conv_bn_relu
 from cropray.models._registry import register_model
+from cropray.models.track_prior import TrackPrior
 
 
 class BasicBlock(nn.Module):
@@ -39,18 +40,21 @@ class DeepCNN(CropModel):
     - Residual blocks with BN after every conv train reliably at this depth from a few hundred labels;
       parameters sit mostly in the 8x8 stage where they are cheap to run.
     - GAP + dropout + one linear keep the head small (4w + 1 weights).
-    Default width 40, depth 1 -> ~476K parameters; `width`/`depth` are sweepable.
+    Default width 40, depth 1 -> ~476K parameters; `width`/`depth` are sweepable. `track_prior` adds
+    the de-Doppler statistic as a learned logit term (track_prior.py).
     """
 
-    def __init__(self, *, width: int = 40, depth: int = 1, dropout: float = 0.3, flatten: bool = True,
-                 flatten_window: int = 15, row_center: bool = False, compress: str = "asinh"):
+    def __init__(self, *, width: int = 40, depth: int = 1, dropout: float = 0.3,
+                 track_prior: bool = TRACK_PRIOR, flatten: bool = True, flatten_window: int = 15,
+                 row_center: bool | None = None, compress: str = "asinh"):
         super().__init__()
         w = check_int("width", width, 4, 256)
         d = check_int("depth", depth, 1, 4)
+        prior = check_bool("track_prior", track_prior)
         self._init_common({"width": w, "depth": d,
                            "dropout": check_float("dropout", dropout, 0.0, 1.0, hi_open=True),
-                           "flatten": flatten, "flatten_window": flatten_window,
-                           "row_center": row_center, "compress": compress})
+                           "track_prior": prior, "flatten": flatten, "flatten_window": flatten_window,
+                           "row_center": prior if row_center is None else row_center, "compress": compress})
         stages, c_in = [], w
         for i, c_out in enumerate((w, 2 * w, 4 * w)):
             for j in range(d):
@@ -62,12 +66,14 @@ class DeepCNN(CropModel):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(self._hparams["dropout"])
         self.head = nn.Linear(4 * w, 1)
+        self.track = TrackPrior() if prior else None  # + scale * (track SNR - offset), track_prior.py
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) raw power -> (B,) raw logit."""
-        h = self.stages(self.stem(self.preprocess(x)))  # (B, 4w, H/8, W/8)
-        h = self.pool(h).flatten(1)  # (B, 4w)
-        return self.head(self.dropout(h)).squeeze(1)  # (B,)
+        z = self.preprocess(x)  # (B, 1, H, W)
+        h = self.pool(self.stages(self.stem(z))).flatten(1)  # (B, 4w)
+        out = self.head(self.dropout(h)).squeeze(1)  # (B,)
+        return out if self.track is None else out + self.track(z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))

@@ -54,8 +54,10 @@ def _open_output(cfg: ScoreConfig, plan: Plan, model: dict) -> tuple[Manifest, b
     return Manifest.new(out, model=model, input_root=cfg.input, signature=plan.signature(), config=cfg.to_dict()), False
 
 
-def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Manifest, *, strict: bool):
-    """One Ray Data pipeline per crop encoding among the pending units; returns (pool plan, actor stats)."""
+def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Manifest, *, strict: bool,
+                   timing: dict):
+    """One Ray Data pipeline per crop encoding among the pending units; returns (pool plan, actor stats).
+    timing["first_block"]: when the first scored block reached the driver (time.time())."""
     import ray
 
     from cropray.scoring.cluster import plan_pool
@@ -80,12 +82,18 @@ def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Man
             ScoreBatch,
             fn_constructor_kwargs=dict(bundle=bundle_ref, spec=spec, precision=cfg.precision,
                                        compile=cfg.compile_arg(), threads=pool.threads,
-                                       model_batch=cfg.model_batch, device="cuda" if pool.num_gpus else "cpu"),
+                                       model_batch=cfg.model_batch, device="cuda" if pool.num_gpus else "cpu",
+                                       # rows each actor can expect: whether compiling fp32 pays (fastpath)
+                                       expected_rows=-(-sum(u.rows for u in units) // max(1, pool.max_size))),
             batch_size=cfg.batch_size, batch_format="pyarrow", zero_copy_batch=True,
             compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size),
             num_cpus=pool.num_cpus, num_gpus=pool.num_gpus or None, udf_modifying_row_count=False,
         )
         for block in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2):
+            if "first_block" not in timing:  # actor start-up (imports, bundle, path build) + one batch
+                timing["first_block"] = time.time()
+            else:
+                timing["rows_after_first"] = timing.get("rows_after_first", 0) + block.num_rows
             committer.accept(block)
             _note_actors(actors, block)
             manifest.save(plan=plan)
@@ -177,9 +185,17 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
         t1 = time.time()
         # strict: an embedded cluster this process started has a known, fixed size
         embedded = started and not cfg.address and not os.environ.get("RAY_ADDRESS")
-        pool, actors = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded)
+        timing: dict = {}
+        pool, actors = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded, timing=timing)
         lost = committer.finish()
-        run.update(scoring_s=round(time.time() - t1, 3), pool=pool.describe(), stale_files_removed=removed,
+        t2 = time.time()
+        first = timing.get("first_block", t2)
+        # Start-up (actors importing torch, loading the bundle, building their path) vs the steady
+        # state after the first block: the two numbers that say where a short job's time went.
+        run.update(scoring_s=round(t2 - t1, 3), first_block_s=round(first - t1, 3),
+                   steady_rows_per_s=round(timing.get("rows_after_first", 0) / (t2 - first), 1)
+                   if t2 > first + 1 else None,
+                   pool=pool.describe(), stale_files_removed=removed,
                    retried_rows_dropped=committer.dropped_duplicates, lost=lost)
     finally:
         if started:
@@ -229,5 +245,6 @@ def summary_from_manifest(m: dict) -> dict:
         "rows_this_run": run.get("rows", 0), "crops_per_s": run.get("crops_per_s"), "wall_s": run.get("wall_s"),
         "units_already_done": run.get("units_already_done"), "units_scored": run.get("units_to_score"),
         "driver_peak_rss_mb": run.get("driver_peak_rss_mb"), "actors": run.get("actors", []),
-        "pool": run.get("pool"),
+        "pool": run.get("pool"), "first_block_s": run.get("first_block_s"),
+        "steady_crops_per_s": run.get("steady_rows_per_s"),
     }

@@ -74,7 +74,7 @@ class ScoreBatch:
     """Validate, decode and score one batch of crops; see the module docstring for the output."""
 
     def __init__(self, bundle, spec: CropSpec, *, precision: str = "auto", compile="auto", device: str = "auto",
-                 threads: int | None = None, model_batch: int = 128):
+                 threads: int | None = None, model_batch: int = 128, expected_rows: int | None = None):
         from cropray.fastpath import build_scorer
 
         self.bundle = _load(bundle)
@@ -83,7 +83,7 @@ class ScoreBatch:
         # threads = the CPUs this actor holds; torch would otherwise use every core of the node.
         # The scorer calls the model on chunks of `model_batch` (compiled paths are traced at it).
         self.scorer = build_scorer(self.bundle, precision=precision, compile=compile, device=device,
-                                   threads=threads, batch_size=model_batch)
+                                   threads=threads, batch_size=model_batch, expected_rows=expected_rows)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.path = str(self.describe().get("path", precision))  # the execution path the fastpath chose
 

@@ -107,3 +107,29 @@ def test_accuracy_guard_rejects_a_path_that_flips_decisions(fixed_batch):
 def test_every_named_path_is_in_the_policy_or_the_reference():
     ranked = set(AUTO_ORDER["cpu"]) | set(AUTO_ORDER["cuda"])
     assert set(PATHS) == ranked | {"eager"}
+
+
+def test_compiled_reduced_precision_is_pre_guarded_before_compiling(fixed_batch):
+    """A precision that fails uncompiled is never compiled (the compile would be 2-20 s wasted)."""
+    if not detect().bf16_cpu:
+        pytest.skip("no bf16 on this CPU: auto never tries it")
+    crops = fixed_batch[:256]
+    s = build_scorer(_Sawtooth().eval(), threshold=0.5, calibration=crops, expected_rows=1000)
+    d = s.describe()
+    assert d["path"] == "fold_cl" and d["compile_s"] is None, d  # nothing was compiled
+    reasons = {f["path"]: f["reason"] for f in d["fallbacks"]}
+    assert "pre-guard" in reasons["compile_bf16"]  # rejected without being compiled
+    assert "guard" in reasons["bf16"]
+    assert any(k["path"] == "compile_fp32" and "pays back" in k["reason"] for k in d["skipped"])
+
+
+def test_fp32_compile_only_when_the_rows_repay_it():
+    from cropray.fastpath.policy import COMPILE_FP32_MIN_ROWS, drop_unpaid_compile
+
+    specs = [PATHS[n] for n in ("compile_bf16", "compile_fp32", "fold_cl")]
+    kept, skipped = drop_unpaid_compile(specs, "auto", 10_000)
+    assert [s.name for s in kept] == ["compile_bf16", "fold_cl"]
+    assert skipped[0]["path"] == "compile_fp32" and "10,000 rows" in skipped[0]["reason"]
+    assert drop_unpaid_compile(specs, "auto", COMPILE_FP32_MIN_ROWS) == (specs, [])
+    assert drop_unpaid_compile(specs, "auto", None) == (specs, [])  # unknown: as before
+    assert drop_unpaid_compile(specs, True, 10) == (specs, [])  # an explicit --compile on is obeyed

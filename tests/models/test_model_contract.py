@@ -76,10 +76,12 @@ def test_parameter_budget(name):
 
 
 def test_shallow_cnn_parameter_count_by_hand():
-    # conv 1->32, 32->64, 64->128 (3x3, no bias: BN follows), BN (2 per channel), linear 128->1
+    # conv 1->32, 32->64, 64->128 (3x3, no bias: BN follows), BN (2 per channel), linear 128->1,
+    # and the track prior's scale and offset
     convs = 9 * (1 * 32 + 32 * 64 + 64 * 128)
     bns = 2 * (32 + 64 + 128)
-    assert sum(p.numel() for p in build_model("shallow_cnn").parameters()) == convs + bns + 129
+    assert sum(p.numel() for p in build_model("shallow_cnn").parameters()) == convs + bns + 129 + 2
+    assert sum(p.numel() for p in build_model("shallow_cnn", track_prior=False).parameters()) == convs + bns + 129
 
 
 @pytest.mark.parametrize("name", list_models())
