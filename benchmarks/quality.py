@@ -30,6 +30,7 @@ import torch
 from cropray.cli._common import fmt_table
 from cropray.evaluate import binary_metrics, calibrate_threshold, score_array
 from cropray.models import build_model, select_arch
+from cropray.models._base import TRACK_PRIOR
 from cropray.synth import SynthConfig, generate
 from cropray.train import TrainConfig, cross_validate, fit
 
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
             print(f"  {n:5d} {name:17s} AUC {m['roc_auc']['value']:.4f}  recall@1%FPR "
                   f"{m['recall_at_1pct_fpr']['value']:.3f}  acc {m['accuracy']['value']:.3f}  "
                   f"{secs:7.1f} s", flush=True)
-    table = [[r["labels"], r["arch"] + (" *" if r["arch"] == r["regime_arch"] else ""),
+    table = [[r["labels"], r["arch"] + (" *" if is_auto(r) else ""),
               f"{r['roc_auc']['value']:.4f} [{r['roc_auc']['lo']:.3f}, {r['roc_auc']['hi']:.3f}]",
               f"{r['recall_at_1pct_fpr']['value']:.3f}", f"{r['accuracy']['value']:.3f}", r["epochs"],
               f"{r['train_s']:.1f}"] for r in rows]
@@ -134,6 +135,12 @@ def main(argv=None) -> int:
         with open(args.out, "w") as f:
             json.dump({"args": vars(args), "rows": rows}, f, indent=2)
     return 0
+
+
+def is_auto(r: dict) -> bool:
+    """The row is what `cropray train --arch auto` builds: the regime's architecture, default hparams."""
+    base = r["arch"].split("+")[0]
+    return base == r["regime_arch"] and r.get("model_kwargs", {}).get("track_prior", TRACK_PRIOR) == TRACK_PRIOR
 
 
 def verdict(rows: list[dict]) -> str:

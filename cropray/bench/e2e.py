@@ -93,4 +93,6 @@ def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, compil
             "actors": len(actors), "paths_used": sorted({a.get("path") for a in actors if a.get("path")}),
             "actor_peak_rss_mb": max((a.get("peak_rss_mb", 0) for a in actors), default=None),
             "tree_peak_rss_mb": mem.peak_mb, "pool": summary.get("pool"),
-            "rows_quarantined": summary.get("rows_quarantined")}
+            "rows_quarantined": summary.get("rows_quarantined"),
+            # actor start-up until the first results, and the rate after it (scoring/pipeline.py)
+            "first_block_s": summary.get("first_block_s"), "steady_crops_per_s": summary.get("steady_crops_per_s")}

@@ -55,7 +55,18 @@ def render(res: dict) -> str:
         out.append(f"end to end (cropray score, Ray Data, precision {e['precision']}, actors ran "
                    f"{','.join(r.get('paths_used') or [e['assumed_path'] + '?'])}): {_f(r['crops_per_s'])} crops/s scoring phase, "
                    f"{r['crops_per_s_wall']:.0f} incl. Ray start, on {r['n']} crops; actor peak RSS "
-                   f"{_f(r['actor_peak_rss_mb'])} MB, process tree peak {_f(r['tree_peak_rss_mb'])} MB")
+                   f"{_f(r['actor_peak_rss_mb'])} MB, process tree peak {_f(r['tree_peak_rss_mb'])} MB"
+                   + (f"; first results after {r['first_block_s']:.1f} s, then {_f(r.get('steady_crops_per_s'))} "
+                      "crops/s" if r.get("first_block_s") is not None else ""))
+    ra = res.get("ratios", {})
+    if ra.get("accurate_forward_over_accurate_peer") is not None:
+        a, p = ra["best_accurate_forward"], ra["best_accurate_peer"]
+        out.append(f"like with like (<= 0.1% flips): best cropray path {a['path']} {a['crops_per_s']:.0f} crops/s vs "
+                   f"best peer {p['runtime']} {p['precision']} {p['crops_per_s']:.0f} = "
+                   f"{ra['accurate_forward_over_accurate_peer']:.2f}")
+    if ra.get("e2e_steady_over_forward_same_path") is not None:
+        out.append(f"end to end after start-up / in-process forward of the same path: "
+                   f"{ra['e2e_steady_over_forward_same_path']:.2f}")
     out.append("")
     for k, t in res["targets"].items():
         v = t["value"]

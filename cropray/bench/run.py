@@ -183,8 +183,19 @@ def _ratios(res: dict) -> tuple[dict, dict]:
     growth = None
     if len(runs) > 1 and runs[0].get("actor_peak_rss_mb") and runs[-1].get("actor_peak_rss_mb"):
         growth = runs[-1]["actor_peak_rss_mb"] / runs[0]["actor_peak_rss_mb"]
+    # Like with like: the fastest path / peer that keeps decisions (<= 0.1% flips on the accuracy set).
+    eligible = {r["path"] for r in res.get("accuracy", []) if r["arch"] == E2E_ARCH and r.get("auto_eligible")}
+    best_acc = max((r for r in fwd if r.get("status") == "ok" and r["path"] in eligible),
+                   key=lambda r: r["crops_per_s"], default=None)
+    peer_acc = max((p for p in peers if p.get("accuracy_auto_eligible")), key=lambda p: p["crops_per_s"], default=None)
+    steady = big.get("steady_crops_per_s")
     ratios = {
         "e2e_crops": big["n"],
+        "e2e_first_block_s": big.get("first_block_s"),
+        "e2e_steady_over_forward_same_path": same and steady and steady / same["crops_per_s"],
+        "accurate_forward_over_accurate_peer": best_acc and peer_acc and best_acc["crops_per_s"] / peer_acc["crops_per_s"],
+        "best_accurate_forward": best_acc and {k: best_acc[k] for k in ("path", "batch", "crops_per_s")},
+        "best_accurate_peer": peer_acc and {k: peer_acc[k] for k in ("runtime", "precision", "crops_per_s")},
         "e2e_over_naive": e2e_rate / naive["crops_per_s"],
         "e2e_over_forward_same_path": same and e2e_rate / same["crops_per_s"],
         "e2e_over_best_forward": best and e2e_rate / best["crops_per_s"],

@@ -72,7 +72,9 @@ def write_demo_page(out: Path, summary: dict, cfg: DemoConfig) -> Path:
     else:
         sweep_table = []
     sweep = Section("Sweep (Ray Tune)", paragraphs=[
-        f"Search: {sw.get('search')}; objective {sw.get('metric')} (stratified k-fold); trials {trials}. "
+        f"Search: {sw.get('search')}; objective {sw.get('metric')} (stratified k-fold); "
+        f"{trials.get('total', 0)} trials: {trials.get('completed', 0)} completed, {trials.get('stopped', 0)} "
+        f"stopped early by ASHA, {trials.get('failed', 0)} failed, {trials.get('not_run', 0)} not run. "
         f"Best trial {best.get('trial_id')} at {best.get('value', float('nan')):.4f}"
         + (f" vs the default configuration's {sw['default']['value']:.4f}." if sw.get("default") else "."),
         f"Bundle retrained on all labels: {bundle.get('path')} (threshold {bundle.get('threshold')}).",
@@ -86,7 +88,7 @@ def write_demo_page(out: Path, summary: dict, cfg: DemoConfig) -> Path:
         "wall": f"{sc.get('wall_s') or 0:.1f} s",
     }, paragraphs=[
         f"Reconciled (read = scored + quarantined): {sc['reconciled']}. Duplicate crop_ids: {dup.get('crop_ids', 0)}. "
-        f"Pool: {sc.get('pool')}.",
+        + _pool_text(sc.get("pool") or {}, sc),
     ], tables=[(["crop_id", "score"], top_rows)] if top_rows else [],
         images=[(grid, "top-scoring crops")] if grid else [], wide=True)
     outputs = Section("Where everything is", tables=[(["what", "path"], [
@@ -97,3 +99,18 @@ def write_demo_page(out: Path, summary: dict, cfg: DemoConfig) -> Path:
         ["evaluation report (metrics.json + PNGs)", str(rep)],
     ])])
     return render_html(out, "cropray demo", f"workdir {summary['workdir']}", [head, model, sweep, scoring, outputs])
+
+
+def _pool_text(pool: dict, sc: dict) -> str:
+    """The actor pool and timing in words (the manifest keeps the raw dict)."""
+    if not pool:
+        return ""
+    size = pool.get("max_size")
+    size = f"{pool.get('min_size')}-{size}" if pool.get("min_size") != size else f"{size}"
+    text = (f"Actor pool: {size} actors x {pool.get('num_cpus')} CPU ({pool.get('threads')} torch thread(s) each"
+            + (f", {pool.get('num_gpus')} GPU" if pool.get("num_gpus") else "")
+            + f"); read tasks keep {pool.get('read_cpus')} CPU.")
+    if sc.get("first_block_s") is not None:
+        text += (f" First results after {sc['first_block_s']:.1f} s (actor start-up), then "
+                 f"{sc.get('steady_crops_per_s') or 0:,.0f} crops/s.")
+    return text

@@ -214,9 +214,14 @@ class Trainer:
             logits = self._batched(self.model.logits, self.x_val)  # (V,)
             loss = float(self.loss_fn(logits, yv))
             scores = torch.sigmoid(logits)
+        s = scores.cpu().numpy()
+        if not np.isfinite(s).all():
+            raise FloatingPointError(
+                f"training diverged: non-finite validation scores after epoch {self.epoch} "
+                f"({self.cfg.arch}, loss {self.cfg.loss}, lr {self.cfg.lr:g}); lower the learning rate")
         if len(np.unique(self.y_val)) < 2:  # a class too rare to spare for validation: loss only
             return loss, None
-        return loss, float(roc_auc_score(self.y_val, scores.cpu().numpy()))
+        return loss, float(roc_auc_score(self.y_val, s))
 
     def _track(self, val_auc, val_loss) -> bool:
         if val_loss is None:  # no validation: the last epoch is the model

@@ -38,7 +38,10 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, a
     ce = F.binary_cross_entropy_with_logits(logits, t, reduction="none")  # (B,)
     p = torch.sigmoid(logits)
     p_t = p * t + (1 - p) * (1 - t)
-    loss = ce * (1 - p_t) ** gamma
+    # Clamped: a saturated correct crop has 1 - p_t == 0 exactly in float32 (|logit| > ~17, common with
+    # the track prior on bright tracks), and d/dx x**gamma is infinite at 0 for gamma < 1: inf * 0 = NaN
+    # gradients killed every focal trial with gamma < 1 in a 1,000-label sweep. 1e-12**gamma is ~0 anyway.
+    loss = ce * (1 - p_t).clamp_min(1e-12) ** gamma
     if alpha is not None:
         loss = loss * (alpha * t + (1 - alpha) * (1 - t))
     if pos_weight is not None:

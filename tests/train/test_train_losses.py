@@ -34,6 +34,15 @@ def test_focal_hand_values():
     assert focal_loss(z, t, gamma=0.0).item() == pytest.approx(bce_loss(z, t).item(), abs=1e-6)
 
 
+@pytest.mark.parametrize("gamma", [0.5, 0.92, 2.0])
+def test_focal_gradient_is_finite_on_saturated_logits(gamma):
+    # |logit| = 60: sigmoid is exactly 0/1 in float32, so 1 - p_t == 0; with gamma < 1 the unclamped
+    # (1 - p_t)**gamma has an infinite derivative there and the step turned every weight into NaN.
+    x = torch.tensor([60.0, -60.0, 0.3], requires_grad=True)
+    focal_loss(x, torch.tensor([1, 0, 1]), gamma=gamma).backward()
+    assert torch.isfinite(x.grad).all() and x.grad[2] < 0
+
+
 def test_supcon_hand_value():
     # e1 = e2 = [1,0] (class 0), e3 = [0,1] (class 1), temperature 1:
     # anchors 1, 2: -log(e^1 / (e^1 + e^0)) = log(1+e) - 1; anchor 3 has no positive -> excluded.
