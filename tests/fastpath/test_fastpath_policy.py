@@ -133,3 +133,12 @@ def test_fp32_compile_only_when_the_rows_repay_it():
     assert drop_unpaid_compile(specs, "auto", COMPILE_FP32_MIN_ROWS) == (specs, [])
     assert drop_unpaid_compile(specs, "auto", None) == (specs, [])  # unknown: as before
     assert drop_unpaid_compile(specs, True, 10) == (specs, [])  # an explicit --compile on is obeyed
+
+
+def test_auto_keeps_a_model_without_conv_or_linear_layers_in_fp32(fixed_batch):
+    from cropray.models import build_model
+
+    s = build_scorer(build_model("dedoppler"), calibration=fixed_batch[:64], threshold=6.0, compile=False)
+    d = s.describe()
+    assert d["precision"] == "fp32", d
+    assert any("no conv/linear" in k["reason"] for k in d["skipped"])
