@@ -29,11 +29,13 @@ AUTO_ORDER = {
 GUARD_CROPS = 512
 MAX_FLIP_FRACTION = 0.001
 # compile="auto" compiles the fp32 path only for a scorer expected to score at least this many rows.
-# Why: measured idle on 2 cores (`cropray bench`), compiling fp32 gains 4-6% over fold_cl (shallow
-# 1,494 vs 1,411 crops/s, siamese 1,380 vs 1,294) and costs 2-17 s per fresh process (inductor codegen +
-# C++ build), which one actor at ~700 crops/s (1 thread) earns back only after ~150-250k rows. Reduced
-# precisions gain 1.6-1.8x from compiling (bf16) or need it (int8), so they always compile.
-COMPILE_FP32_MIN_ROWS = 250_000
+# Why: measured idle on 2 cores (`cropray bench`), compiling fp32 gains 8-21% over fold_cl (shallow
+# 1,405 vs 1,304 crops/s, siamese 1,773 vs 1,488, deep 903 vs 749) and costs 2-17 s per fresh process
+# (inductor codegen + C++ build). One actor at ~600 crops/s (1 thread) earns back ~10 s of compile
+# after ~30-60k rows at that gain; 100k leaves a margin (losing a few seconds on a short job is cheap,
+# missing 10-20% of a long one is not). Reduced precisions gain 1.6-2x from compiling (bf16) or need
+# it (int8), so they always compile.
+COMPILE_FP32_MIN_ROWS = 100_000
 
 
 def drop_unpaid_compile(specs: list[PathSpec], compile_, expected_rows: int | None) -> tuple[list, list]:
