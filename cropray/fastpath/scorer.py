@@ -119,13 +119,8 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
         specs, skipped = policy.candidates(caps, device, precision, compile,
                                            has_calibration=calib is not None)
         specs, unpaid = policy.drop_unpaid_compile(specs, compile, expected_rows)
-        skipped += unpaid
-        if precision == "auto" and not any(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules()):
-            # e.g. dedoppler: no conv/linear layers, so bf16 autocast and int8 PT2E would change nothing
-            # and only mislabel an fp32 computation
-            skipped += [{"path": s.name, "reason": "no conv/linear layers: reduced precision changes nothing"}
-                        for s in specs if s.precision != "fp32"]
-            specs = [s for s in specs if s.precision == "fp32"]
+        specs, inert = policy.drop_inert_precision(specs, precision, model)
+        skipped += unpaid + inert
         if not specs and precision != "auto":
             reasons = "; ".join(f"{s['path']}: {s['reason']}" for s in skipped)
             raise ConfigError(f"--precision {precision} cannot run on this machine ({reasons})")
@@ -136,35 +131,25 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
     example = _example(calib, batch, shape).to(device)
 
     fallbacks: list[dict] = []
-    pre_guards: dict[str, dict] = {}
-    can_bf16 = caps.can_run("bf16", device, False)[0]
+    checked: dict[str, dict] = {}  # precision -> its uncompiled guard result (each runs at most once)
+
+    def precheck(precision_: str) -> dict:
+        if precision_ not in checked:
+            checked[precision_] = _pre_guard(model, precision_, device, batch, example, calib, threshold)
+        return checked[precision_]
+
     for spec in [*specs, PATHS["fold_cl"]]:  # fold_cl (eager fp32) is the last resort
-        if guarded and spec.precision == "int8" and can_bf16:
-            # Cheapest first: int8's error is ~10x bf16's on our models (bench, 10k crops: max |d score|
-            # 0.18-0.26 vs 0.014-0.022), so a bundle whose scores sit too close to its threshold for
-            # bf16 cannot pass with int8 either - and quantizing (export, calibrate, convert) costs
-            # 10-20 s per actor on one thread, bf16's check under 1 s.
-            pg = pre_guards.get("bf16")
-            if pg is None:
-                pg = pre_guards["bf16"] = _pre_guard(model, PATHS["compile_bf16"], device, batch, example,
-                                                     calib, threshold)
-            if not pg["ok"]:
-                fallbacks.append({"path": spec.name, "reason": f"bf16 already fails the accuracy guard and "
-                                                               f"int8's error is larger: {pg}"})
-                continue
-        if guarded and spec.precision == "bf16" and not spec.compiled and pre_guards.get("bf16", {}).get("ok") is False:
-            fallbacks.append({"path": spec.name, "reason": f"accuracy guard (checked once): {pre_guards['bf16']}"})
-            continue  # the pre-guard ran exactly this path's computation
-        if guarded and spec.precision != "fp32" and spec.compiled:
-            # Check the precision uncompiled first (bf16 autocast / int8 q-dq reference, < 1 s): the
-            # compile (2-20 s per actor) is paid only for a precision that can pass. The compiled
-            # path is still guarded itself below.
-            pg = pre_guards.get(spec.precision)
-            if pg is None:
-                pg = pre_guards[spec.precision] = _pre_guard(model, spec, device, batch, example, calib, threshold)
-            if not pg["ok"]:
-                fallbacks.append({"path": spec.name, "reason": f"accuracy pre-guard ({spec.precision}, "
-                                                               f"uncompiled): {pg}"})
+        if guarded and spec.precision != "fp32":
+            # Each reduced precision is first checked uncompiled (bf16 autocast / int8 q-dq reference),
+            # so a compile (2-20 s per actor) is paid only for a precision that can pass. int8 checks bf16
+            # first: its error is ~10x bf16's on our models (bench, 10k crops: max |d score| 0.1-0.3 vs
+            # 0.003-0.02), so a bundle too close to its threshold for bf16 fails int8 too, and quantizing
+            # costs 10-20 s per actor on one thread where bf16's check takes under 1 s.
+            needed = ["bf16"] if spec.precision == "int8" and caps.can_run("bf16", device, False)[0] else []
+            failed = next((p for p in [*needed, spec.precision] if precheck(p)["ok"] is False), None)
+            if failed:
+                fallbacks.append({"path": spec.name, "reason": f"accuracy pre-guard ({failed}, uncompiled): "
+                                                               f"{checked[failed]}"})
                 continue
         try:
             runner, info = prepare(model, spec, device=device, batch=batch, example=example,
@@ -175,7 +160,8 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
             fallbacks.append({"path": spec.name, "reason": msg})
             continue
         g = None
-        if guarded and spec.precision != "fp32":
+        # An uncompiled reduced-precision path was checked by exactly this computation already.
+        if guarded and spec.precision != "fp32" and (spec.compiled or checked[spec.precision]["ok"] is None):
             g = _guard(model, runner, spec, calib[:policy.GUARD_CROPS].to(device), threshold)
             if not g["ok"]:
                 log.warning("fastpath: path %s rejected by the accuracy guard %s", spec.name, g)
@@ -194,17 +180,17 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
     return Scorer(runner, device=device, threshold=threshold, info=info)
 
 
-def _pre_guard(model, spec: PathSpec, device: str, batch: int, example, calib, threshold) -> dict:
-    """The guard on the uncompiled variant of `spec`'s precision; a build failure counts as a pass
-    (the compiled path then gets built and guarded as usual)."""
-    eager = PathSpec(f"{spec.precision}_uncompiled", spec.precision, False)
+def _pre_guard(model, precision: str, device: str, batch: int, example, calib, threshold) -> dict:
+    """The guard on `precision` run uncompiled; ok None when that could not be built or run (not
+    conclusive: the compiled path then gets built and guarded as usual)."""
+    eager = PathSpec(f"{precision}_uncompiled", precision, False)
     try:
         runner, _ = prepare(model, eager, device=device, batch=batch, example=example,
                             calibration=None if calib is None else calib.to(device))
         runner.pad = True  # an exported (int8) graph may be specialised to the example's batch size
         return _guard(model, runner, eager, calib[:policy.GUARD_CROPS].to(device), threshold)
     except Exception as e:  # noqa: BLE001 - not conclusive: let the compiled path decide
-        return {"ok": True, "note": f"uncompiled {spec.precision} did not run ({type(e).__name__})"}
+        return {"ok": None, "note": f"uncompiled {precision} did not run ({type(e).__name__})"}
 
 
 def _guard(model: nn.Module, runner: Runner, spec: PathSpec, crops: torch.Tensor, threshold) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import nn
 
 from cropray.errors import ConfigError
@@ -28,6 +29,19 @@ class CropModel(nn.Module):
         pre = preprocess_kwargs(**{k: hparams[k] for k in PREPROCESS_KEYS})
         self._hparams = {**hparams, **pre}
         self.preprocess = RobustNorm(**pre)
+
+    def _init_track(self, track_prior, row_center) -> tuple[bool, bool]:
+        """The CNNs' de-Doppler track prior (track_prior.py): sets `self.track` (or None) and returns
+        (prior, row_center); row centring defaults to on with the prior (the statistic needs it)."""
+        from cropray.models.track_prior import TrackPrior
+
+        prior = check_bool("track_prior", track_prior)
+        self.track = TrackPrior() if prior else None
+        return prior, prior if row_center is None else row_center
+
+    def _plus_track(self, logit: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """(B,) CNN logit + the prior's scale * (track SNR - offset) of the normalised crop z (B,1,H,W)."""
+        return logit if self.track is None else logit + self.track(z)
 
     @property
     def hparams(self) -> dict:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cropray.models._base import TRACK_PRIOR, CropModel, check_bool, check_channels, check_float, conv_bn_relu
+from cropray.models._base import TRACK_PRIOR, CropModel, check_channels, check_float, conv_bn_relu
 from cropray.models._registry import register_model
-from cropray.models.track_prior import TrackPrior
 
 
 @register_model("shallow_cnn")
@@ -24,10 +23,10 @@ class ShallowCNN(CropModel):
                  compress: str = "asinh"):
         super().__init__()
         ch = check_channels("channels", channels, 3)
-        prior = check_bool("track_prior", track_prior)
+        prior, row_center = self._init_track(track_prior, row_center)
         self._init_common({"channels": ch, "dropout": check_float("dropout", dropout, 0.0, 1.0, hi_open=True),
                            "track_prior": prior, "flatten": flatten, "flatten_window": flatten_window,
-                           "row_center": prior if row_center is None else row_center, "compress": compress})
+                           "row_center": row_center, "compress": compress})
         self.features = nn.Sequential(
             conv_bn_relu(1, ch[0]), nn.MaxPool2d(2),      # (B, c0, H/2, W/2)
             conv_bn_relu(ch[0], ch[1]), nn.MaxPool2d(2),  # (B, c1, H/4, W/4)
@@ -36,14 +35,13 @@ class ShallowCNN(CropModel):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(self._hparams["dropout"])
         self.head = nn.Linear(ch[2], 1)
-        self.track = TrackPrior() if prior else None  # + scale * (track SNR - offset), track_prior.py
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) raw power -> (B,) raw logit (for BCE / focal loss)."""
         z = self.preprocess(x)  # (B, 1, H, W)
         h = self.pool(self.features(z)).flatten(1)  # (B, c2)
         out = self.head(self.dropout(h)).squeeze(1)  # (B,)
-        return out if self.track is None else out + self.track(z)
+        return self._plus_track(out, z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))

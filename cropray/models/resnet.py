@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cropray.models._base import TRACK_PRIOR, CropModel, check_bool, check_float, check_int, conv_bn_relu
+from cropray.models._base import TRACK_PRIOR, CropModel, check_float, check_int, conv_bn_relu
 from cropray.models._registry import register_model
-from cropray.models.track_prior import TrackPrior
 
 
 class BasicBlock(nn.Module):
@@ -50,11 +49,11 @@ class DeepCNN(CropModel):
         super().__init__()
         w = check_int("width", width, 4, 256)
         d = check_int("depth", depth, 1, 4)
-        prior = check_bool("track_prior", track_prior)
+        prior, row_center = self._init_track(track_prior, row_center)
         self._init_common({"width": w, "depth": d,
                            "dropout": check_float("dropout", dropout, 0.0, 1.0, hi_open=True),
                            "track_prior": prior, "flatten": flatten, "flatten_window": flatten_window,
-                           "row_center": prior if row_center is None else row_center, "compress": compress})
+                           "row_center": row_center, "compress": compress})
         stages, c_in = [], w
         for i, c_out in enumerate((w, 2 * w, 4 * w)):
             for j in range(d):
@@ -66,14 +65,13 @@ class DeepCNN(CropModel):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(self._hparams["dropout"])
         self.head = nn.Linear(4 * w, 1)
-        self.track = TrackPrior() if prior else None  # + scale * (track SNR - offset), track_prior.py
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) raw power -> (B,) raw logit."""
         z = self.preprocess(x)  # (B, 1, H, W)
         h = self.pool(self.stages(self.stem(z))).flatten(1)  # (B, 4w)
         out = self.head(self.dropout(h)).squeeze(1)  # (B,)
-        return out if self.track is None else out + self.track(z)
+        return self._plus_track(out, z)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))

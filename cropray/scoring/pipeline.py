@@ -54,10 +54,10 @@ def _open_output(cfg: ScoreConfig, plan: Plan, model: dict) -> tuple[Manifest, b
     return Manifest.new(out, model=model, input_root=cfg.input, signature=plan.signature(), config=cfg.to_dict()), False
 
 
-def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Manifest, *, strict: bool,
-                   timing: dict):
-    """One Ray Data pipeline per crop encoding among the pending units; returns (pool plan, actor stats).
-    timing["first_block"]: when the first scored block reached the driver (time.time())."""
+def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Manifest, *, strict: bool):
+    """One Ray Data pipeline per crop encoding among the pending units; returns (pool plan, actor stats,
+    timing: "first_block" = when the first scored block reached the driver (time.time()), and
+    "rows_after_first")."""
     import ray
 
     from cropray.scoring.cluster import plan_pool
@@ -70,6 +70,7 @@ def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Man
     bundle_ref = ray.put(bundle_files(cfg.bundle))  # loaded (and hash-checked) once per actor
     files = _inputs(cfg)
     actors: dict[str, dict] = {}
+    timing: dict = {}
     for group, spec in plan.specs.items():
         units = [u for u in pending if u.group == group]
         if not units:
@@ -97,7 +98,7 @@ def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Man
             committer.accept(block)
             _note_actors(actors, block)
             manifest.save(plan=plan)
-    return pool, actors
+    return pool, actors, timing
 
 
 def _note_actors(actors: dict, block) -> None:
@@ -185,8 +186,7 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
         t1 = time.time()
         # strict: an embedded cluster this process started has a known, fixed size
         embedded = started and not cfg.address and not os.environ.get("RAY_ADDRESS")
-        timing: dict = {}
-        pool, actors = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded, timing=timing)
+        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded)
         lost = committer.finish()
         t2 = time.time()
         first = timing.get("first_block", t2)
