@@ -68,6 +68,7 @@ class ScoreConfig:
     overwrite: bool = False  # discard an existing output directory's results first
     read_rows: int = 1024  # rows per Arrow batch a read task yields (memory of one read step)
     extra: dict = field(default_factory=dict)  # free-form notes recorded in the manifest
+    features: int = 0  # > 0: ScoreBatch also returns `_feat` (this many dims) and `_track` (cropray suggest)
 
     def __post_init__(self) -> None:
         if self.actors is not None and not isinstance(self.actors, tuple):

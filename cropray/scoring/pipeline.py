@@ -54,7 +54,8 @@ def _open_output(cfg: ScoreConfig, plan: Plan, model: dict) -> tuple[Manifest, b
     return Manifest.new(out, model=model, input_root=cfg.input, signature=plan.signature(), config=cfg.to_dict()), False
 
 
-def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Manifest, *, strict: bool):
+def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Manifest, *, strict: bool,
+                   on_block=None):
     """One Ray Data pipeline per crop encoding among the pending units; returns (pool plan, actor stats,
     timing: "first_block" = when the first scored block reached the driver (time.time()), and
     "rows_after_first")."""
@@ -84,6 +85,7 @@ def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Man
             fn_constructor_kwargs=dict(bundle=bundle_ref, spec=spec, precision=cfg.precision,
                                        compile=cfg.compile_arg(), threads=pool.threads,
                                        model_batch=cfg.model_batch, device="cuda" if pool.num_gpus else "cpu",
+                                       features=cfg.features,
                                        # rows each actor can expect: whether compiling fp32 pays (fastpath)
                                        expected_rows=-(-sum(u.rows for u in units) // max(1, pool.max_size))),
             batch_size=cfg.batch_size, batch_format="pyarrow", zero_copy_batch=True,
@@ -95,6 +97,8 @@ def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Man
                 timing["first_block"] = time.time()
             else:
                 timing["rows_after_first"] = timing.get("rows_after_first", 0) + block.num_rows
+            if on_block is not None:  # e.g. cropray suggest's candidate pools (reads the extra columns)
+                on_block(block, plan)
             committer.accept(block)
             _note_actors(actors, block)
             manifest.save(plan=plan)
@@ -129,11 +133,13 @@ def _inputs(cfg: ScoreConfig):
     return files
 
 
-def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
+def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> dict:
     """Score `cfg.input` into `cfg.output`; returns the summary (also in OUTPUT/_manifest.json).
 
     log(str): progress messages. on_commit(key, record): called in the driver after each unit is
     committed or failed (progress displays; the multi-node test kills a node from it).
+    on_block(table, plan): called in the driver with every result block (ScoreBatch's output, extra
+    columns included, before commit; `_unit` indexes plan.units): `cropray suggest` consumes it.
     """
     from cropray.bundle import load_bundle
 
@@ -186,7 +192,8 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
         t1 = time.time()
         # strict: an embedded cluster this process started has a known, fixed size
         embedded = started and not cfg.address and not os.environ.get("RAY_ADDRESS")
-        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded)
+        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded,
+                                              on_block=on_block)
         lost = committer.finish()
         t2 = time.time()
         first = timing.get("first_block", t2)

@@ -74,12 +74,16 @@ class ScoreBatch:
     """Validate, decode and score one batch of crops; see the module docstring for the output."""
 
     def __init__(self, bundle, spec: CropSpec, *, precision: str = "auto", compile="auto", device: str = "auto",
-                 threads: int | None = None, model_batch: int = 128, expected_rows: int | None = None):
+                 threads: int | None = None, model_batch: int = 128, expected_rows: int | None = None,
+                 features: int = 0):
         from cropray.fastpath import build_scorer
 
         self.bundle = _load(bundle)
         self.spec = spec
         self.threshold = float(self.bundle.threshold)
+        # `cropray suggest` (features > 0): extra `_feat`/`_track` columns, cropray/suggest/features.py;
+        # a copy of the plain model, taken before the fast path folds or quantizes it.
+        self.features = _suggest_features(self.bundle.model, features) if features else None
         # threads = the CPUs this actor holds; torch would otherwise use every core of the node.
         # The scorer calls the model on chunks of `model_batch` (compiled paths are traced at it).
         self.scorer = build_scorer(self.bundle, precision=precision, compile=compile, device=device,
@@ -122,9 +126,20 @@ class ScoreBatch:
         for name in batch.column_names:
             if name not in cols and name not in (CROP, ERROR):
                 cols[name] = batch.column(name)  # --keep columns, passed through
+        if self.features is not None:  # suggest's extra columns (never committed: names start with _)
+            from cropray.suggest.features import extra_columns
+
+            cols.update(extra_columns(self.features, x, check.valid))
         # Which process scored these rows, and its peak RSS so far: the run report's memory figures.
         cols[WORKER] = pa.repeat(pa.scalar(self.worker), n)
         cols[MAXRSS] = pa.repeat(pa.scalar(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, pa.int64()), n)
         cols[PATH] = pa.repeat(pa.scalar(self.path), n)
         return pa.table(cols)
 
+
+def _suggest_features(model, dim: int):
+    import copy
+
+    from cropray.suggest.features import SuggestFeatures
+
+    return SuggestFeatures(copy.deepcopy(model), dim)
