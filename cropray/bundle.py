@@ -1,22 +1,22 @@
 """Model bundles (SPEC 3): a directory of data, never code.
 
     MODEL/
-      manifest.json            format version, arch + hparams, input shape, preprocessing, threshold,
-                               training summary, metrics, versions, sha256 of every other file
+      manifest.json            a `BundleManifest` (cropray.bundle_manifest): format version, arch +
+                               hparams, input shape, preprocessing, threshold, training summary, metrics,
+                               versions, sha256 of every other file, and `bundle_sha256`, the digest of
+                               all of it (re-derived on load: an edited manifest is refused)
       model.safetensors        the state dict (weights, BN statistics, Siamese gallery buffers)
       calibration.safetensors  optional: {"crops": (n, 1, H, W) float32} training crops for int8 calibration
 
 Only JSON and safetensors are read or written: no pickle, no torch.load. A bundle is written into a
 temporary sibling directory and renamed into place, so a half-written bundle is never visible.
-`bundle_sha256` hashes what decides the scores (arch, hparams, input shape, threshold, file hashes) and
-not the creation time, so re-saving the same model gives the same `model_id`.
+`bundle_sha256` leaves out the creation time, so re-saving the same model gives the same `model_id`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import math
 import os
 import shutil
@@ -30,13 +30,21 @@ import torch
 from torch import nn
 
 import cropray
+from cropray.bundle_manifest import (
+    CALIBRATION_FILE,
+    FORMAT_VERSION,
+    MANIFEST,
+    MODEL_FILE,
+    BundleManifest,
+    read_bundle_files,
+    read_manifest,
+    verify_blobs,
+)
 from cropray.errors import BundleError, ConfigError, CroprayError
 from cropray.models import MODELS, RobustNorm, build_model
 
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-MODEL_FILE = "model.safetensors"
-CALIBRATION_FILE = "calibration.safetensors"
+__all__ = ["CALIBRATION_FILE", "FORMAT_VERSION", "MANIFEST", "MODEL_FILE", "Bundle", "BundleManifest",
+           "load_bundle", "load_bundle_bytes", "read_bundle_files", "read_manifest", "save_bundle"]
 SCORE_MEANING = {
     "shallow_cnn": "sigmoid probability in [0, 1]",
     "deep_cnn": "sigmoid probability in [0, 1]",
@@ -50,17 +58,29 @@ class Bundle:
     """A verified, loaded bundle. `model` is on CPU in eval mode."""
 
     model: nn.Module
-    manifest: dict
-    threshold: float
-    model_id: str  # "<arch>-<bundle_sha256[:12]>", written next to every score
-    bundle_sha256: str
-    path: Path
+    manifest: BundleManifest
+    path: Path | None  # None when built from shipped bytes
     calibration_crops: np.ndarray | None  # (n, 1, H, W) float32
-    input_shape: tuple[int, int]  # (H, W) the model was trained on
 
     @property
     def arch(self) -> str:
-        return self.manifest["arch"]
+        return self.manifest.arch
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    @property
+    def model_id(self) -> str:  # "<arch>-<bundle_sha256[:12]>", written next to every score
+        return self.manifest.model_id
+
+    @property
+    def bundle_sha256(self) -> str:
+        return self.manifest.bundle_sha256
+
+    @property
+    def input_shape(self) -> tuple[int, int]:  # (H, W) the model was trained on
+        return self.manifest.input_shape
 
 
 def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: dict, metrics: dict,
@@ -90,24 +110,13 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
     if out.exists() and not out.is_dir():
         raise CroprayError(f"{out}: exists and is not a directory")
 
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "arch": arch,
-        "hparams": _jsonable(model.hparams, "hparams"),
-        "input_shape": list(shape),
-        "input": "(B, 1, H, W) float32 raw power, H = time rows, W = frequency channels",
-        "preprocessing": model.preprocess.describe(),
-        "score": SCORE_MEANING.get(arch, "higher = more signal-like"),
-        "model_state": _jsonable(model.state_summary(), "model_state"),
-        "threshold": thr,
-        "train_summary": _jsonable(train_summary or {}, "train_summary"),
-        "metrics": _jsonable(metrics or {}, "metrics"),
-        "extra": _jsonable(extra or {}, "extra"),
-        "cropray_version": cropray.__version__,
-        "torch_version": torch.__version__,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "files": {},
-    }
+    fields = dict(
+        arch=arch, hparams=_jsonable(model.hparams, "hparams"), input_shape=shape,
+        preprocessing=model.preprocess.describe(), score=SCORE_MEANING.get(arch, "higher = more signal-like"),
+        model_state=_jsonable(model.state_summary(), "model_state"), threshold=thr,
+        train_summary=_jsonable(train_summary or {}, "train_summary"), metrics=_jsonable(metrics or {}, "metrics"),
+        extra=_jsonable(extra or {}, "extra"), cropray_version=cropray.__version__,
+        torch_version=torch.__version__, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -121,8 +130,10 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
             blobs[CALIBRATION_FILE] = safetensors.torch.save({"crops": torch.from_numpy(calib)})
         for name, data in blobs.items():
             _write(tmp / name, data)
-            manifest["files"][name] = hashlib.sha256(data).hexdigest()
-        _write(tmp / MANIFEST, (json.dumps(manifest, indent=2, allow_nan=False) + "\n").encode())
+        files = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
+        manifest = BundleManifest(files=files, **fields).signed()
+        BundleManifest.from_json(manifest.to_json(), out / MANIFEST)  # refuse now what a load would refuse
+        _write(tmp / MANIFEST, manifest.to_json())
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -132,87 +143,51 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
 
 def load_bundle(path) -> Bundle:
     """Load and verify a bundle; every problem is a BundleError (exit 2) that names the file."""
-    p = Path(path)
-    if not p.is_dir():
-        raise BundleError(f"{p}: no model bundle here ({'not a directory' if p.exists() else 'not found'})")
-    mf = p / MANIFEST
-    if not mf.is_file():
-        raise BundleError(f"{p}: no model bundle here (no {MANIFEST})")
-    try:
-        manifest = json.loads(mf.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{mf}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{mf}: expected a JSON object")
-    fv = manifest.get("format_version")
-    if isinstance(fv, bool) or not isinstance(fv, int) or fv < 1:
-        raise BundleError(f"{mf}: format_version {fv!r} is missing or not a known bundle format")
-    if fv > FORMAT_VERSION:
-        raise BundleError(f"{mf}: bundle format {fv} is newer than this cropray supports "
-                          f"(max {FORMAT_VERSION}); upgrade cropray")
-    for key in ("arch", "hparams", "files", "threshold", "input_shape"):
-        if key not in manifest:
-            raise BundleError(f"{mf}: required key {key!r} is missing")
-    arch, hparams, files = manifest["arch"], manifest["hparams"], manifest["files"]
+    manifest, blobs = read_bundle_files(path)
+    return _build(manifest, blobs, Path(path), Path(path))
+
+
+def load_bundle_bytes(blobs: dict[str, bytes], where: str = "shipped bundle") -> Bundle:
+    """A bundle from its files' bytes ({name: bytes}, as `read_bundle_files` returns them): what an
+    actor receives through the object store. Digest and hashes are checked again; nothing is written."""
+    return _build(verify_blobs(blobs, where), blobs, Path(where), None)
+
+
+def _build(manifest: BundleManifest, blobs: dict[str, bytes], where: Path, path: Path | None) -> Bundle:
+    """The model of a verified manifest, its weights loaded from `blobs` (shapes checked)."""
+    mf, arch = where / MANIFEST, manifest.arch
     if arch not in MODELS:
         raise BundleError(f"{mf}: unknown architecture {arch!r}; this cropray knows "
                           f"{', '.join(sorted(MODELS))} (a newer cropray may be needed)")
-    if not isinstance(hparams, dict) or not isinstance(files, dict) or MODEL_FILE not in files:
-        raise BundleError(f"{mf}: 'hparams' must be an object and 'files' must list {MODEL_FILE}")
     try:
-        model = build_model(arch, **hparams)
-        threshold = _finite_float(manifest["threshold"], "threshold")
-        shape = _input_shape(manifest["input_shape"], None, {})
-    except (ConfigError, CroprayError) as e:
+        model = build_model(arch, **manifest.hparams)
+    except (ConfigError, CroprayError, TypeError) as e:
         raise BundleError(f"{mf}: {e}") from None
-
-    blobs = {}
-    for name, digest in sorted(files.items()):
-        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
-            raise BundleError(f"{mf}: file name {name!r} must be a plain name inside the bundle")
-        fp = p / name
-        if not fp.is_file():
-            raise BundleError(f"{fp}: listed in {MANIFEST} but missing")
-        data = fp.read_bytes()
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise BundleError(f"{fp}: sha256 mismatch — the bundle was modified after it was written")
-        blobs[name] = data
-
-    state = _load_tensors(blobs[MODEL_FILE], p / MODEL_FILE)
+    state = _load_tensors(blobs[MODEL_FILE], where / MODEL_FILE)
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
-        raise BundleError(f"{p / MODEL_FILE}: state dict does not match {arch!r} with these hparams "
+        raise BundleError(f"{where / MODEL_FILE}: state dict does not match {arch!r} with these hparams "
                           f"(missing: {missing[:5]}, unexpected: {unexpected[:5]})")
     model_shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     wrong = [f"{k}: file {tuple(state[k].shape)} vs model {shape}" for k, shape in model_shapes.items()
              if tuple(state[k].shape) != shape and not k.startswith("gallery_")]  # galleries resize
     if wrong:
-        raise BundleError(f"{p / MODEL_FILE}: weights do not fit {arch!r} with these hparams "
+        raise BundleError(f"{where / MODEL_FILE}: weights do not fit {arch!r} with these hparams "
                           f"({'; '.join(wrong[:3])})")
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, CroprayError) as e:
-        raise BundleError(f"{p / MODEL_FILE}: weights do not fit {arch!r}: {e}") from None
+        raise BundleError(f"{where / MODEL_FILE}: weights do not fit {arch!r}: {e}") from None
     model.eval()
 
     calib = None
     if CALIBRATION_FILE in blobs:
-        crops = _load_tensors(blobs[CALIBRATION_FILE], p / CALIBRATION_FILE).get("crops")
+        crops = _load_tensors(blobs[CALIBRATION_FILE], where / CALIBRATION_FILE).get("crops")
         if crops is None:
-            raise BundleError(f"{p / CALIBRATION_FILE}: no 'crops' tensor")
+            raise BundleError(f"{where / CALIBRATION_FILE}: no 'crops' tensor")
         calib = crops.numpy().astype(np.float32, copy=False)
-
-    sha = bundle_sha256(manifest)
-    return Bundle(model=model, manifest=manifest, threshold=threshold, model_id=f"{arch}-{sha[:12]}",
-                  bundle_sha256=sha, path=p, calibration_crops=calib, input_shape=shape)
-
-
-def bundle_sha256(manifest: dict) -> str:
-    """sha256 of the canonical JSON of what decides the scores (never the creation time)."""
-    key = {k: manifest[k] for k in ("arch", "hparams", "input_shape", "threshold", "files")}
-    canon = json.dumps(key, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(canon.encode()).hexdigest()
+    return Bundle(model=model, manifest=manifest, path=path, calibration_crops=calib)
 
 
 def _load_tensors(data: bytes, where: Path) -> dict[str, torch.Tensor]:

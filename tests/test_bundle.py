@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cropray.bundle import load_bundle, save_bundle
+from cropray.bundle import BundleManifest, load_bundle, save_bundle
 from cropray.errors import BundleError, CroprayError
 from cropray.models import build_model, list_models
 
@@ -59,10 +60,10 @@ def test_round_trip_reproduces_scores_exactly(tmp_path, name):
     assert b.model_id == f"{name}-{b.bundle_sha256[:12]}" and len(b.bundle_sha256) == 64
     np.testing.assert_array_equal(b.calibration_crops, calib)
     man = b.manifest
-    assert man["format_version"] == 1 and man["arch"] == name and man["hparams"] == m.hparams
+    assert man["format_version"] == 2 and man["arch"] == name and man["hparams"] == m.hparams
     assert man["metrics"] == {"roc_auc": 0.9, "pr_auc": None}  # numpy -> float, NaN -> null
     assert set(man["files"]) == {"model.safetensors", "calibration.safetensors"}
-    assert {"cropray_version", "torch_version", "created", "preprocessing"} <= set(man)
+    assert {"cropray_version", "torch_version", "created", "preprocessing"} <= set(man.to_dict())
     # data, never code: JSON + safetensors only, and no temp dirs left behind
     assert sorted(p.name for p in out.iterdir()) == ["calibration.safetensors", "manifest.json",
                                                      "model.safetensors"]
@@ -110,8 +111,12 @@ def bundle_dir(tmp_path) -> Path:
 
 
 def edit_manifest(path: Path, **changes) -> None:
+    """Change manifest keys and re-compute its digest (what someone who read the code could do): the
+    checks behind the digest must still hold."""
     man = json.loads((path / "manifest.json").read_text())
     man.update(changes)
+    body = {k: v for k, v in man.items() if k not in ("created", "bundle_sha256")}
+    man["bundle_sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     (path / "manifest.json").write_text(json.dumps(man))
 
 
@@ -136,11 +141,24 @@ def test_unknown_arch_is_refused(bundle_dir):
         load_bundle(bundle_dir)
 
 
-def test_newer_format_is_refused(bundle_dir):
-    edit_manifest(bundle_dir, format_version=2)
-    with pytest.raises(BundleError, match=r"bundle format 2 is newer than this cropray supports \(max 1\); "
+def test_newer_and_older_formats_are_refused(bundle_dir):
+    edit_manifest(bundle_dir, format_version=3)
+    with pytest.raises(BundleError, match=r"bundle format 3 is newer than this cropray supports \(max 2\); "
                                           "upgrade cropray"):
         load_bundle(bundle_dir)
+    edit_manifest(bundle_dir, format_version=1)  # format 1 had no digest: it could not be checked
+    with pytest.raises(BundleError, match="bundle format 1 has no manifest digest"):
+        load_bundle(bundle_dir)
+
+
+def test_manifest_is_a_frozen_object_and_its_digest_is_the_model_id(bundle_dir):
+    b = load_bundle(bundle_dir)
+    m = b.manifest
+    assert isinstance(m, BundleManifest) and m.digest() == m.bundle_sha256 == b.bundle_sha256
+    with pytest.raises(AttributeError):
+        m.threshold = 0.1  # frozen: nothing edits a manifest from outside
+    m.to_dict()["hparams"]["channels"] = [1]  # a copy: the manifest is unchanged
+    assert m.hparams != {"channels": [1]} and m["threshold"] == m.threshold == 0.42
 
 
 @pytest.mark.parametrize("change,match", [
@@ -150,6 +168,8 @@ def test_newer_format_is_refused(bundle_dir):
                                               r"file \(32, 1, 3, 3\) vs model \(16, 1, 3, 3\)"),
     ({"files": {"model.safetensors": "0" * 64, "../x": "0" * 64}}, "must be a plain name"),
     ({"threshold": None}, "threshold=None must be a number"),
+    ({"input_shape": [64, 100000]}, r"input_shape \[64, 100000\] must be within 1..4096"),
+    ({"surprise": 1}, "unknown key"),
 ])
 def test_inconsistent_manifest_is_refused(bundle_dir, change, match):
     edit_manifest(bundle_dir, **change)

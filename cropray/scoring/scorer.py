@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import socket
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,42 +29,27 @@ from cropray.scoring.source import ERROR, ROW, UNIT
 SCORED, QUARANTINED, READ_ERROR = 0, 1, 2
 KIND, WORKER, MAXRSS, PATH = "_kind", "_worker", "_maxrss_kb", "_path"
 NON_FINITE_SCORE = "non_finite_score"  # a valid crop the model returned NaN/inf for
-MAX_BUNDLE_BYTES = 2 << 30
 
 
 def bundle_files(path: str | Path) -> dict[str, bytes]:
-    """Every file of a bundle directory as {relative path: bytes}: shipped through the object store so
-    actors on nodes that cannot see the driver's disk load the very same (hash-checked) bundle."""
-    root = Path(path)
-    out: dict[str, bytes] = {}
-    total = 0
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            total += p.stat().st_size
-            if total > MAX_BUNDLE_BYTES:
-                raise ValueError(f"{root}: bundle larger than {MAX_BUNDLE_BYTES >> 30} GiB")
-            out[str(p.relative_to(root))] = p.read_bytes()
-    return out
+    """The bundle's manifest.json and the files it lists as {name: bytes}, digest and hashes verified:
+    shipped through the object store so actors on nodes that cannot see the driver's disk load the
+    very same bundle (and check it again)."""
+    from cropray.bundle_manifest import read_bundle_files
+
+    return read_bundle_files(path)[1]
 
 
 def _load(bundle):
-    """A Bundle from a path, a {relpath: bytes} dict, or an ObjectRef to such a dict."""
-    from cropray.bundle import load_bundle
+    """A Bundle from a path, a {name: bytes} dict, or an ObjectRef to such a dict."""
+    from cropray.bundle import load_bundle, load_bundle_bytes
 
     if type(bundle).__name__ == "ObjectRef":  # fn_constructor_kwargs deliver refs unresolved
         import ray
 
         bundle = ray.get(bundle)
     if isinstance(bundle, dict):
-        tmp = tempfile.mkdtemp(prefix="cropray-bundle-")
-        try:
-            for rel, data in bundle.items():
-                dest = Path(tmp, rel)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                dest.write_bytes(data)
-            return load_bundle(tmp)  # verifies every hash again on this node
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        return load_bundle_bytes(bundle)  # straight from the shipped bytes: no temp dir
     return load_bundle(bundle)
 
 
