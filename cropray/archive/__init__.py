@@ -1,42 +1,38 @@
 """Crop archives (SPEC 2): resolve paths, detect encodings, validate and decode rows, write."""
 
-from cropray.archive.decode import (
-    MISSING_CROP_ID,
-    NON_FINITE,
-    NULL_CROP,
-    REASONS,
-    UNSUPPORTED_DTYPE,
-    WRONG_LENGTH,
-    BatchCheck,
-    decode_crops,
-    validate_batch,
-    validate_decode,
-)
-from cropray.archive.files import ArchiveFiles, resolve_archive
-from cropray.archive.read import LabeledSet, file_spec, iter_tables, open_parquet, read_labeled
-from cropray.archive.spec import (
-    CROP,
-    CROP_ID,
-    WRITE_DTYPES,
-    CropSpec,
-    crop_spec_from_field,
-    crop_spec_from_schema,
-    parse_crop_shape,
-)
-from cropray.archive.write import (
-    ArchiveWriter,
-    crops_table,
-    crops_to_arrow,
-    to_storage_dtype,
-    write_archive,
-    write_table_atomic,
-)
+from cropray._lazy import lazy_exports
 
-__all__ = [
-    "ArchiveFiles",
-    "ArchiveWriter", "ArchiveWriter", "BatchCheck", "CROP", "CROP_ID", "CropSpec", "LabeledSet", "MISSING_CROP_ID",
-    "NON_FINITE", "NULL_CROP", "REASONS", "UNSUPPORTED_DTYPE", "WRITE_DTYPES", "WRONG_LENGTH",
-    "crop_spec_from_field", "crop_spec_from_schema", "crops_table", "crops_to_arrow", "decode_crops",
-    "file_spec", "iter_tables", "open_parquet", "parse_crop_shape", "read_labeled", "resolve_archive",
-    "to_storage_dtype", "validate_batch", "validate_decode", "write_archive", "write_table_atomic",
-]
+_EXPORTS = {
+    "MISSING_CROP_ID": "cropray.archive.decode",
+    "NON_FINITE": "cropray.archive.decode",
+    "NULL_CROP": "cropray.archive.decode",
+    "REASONS": "cropray.archive.decode",
+    "UNSUPPORTED_DTYPE": "cropray.archive.decode",
+    "WRONG_LENGTH": "cropray.archive.decode",
+    "BatchCheck": "cropray.archive.decode",
+    "decode_crops": "cropray.archive.decode",
+    "validate_batch": "cropray.archive.decode",
+    "validate_decode": "cropray.archive.decode",
+    "ArchiveFiles": "cropray.archive.files",
+    "resolve_archive": "cropray.archive.files",
+    "LabeledSet": "cropray.archive.read",
+    "file_spec": "cropray.archive.read",
+    "iter_tables": "cropray.archive.read",
+    "open_parquet": "cropray.archive.read",
+    "read_labeled": "cropray.archive.read",
+    "CROP": "cropray.archive.spec",
+    "CROP_ID": "cropray.archive.spec",
+    "WRITE_DTYPES": "cropray.archive.spec",
+    "CropSpec": "cropray.archive.spec",
+    "crop_spec_from_field": "cropray.archive.spec",
+    "crop_spec_from_schema": "cropray.archive.spec",
+    "parse_crop_shape": "cropray.archive.spec",
+    "ArchiveWriter": "cropray.archive.write",
+    "crops_table": "cropray.archive.write",
+    "crops_to_arrow": "cropray.archive.write",
+    "to_storage_dtype": "cropray.archive.write",
+    "write_archive": "cropray.archive.write",
+    "write_table_atomic": "cropray.archive.write",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package imports none of them

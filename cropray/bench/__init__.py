@@ -6,8 +6,14 @@ e2e.py (cropray score through Ray Data, the naive baseline), run.py (orchestrati
 report.py (tables).
 """
 
-from cropray.bench.config import ALL_ARCHS, ALL_PATHS, BenchConfig
-from cropray.bench.report import render
-from cropray.bench.run import run_bench
+from cropray._lazy import lazy_exports
 
-__all__ = ["ALL_ARCHS", "ALL_PATHS", "BenchConfig", "render", "run_bench"]
+_EXPORTS = {
+    "ALL_ARCHS": "cropray.bench.config",
+    "ALL_PATHS": "cropray.bench.config",
+    "BenchConfig": "cropray.bench.config",
+    "render": "cropray.bench.report",
+    "run_bench": "cropray.bench.run",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package imports none of them

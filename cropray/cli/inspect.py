@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cropray.archive.inspect import inspect_archive
 from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, crop_shape_type, emit, fmt_table
 
 EXAMPLE = """example:
@@ -58,6 +57,8 @@ def _human(s: dict) -> str:
 
 
 def run(args) -> int:
+    from cropray.archive.inspect import inspect_archive  # pyarrow/numpy: only when the command runs
+
     s = inspect_archive(args.path, crop_shape=args.crop_shape, scan=args.scan, progress=sys.stderr.isatty())
     emit(s, _human(s), args.json)
     attention = s["failed"] or (s["scanned"] and (s["invalid_rows"] or s["duplicate_rows"]))

@@ -4,10 +4,16 @@ Files: capabilities.py (what this machine can run), fold.py (BN folding), paths.
 the padded fixed-batch runner), quantize.py (int8 PT2E), policy.py (how `auto` chooses), scorer.py.
 """
 
-from __future__ import annotations
+from cropray._lazy import lazy_exports
 
-from cropray.fastpath.capabilities import Capabilities, detect
-from cropray.fastpath.paths import PATHS, TOLERANCE, PathSpec
-from cropray.fastpath.scorer import Scorer, build_scorer
-
-__all__ = ["PATHS", "TOLERANCE", "Capabilities", "PathSpec", "Scorer", "build_scorer", "detect"]
+_EXPORTS = {
+    "Capabilities": "cropray.fastpath.capabilities",
+    "detect": "cropray.fastpath.capabilities",
+    "PATHS": "cropray.fastpath.paths",
+    "TOLERANCE": "cropray.fastpath.paths",
+    "PathSpec": "cropray.fastpath.paths",
+    "Scorer": "cropray.fastpath.scorer",
+    "build_scorer": "cropray.fastpath.scorer",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package imports none of them

@@ -1,6 +1,12 @@
 """Self-contained HTML reports: plots embedded as data URIs, one file to open or mail."""
 
-from cropray.report.crops import crop_grid_png, fetch_crops
-from cropray.report.html import Section, render_html
+from cropray._lazy import lazy_exports
 
-__all__ = ["Section", "crop_grid_png", "fetch_crops", "render_html"]
+_EXPORTS = {
+    "crop_grid_png": "cropray.report.crops",
+    "fetch_crops": "cropray.report.crops",
+    "Section": "cropray.report.html",
+    "render_html": "cropray.report.html",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package imports none of them

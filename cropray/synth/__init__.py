@@ -1,7 +1,16 @@
 """Realistic synthetic spectrogram crops (time x frequency raw power) for demos, tests and benchmarks."""
 
-from cropray.synth.archive import synth_archive
-from cropray.synth.config import ENVELOPES, NEGATIVE_KINDS, PROFILES, SynthConfig
-from cropray.synth.generator import BLOCK, SynthBatch, generate
+from cropray._lazy import lazy_exports
 
-__all__ = ["BLOCK", "ENVELOPES", "NEGATIVE_KINDS", "PROFILES", "SynthBatch", "SynthConfig", "generate", "synth_archive"]
+_EXPORTS = {
+    "synth_archive": "cropray.synth.archive",
+    "ENVELOPES": "cropray.synth.config",
+    "NEGATIVE_KINDS": "cropray.synth.config",
+    "PROFILES": "cropray.synth.config",
+    "SynthConfig": "cropray.synth.config",
+    "BLOCK": "cropray.synth.generator",
+    "SynthBatch": "cropray.synth.generator",
+    "generate": "cropray.synth.generator",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package imports none of them

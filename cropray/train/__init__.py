@@ -1,9 +1,17 @@
 """Training: config, losses, augmentations, the epoch loop, cross-validation and the bundle job."""
 
-from cropray.train.config import ARCH_DEFAULTS, TrainConfig
-from cropray.train.cv import CVResult, choose_k, cross_validate
-from cropray.train.fit import FitResult, check_labels, fit
-from cropray.train.job import train_and_bundle
+from cropray._lazy import lazy_exports
 
-__all__ = ["ARCH_DEFAULTS", "CVResult", "FitResult", "TrainConfig", "check_labels", "choose_k",
-           "cross_validate", "fit", "train_and_bundle"]
+_EXPORTS = {
+    "ARCH_DEFAULTS": "cropray.train.config",
+    "TrainConfig": "cropray.train.config",
+    "CVResult": "cropray.train.cv",
+    "choose_k": "cropray.train.cv",
+    "cross_validate": "cropray.train.cv",
+    "FitResult": "cropray.train.fit",
+    "check_labels": "cropray.train.fit",
+    "fit": "cropray.train.fit",
+    "train_and_bundle": "cropray.train.job",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package imports none of them

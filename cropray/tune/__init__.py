@@ -4,15 +4,16 @@
 `run_sweep` (in `cropray.tune.sweep`, imports Ray) runs one and writes its outputs.
 """
 
-from cropray.tune.config import METRICS, TuneConfig
-from cropray.tune.spaces import REGIME_BOUNDS, SPACES, choose_regime, default_point
+from cropray._lazy import lazy_exports
 
-__all__ = ["METRICS", "REGIME_BOUNDS", "SPACES", "TuneConfig", "choose_regime", "default_point", "run_sweep"]
-
-
-def __getattr__(name: str):
-    if name == "run_sweep":  # lazy: importing the package must not import Ray
-        from cropray.tune.sweep import run_sweep
-
-        return run_sweep
-    raise AttributeError(name)
+_EXPORTS = {
+    "METRICS": "cropray.tune.config",
+    "TuneConfig": "cropray.tune.config",
+    "REGIME_BOUNDS": "cropray.tune.spaces",
+    "SPACES": "cropray.tune.spaces",
+    "choose_regime": "cropray.tune.spaces",
+    "default_point": "cropray.tune.spaces",
+    "run_sweep": "cropray.tune.sweep",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package must not import Ray
