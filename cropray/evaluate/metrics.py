@@ -1,10 +1,14 @@
 """Binary detector metrics with bootstrap intervals, threshold calibration and per-SNR recall.
 
-Point values come from scikit-learn (`roc_auc_score`, `average_precision_score`, `roc_curve`). The
-intervals come from a stratified bootstrap (positives and negatives resampled separately, so every
-resample has both classes and the class counts of the data), computed vectorised over resamples: sort
-each resample's scores once, then every metric is a cumulative sum. Tests check that the vectorised
-code equals scikit-learn on the unresampled data, ties included.
+Kept implementations do the work: point values from scikit-learn (`roc_auc_score`,
+`average_precision_score`, `roc_curve`), the Youden threshold from `roc_curve`'s operating points,
+intervals from `scipy.stats.bootstrap` and Wilson intervals from `scipy.stats.binomtest`.
+
+The bootstrap is stratified: scipy resamples each sample of `data` independently (`paired=False`), and
+the two samples are the positives' and the negatives' scores, so every resample keeps the class counts
+of the data and has both classes. The statistic is vectorised over resamples (`_batch_metrics`: sort
+each resample's scores once, then every metric is a cumulative sum); tests check it against values
+worked out by hand and against brute-force definitions, ties included.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import binomtest, bootstrap
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 FPR_POINTS = (0.01, 0.05)  # recall is reported at these false-positive rates
@@ -102,9 +107,7 @@ def binary_metrics(y, scores, threshold: float, *, n_boot: int = 1000, ci: float
     point = _point(y, s, threshold)
     lo_hi = {k: (None, None) for k in METRIC_NAMES}
     if n_boot > 0:
-        draws = _bootstrap(y, s, threshold, n_boot, seed)
-        q = [(1 - ci) / 2 * 100, (1 + ci) / 2 * 100]
-        lo_hi = {k: tuple(float(v) for v in np.percentile(draws[k], q)) for k in METRIC_NAMES}
+        lo_hi = _bootstrap(y, s, threshold, n_boot, seed, ci)
     out: dict[str, Any] = {"n": int(y.size), "n_pos": n_pos, "n_neg": n_neg, "threshold": float(threshold),
                            "ci": ci if n_boot > 0 else None, "n_boot": int(n_boot)}
     for k in METRIC_NAMES:
@@ -112,16 +115,21 @@ def binary_metrics(y, scores, threshold: float, *, n_boot: int = 1000, ci: float
     return out
 
 
-def _bootstrap(y, s, threshold, n_boot, seed, max_cells: int = 4_000_000) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    chunk = max(1, max_cells // y.size)  # bound memory: chunk x n cells per array
-    parts: list[dict[str, np.ndarray]] = []
-    for start in range(0, n_boot, chunk):
-        r = min(chunk, n_boot - start)
-        idx = np.concatenate([rng.choice(pos, (r, pos.size)), rng.choice(neg, (r, neg.size))], 1)  # (r, n)
-        parts.append(_batch_metrics(y[idx], s[idx], threshold))
-    return {k: np.concatenate([p[k] for p in parts]) for k in METRIC_NAMES}
+def _bootstrap(y, s, threshold, n_boot, seed, ci, max_cells: int = 4_000_000) -> dict[str, tuple]:
+    """{metric: (lo, hi)}: percentile intervals over `n_boot` class-stratified resamples (scipy)."""
+
+    def statistic(pos: np.ndarray, neg: np.ndarray, axis: int = -1) -> np.ndarray:
+        # pos (R, n_pos), neg (R, n_neg): one resample per row -> (n_metrics, R)
+        pos, neg = np.atleast_2d(np.moveaxis(pos, axis, -1)), np.atleast_2d(np.moveaxis(neg, axis, -1))
+        labels = np.concatenate([np.ones(pos.shape, np.int64), np.zeros(neg.shape, np.int64)], 1)
+        m = _batch_metrics(labels, np.concatenate([pos, neg], 1), threshold)
+        return np.stack([m[k] for k in METRIC_NAMES])
+
+    res = bootstrap((s[y == 1], s[y == 0]), statistic, n_resamples=n_boot, vectorized=True, paired=False,
+                    batch=max(1, max_cells // y.size),  # bound memory: batch x n cells per array
+                    confidence_level=ci, method="percentile", rng=np.random.default_rng(seed))
+    lo, hi = res.confidence_interval
+    return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(METRIC_NAMES)}
 
 
 def calibrate_threshold(y, scores) -> float:
@@ -129,21 +137,24 @@ def calibrate_threshold(y, scores) -> float:
 
     Why J: it does not depend on the class ratio, and the ratio of a labelled set (often balanced on
     purpose) rarely matches an archive's; accuracy and F1 optimise for the labelled set's ratio. The
-    threshold is the midpoint between the two adjacent distinct scores where J peaks (the widest margin
-    to both classes); among equal peaks, the median one.
+    operating points are `roc_curve`'s (one per distinct score, "score >= t"); the threshold is the
+    midpoint between the score where J peaks and the next lower distinct score (the widest margin to
+    both classes); among equal peaks, the median one.
     """
     y = np.asarray(y).astype(np.int64).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
-    u = np.unique(s)  # ascending distinct scores
-    if u.size == 1:
-        return float(u[0])
-    cand = (u[:-1] + u[1:]) / 2  # (m,) thresholds between neighbours
-    pred = s[None, :] >= cand[:, None]  # (m, n); m*n is small for labelled sets (<= a few 1e7)
-    tpr = (pred & (y == 1)).sum(1) / max(1, (y == 1).sum())
-    fpr = (pred & (y == 0)).sum(1) / max(1, (y == 0).sum())
-    j = tpr - fpr
+    if not ((y == 1).any() and (y == 0).any()):
+        raise ValueError(f"threshold calibration needs both classes; got {int((y == 1).sum())} positives "
+                         f"and {int((y == 0).sum())} negatives")
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)  # thr: inf, then distinct scores descending
+    if thr.size <= 2:  # one distinct score: nothing to separate
+        return float(thr[-1])
+    # Candidates predict "score >= thr[i]" with a lower distinct score left below: i = 1 .. len - 2,
+    # ascending here so that ties resolve as before (median of the equal peaks).
+    j = (tpr - fpr)[1:-1][::-1]
+    mids = ((thr[1:-1] + thr[2:]) / 2)[::-1]  # (m,) midpoints to the next lower distinct score
     best = np.flatnonzero(j >= j.max() - 1e-12)
-    return float(cand[best[len(best) // 2]])
+    return float(mids[best[len(best) // 2]])
 
 
 def snr_recall(y, scores, snr, threshold: float, bins: int = 5) -> list[dict[str, Any]]:
@@ -170,12 +181,9 @@ def snr_recall(y, scores, snr, threshold: float, bins: int = 5) -> list[dict[str
     return out
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float | None, float | None]:
-    """Wilson score interval for a proportion k/n (95% by default)."""
+def wilson(k: int, n: int, ci: float = 0.95) -> tuple[float | None, float | None]:
+    """Wilson score interval for a proportion k/n (`scipy.stats.binomtest`); (None, None) when n = 0."""
     if n == 0:
         return None, None
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return float(max(0.0, c - h)), float(min(1.0, c + h))
+    lo, hi = binomtest(int(k), int(n)).proportion_ci(confidence_level=ci, method="wilson")
+    return float(lo), float(hi)
