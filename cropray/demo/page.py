@@ -110,7 +110,26 @@ def _pool_text(pool: dict, sc: dict) -> str:
     text = (f"Actor pool: {size} actors x {pool.get('num_cpus')} CPU ({pool.get('threads')} torch thread(s) each"
             + (f", {pool.get('num_gpus')} GPU" if pool.get("num_gpus") else "")
             + f"); read tasks keep {pool.get('read_cpus')} CPU.")
-    if sc.get("first_block_s") is not None:
-        text += (f" First results after {sc['first_block_s']:.1f} s (actor start-up), then "
-                 f"{sc.get('steady_crops_per_s') or 0:,.0f} crops/s.")
-    return text
+    return text + _timing_text(sc)
+
+
+def _timing_text(sc: dict) -> str:
+    """Start-up vs steady state in words, saying what was measured (never a rate that was not).
+
+    The pipeline's steady rate counts the rows after the first block over the time after it: 0 when
+    every row came in the first block, None when the rest came within a second (too short to time).
+    """
+    first = sc.get("first_block_s")
+    if first is None:
+        return ""
+    text = f" First results after {first:.1f} s (actor start-up: imports, bundle, path build)"
+    steady = sc.get("steady_crops_per_s")
+    if steady:
+        return text + f", then {steady:,.0f} crops/s."
+    why = ("every row arrived in that first block" if steady == 0
+           else "the remaining rows arrived within a second of it")
+    overall = ""
+    if sc.get("wall_s") and sc.get("crops_per_s"):
+        overall = (f" Measured instead: {sc['rows_scored']:,} crops in {sc['wall_s']:.1f} s overall, "
+                   f"{sc['crops_per_s']:,.0f} crops/s including start-up.")
+    return text + f"; {why}, so there is no steady-state rate to report." + overall
