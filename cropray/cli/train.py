@@ -81,8 +81,12 @@ def run(args) -> int:
     except ConfigError as e:
         raise ConfigError(f"{'--config ' + args.config if args.config else 'flags'}: {e}") from None
     shape = parse_crop_shape(args.crop_shape) if args.crop_shape else None
-    s = train_and_bundle(args.labels, args.out, cfg, k=args.folds, crop_shape=shape, overwrite=args.overwrite,
-                         progress=None if not args.json else False)
+    from cropray.outlock import output_lock
+
+    # one writer per bundle: PARENT/.MODEL.lock (the bundle directory itself is replaced by a rename)
+    with output_lock(args.out, beside=True):
+        s = train_and_bundle(args.labels, args.out, cfg, k=args.folds, crop_shape=shape, overwrite=args.overwrite,
+                             progress=None if not args.json else False)
     emit(s, _human(s), args.json)
     return EXIT_ATTENTION if s["invalid_rows"] else EXIT_OK
 

@@ -143,8 +143,11 @@ def run(args) -> int:
         print(f"cropray tune: --resume uses the sweep's saved settings; ignoring {', '.join(sorted(given))}",
               file=sys.stderr)
     tcfg = None if args.resume else TuneConfig(**given)
-    s = run_sweep(args.labels, args.out, tcfg, crop_shape=args.crop_shape, address=args.address,
-                  resume=args.resume, overwrite=args.overwrite)
+    from cropray.outlock import output_lock
+
+    with output_lock(args.out):  # one writer per sweep directory: DIR/_lock, freed when this process ends
+        s = run_sweep(args.labels, args.out, tcfg, crop_shape=args.crop_shape, address=args.address,
+                      resume=args.resume, overwrite=args.overwrite)
     emit(s, human(s), args.json)
     attention = (s["trials"]["failed"] or s["invalid_rows"] or s["best"] is None
                  or (s["bundle"] and s["bundle"]["error"]))

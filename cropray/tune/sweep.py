@@ -78,7 +78,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     """A fresh sweep needs an empty OUT; --overwrite removes only the sweep's own outputs."""
     if out.exists() and not out.is_dir():
         raise CroprayError(f"{out}: exists and is not a directory")
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != "_lock" for p in out.iterdir()):  # _lock: cropray.outlock
         if not overwrite:
             hint = " (a sweep is there: --resume continues it)" if (out / EXPERIMENT).exists() else ""
             raise CroprayError(f"{out}: already exists and is not empty{hint}; pass --overwrite to replace it")
