@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cropray.archive.decode import validate_decode
-from cropray.archive.files import resolve_archive
+from cropray.archive.files import printable, resolve_archive
 from cropray.archive.read import file_spec
 from cropray.archive.spec import CROP_ID
 from cropray.errors import ArchiveError
@@ -22,8 +22,9 @@ def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: 
     A file that cannot be read is listed under `failed`; if no file can be read, ArchiveError.
     """
     t0 = time.perf_counter()
-    files = resolve_archive(path)
-    per_file, failed = [], []
+    files = resolve_archive(path, keep_unusable=True)  # a non-UTF-8 name is a failed file, not a crash
+    per_file = []
+    failed = [{"file": name, "error": f"{name}: {why}"} for name, why in files.unusable]
     invalid: Counter = Counter()
     labels: Counter = Counter()
     specs, schema_str = set(), None
@@ -74,7 +75,8 @@ def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: 
             entry["invalid"] = bad
         per_file.append(entry)
     if not per_file:
-        raise ArchiveError(f"no readable Parquet file in {path}: " + "; ".join(f["error"] for f in failed))
+        raise ArchiveError(f"no readable Parquet file in {printable(str(path))}: "
+                           + "; ".join(f["error"] for f in failed))
     dup_ids = dup_rows = 0
     if ids:
         vc = pc.value_counts(pa.chunked_array(ids).combine_chunks())
@@ -82,8 +84,9 @@ def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: 
         dup_ids = int((counts > 1).sum())
         dup_rows = int((counts[counts > 1] - 1).sum())
     out = {
-        "archive": str(path),
-        "files": len(files.paths),
+        "archive": printable(str(path)),
+        "files": len(files.paths) + len(files.unusable),
+        "aliases_skipped": files.aliases,
         "files_ok": len(per_file),
         "failed": failed,
         "rows": int(sum(f["rows"] for f in per_file)),

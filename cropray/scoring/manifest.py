@@ -35,11 +35,15 @@ def versions() -> dict:
 
 def atomic_write_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk mid-write: the old manifest stays, the partial copy goes
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class Manifest:
@@ -67,15 +71,21 @@ class Manifest:
         return cls(out, data)
 
     @classmethod
-    def new(cls, out: Path, *, model: dict, input_root: str, signature: dict, config: dict) -> Manifest:
+    def new(cls, out: Path, *, model: dict, input_root: str, signature: dict, config: dict,
+            inputs: dict | None = None) -> Manifest:
         data = {"format": FORMAT, "state": "running", "model": model, "input": input_root,
-                "signature": signature, "config": config, "units": {}, "files": [], "totals": {},
+                "signature": signature, "config": config, "inputs": inputs or {}, "units": {}, "files": [],
+                "totals": {},
                 "duplicates": None, "runs": [], "versions": versions()}
         return cls(out, data)
 
     # -- resumption -------------------------------------------------------------------------------
-    def check_resumable(self, model: dict, signature: dict, units) -> None:
-        """Refuse (exit 2) to mix outputs of another model, another output schema or changed inputs."""
+    def check_resumable(self, model: dict, signature: dict, units, inputs: dict | None = None) -> None:
+        """Refuse (exit 2) to mix outputs of another model, another output schema or changed inputs.
+
+        `inputs`: file -> fingerprint now (Plan.fingerprints); a file with committed units whose
+        size, mtime or footer differs from the one recorded is refused by name.
+        """
         old = self.data["model"]
         if old.get("bundle_sha256") != model["bundle_sha256"]:
             raise CroprayError(
@@ -90,6 +100,7 @@ class Manifest:
                 f"{self.out} was written with other settings ({was}); use the same --keep / --unit-rows "
                 "(and crop_id types), another output directory, or --overwrite"
             )
+        self._check_inputs(inputs or {})
         planned = {u.key: u for u in units}
         for key, rec in self.data["units"].items():
             if rec.get("status") != "done":
@@ -100,6 +111,23 @@ class Manifest:
                     f"{rec['file']} changed or disappeared since {self.out} was written (unit {key}); "
                     "rerun with --overwrite to score the archive again"
                 )
+
+    def _check_inputs(self, inputs: dict) -> None:
+        old = self.data.get("inputs") or {}  # absent in manifests written before fingerprints
+        scored = {r["file"] for r in self.data["units"].values() if r.get("status") == "done"}
+        for uri in sorted(scored & set(old)):
+            was, now = old[uri], inputs.get(uri)
+            if now is None:
+                continue  # gone or unreadable now: the unit check below names it
+            labels = {"size": f"size {was.get('size')} -> {now.get('size')} bytes", "footer_sha256": "Parquet footer",
+                      "mtime_ns": "modification time"}
+            changed = ", ".join(label for k, label in labels.items() if was.get(k) != now.get(k))
+            if changed:
+                raise CroprayError(
+                    f"{uri} changed since {self.out} scored it ({changed}): its scores there may be stale; "
+                    "restore the file, or rerun with --overwrite to score the archive again"
+                )
+        self.data["inputs"] = {**old, **inputs}
 
     def done_keys(self) -> set[str]:
         return {k for k, r in self.data["units"].items() if r.get("status") == "done"}

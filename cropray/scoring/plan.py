@@ -51,6 +51,7 @@ class FileInfo:
     spec: CropSpec | None = None
     has_id: bool = False
     units: list[str] = field(default_factory=list)
+    fingerprint: dict | None = None  # size, mtime_ns, footer sha256: what a resumed run checks
 
 
 @dataclass
@@ -75,9 +76,31 @@ class Plan:
 
     unit_rows: int = 0
 
+    def fingerprints(self) -> dict[str, dict]:
+        """file -> fingerprint of every usable input file (recorded in the manifest)."""
+        return {f.uri: f.fingerprint for f in self.files if f.fingerprint is not None}
+
     def signature(self) -> dict:
         """What must not change between a run and its resumption: output schema and unit cutting."""
         return {"output_schema": [f"{f.name}: {f.type}" for f in self.output_schema()], "unit_rows": self.unit_rows}
+
+
+def fingerprint(files: ArchiveFiles, path: str) -> dict:
+    """Size, modification time and sha256 of the Parquet footer (row groups, offsets, statistics).
+
+    Cheap (one stat, one read of the footer) and enough to tell a file rewritten since an earlier
+    run, even with the same rows and row groups: its footer (compressed sizes, statistics) or at
+    least its mtime differs.
+    """
+    info = files.filesystem.get_file_info(path)
+    with files.filesystem.open_input_file(path) as f:
+        size = f.size()
+        f.seek(max(0, size - 8))
+        tail = f.read(8)
+        n = int.from_bytes(tail[:4], "little") if len(tail) == 8 else 0
+        f.seek(max(0, size - 8 - n))
+        footer = f.read(min(n, size - 8)) + tail
+    return {"size": size, "mtime_ns": info.mtime_ns, "footer_sha256": hashlib.sha256(footer).hexdigest()}
 
 
 def _unit_key(uri: str, rg_start: int) -> str:
@@ -117,6 +140,7 @@ def _check_file(files: ArchiveFiles, path: str, model_shape, keep) -> tuple[File
             raise ArchiveError(f"{uri}: --keep column(s) {', '.join(missing)} not in this file")
         info.rows = pf.metadata.num_rows
         info.has_id = CROP_ID in schema.names
+        info.fingerprint = fingerprint(files, path)
         return info, pf
     except ArchiveError as e:
         info.error = str(e)
@@ -139,6 +163,8 @@ def plan_archive(files: ArchiveFiles, *, model_shape: tuple[int, int], keep=(), 
     id_types, keep_types = [], {k: [] for k in keep}
     specs: dict[str, CropSpec] = {}
     crop_types: dict[str, pa.DataType] = {}
+    # found but unusable (a name that is not UTF-8): failed before running, the others go on
+    infos += [FileInfo(uri=name, path="", error=f"{name}: {why}") for name, why in files.unusable]
     for path in files.paths:
         info, pf = _check_file(files, path, model_shape, keep)
         infos.append(info)
