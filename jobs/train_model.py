@@ -19,5 +19,5 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cropray.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    # Same parser, same validation and exit codes (0 / 1 attention / 2 bad usage) as `cropray train`.
+    # Same parser, validation, messages and exit codes (0 / 1 attention / 2 bad usage) as `cropray train`.
     sys.exit(main(["train", *sys.argv[1:]]))

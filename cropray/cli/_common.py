@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 EXIT_OK = 0
 EXIT_ATTENTION = 1  # the job ran but something needs attention (rows quarantined, files failed)
@@ -16,13 +19,54 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
 
 
-def emit(summary: dict[str, Any], human: str, as_json: bool) -> None:
-    """Print the end-of-job summary: JSON (machine) or the human text."""
+def emit(summary: dict[str, Any], human: str, as_json: bool, out: TextIO | None = None) -> None:
+    """Print the end-of-job summary: JSON (machine) or the human text, to `out` (default stdout)."""
+    out = out or sys.stdout
     if as_json:
-        print(json.dumps(summary, indent=2, sort_keys=True, default=_json_default))
+        print(json.dumps(summary, indent=2, sort_keys=True, default=_json_default), file=out)
     else:
-        print(human)
-    sys.stdout.flush()
+        print(human, file=out)
+    out.flush()
+
+
+def _is_fd1(stream: TextIO) -> bool:
+    """Does `stream` write where file descriptor 1 points (the process's real stdout)?"""
+    try:
+        a, b = os.fstat(stream.fileno()), os.fstat(1)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+@contextlib.contextmanager
+def json_stdout(enabled: bool) -> Iterator[TextIO]:
+    """With `--json`, stdout holds the JSON document only, whatever runs inside the block prints.
+
+    Inside the block sys.stdout is sys.stderr (Ray's driver threads print worker errors such as
+    "(raylet) Task ... failed" to sys.stdout) and file descriptor 1 points at stderr too (output of
+    C++ code and of processes started meanwhile). Yields the stream to give `emit`: the real stdout.
+    Without `--json` nothing changes.
+    """
+    if not enabled:
+        yield sys.stdout
+        return
+    real = sys.stdout
+    real.flush()
+    saved = None
+    if _is_fd1(real):  # a real process stdout: move fd 1, write the JSON to a copy of the old one
+        saved = os.dup(1)
+        os.dup2(2, 1)
+        real = os.fdopen(os.dup(saved), "w", encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield real
+    finally:
+        real.flush()
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            real.close()
 
 
 def _json_default(o: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit
+from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, json_stdout
 
 EXAMPLE = """example:
   cropray demo --workdir cropray-demo          # ~100k crops, a 6-trial sweep: a few minutes on 2 CPUs
@@ -61,7 +61,8 @@ def run(args) -> int:
                               ("epochs", args.epochs), ("seed", args.seed)) if v is not None}
     make = DemoConfig.quick if args.quick else DemoConfig
     cfg = make(workdir=args.workdir, overwrite=args.overwrite, **over)
-    s = run_demo(cfg)
-    emit(s, _human(s), args.json)
+    with json_stdout(args.json) as out:  # --json: stdout holds the JSON only, whatever Ray prints
+        s = run_demo(cfg)
+        emit(s, _human(s), args.json, out)
     sc = s["score"]
     return EXIT_ATTENTION if (sc["rows_quarantined"] or sc["files_failed"]) else EXIT_OK

@@ -11,6 +11,7 @@ from cropray.cli._common import (
     add_json_flag,
     crop_shape_type,
     emit,
+    json_stdout,
     non_negative_int,
     positive_int,
 )
@@ -145,10 +146,12 @@ def run(args) -> int:
     tcfg = None if args.resume else TuneConfig(**given)
     from cropray.outlock import output_lock
 
-    with output_lock(args.out):  # one writer per sweep directory: DIR/_lock, freed when this process ends
-        s = run_sweep(args.labels, args.out, tcfg, crop_shape=args.crop_shape, address=args.address,
-                      resume=args.resume, overwrite=args.overwrite)
-    emit(s, human(s), args.json)
+    # --json: stdout holds the JSON only, whatever Ray prints
+    with json_stdout(args.json) as out:
+        with output_lock(args.out):  # one writer per sweep directory: DIR/_lock, freed when this process ends
+            s = run_sweep(args.labels, args.out, tcfg, crop_shape=args.crop_shape, address=args.address,
+                          resume=args.resume, overwrite=args.overwrite)
+        emit(s, human(s), args.json, out)
     attention = (s["trials"]["failed"] or s["invalid_rows"] or s["best"] is None
                  or (s["bundle"] and s["bundle"]["error"]))
     return EXIT_ATTENTION if attention else EXIT_OK

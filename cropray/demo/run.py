@@ -11,7 +11,9 @@ Steps (each prints what it does; every output stays under the workdir):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -49,11 +51,28 @@ def _baseline_auc(eval_path: Path) -> float | None:
     return float(roc_auc_score(ls.y, s))
 
 
+@contextlib.contextmanager
+def _plain_ctrl_c():
+    """Ray Tune traps the first SIGINT to stop "gracefully": the sweep then returns and the demo would go
+    on to retrain and score. The demo has nothing to resume, so one Ctrl-C must stop it: Tune's
+    handler off (TUNE_DISABLE_SIGINT_HANDLER, read by every Tuner.fit), KeyboardInterrupt as usual."""
+    saved = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = saved
+
+
 def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
     """Run every step; return the summary (also written to WORKDIR/summary.json)."""
     import ray
 
     from cropray.evaluate.job import evaluate_bundle
+    from cropray.ray_session import ray_session
     from cropray.scoring import ScoreConfig, score_archive
     from cropray.synth import synth_archive
     from cropray.tune import TuneConfig, run_sweep
@@ -79,14 +98,14 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
                          progress=sys.stderr.isatty())
     done("synth")
 
-    started = not ray.is_initialized()
-    if started:
-        log("starting an embedded local Ray (token auth on, dashboard off)")
-        ray.init(include_dashboard=False, log_to_driver=False)
-    try:
+    if not ray.is_initialized():
+        log("starting an embedded local Ray (token auth on, loopback only, no dashboard or metrics ports)")
+    # One session for the sweep and the scoring: both reuse it (cropray/ray_session.py).
+    with ray_session():
         step("tune", f"2/5 tune: {cfg.samples} trials x <= {cfg.epochs} epochs, cross-validated, ASHA early stopping")
         tcfg = TuneConfig(samples=cfg.samples, epochs=cfg.epochs, seed=cfg.seed)
-        sweep = run_sweep(paths["labels"], paths["sweep"], tcfg, log=lambda m: log(f"  {m}"))
+        with _plain_ctrl_c():
+            sweep = run_sweep(paths["labels"], paths["sweep"], tcfg, log=lambda m: log(f"  {m}"))
         if not sweep.get("bundle"):
             raise CroprayError(f"the sweep produced no bundle (trials: {sweep.get('trials')}); see {paths['sweep']}")
         bundle = sweep["bundle"]["path"]
@@ -96,9 +115,6 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
         score = score_archive(ScoreConfig(bundle=str(bundle), input=str(paths["archive"]), output=str(paths["scores"])),
                               log=lambda m: log(f"  {m}"))
         done("score")
-    finally:
-        if started:
-            ray.shutdown()
 
     step("eval", f"4/5 eval: the bundle on {cfg.eval_n} fresh labelled crops, and the dedoppler baseline")
     ev = evaluate_bundle(bundle, paths["eval"], report=paths["report"])

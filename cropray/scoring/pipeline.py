@@ -17,7 +17,6 @@ committed by one rename once every one of its row indices came back exactly once
 
 from __future__ import annotations
 
-import os
 import resource
 import shutil
 import socket
@@ -149,7 +148,7 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output {out} is a file; give a directory")
     if cfg.address:
-        from cropray.scoring.cluster import probe
+        from cropray.ray_session import probe
 
         probe(cfg.address)  # fail fast, before reading anything
     bundle = load_bundle(cfg.bundle)
@@ -175,14 +174,11 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
         f"{len({u.path for u in pending})} files with {bundle.model_id}")
     manifest.save(force=True)  # the manifest exists before any output file does
 
-    import ray
+    from cropray.ray_session import open_session
 
-    from cropray.scoring.cluster import connect
-
-    started = connect(cfg.address)
+    session = open_session(cfg.address)  # embedded, --address, RAY_ADDRESS or reused (ray_session.py)
     try:
-        res = ray.cluster_resources()
-        run["cluster"] = {"CPU": res.get("CPU", 0.0), "GPU": res.get("GPU", 0.0), "nodes": len(ray.nodes())}
+        run["cluster"] = session.resources().to_dict()
         def record(key, rec):
             manifest.record_unit(key, rec)
             if on_commit:
@@ -190,9 +186,8 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
 
         committer = Committer(out, plan, pending, bundle.model_id, record)
         t1 = time.time()
-        # strict: an embedded cluster this process started has a known, fixed size
-        embedded = started and not cfg.address and not os.environ.get("RAY_ADDRESS")
-        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded,
+        # strict: an embedded cluster cropray started has a known, fixed size
+        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=session.private,
                                               on_block=on_block)
         lost = committer.finish()
         t2 = time.time()
@@ -205,8 +200,7 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
                    pool=pool.describe(), stale_files_removed=removed,
                    retried_rows_dropped=committer.dropped_duplicates, lost=lost)
     finally:
-        if started:
-            ray.shutdown()
+        session.close()
     rows = sum(manifest.data["units"][u.key]["rows"] for u in pending
                if manifest.data["units"].get(u.key, {}).get("status") == "done")
     return _finish(manifest, plan, run, t0, rows, actors)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -100,34 +99,15 @@ def _load_saved(out: Path) -> tuple[TuneConfig, dict]:
     return tcfg, json.loads((out / "data.json").read_text())
 
 
-def _connect(address: str | None) -> bool:
-    """Use the Ray already initialised (tests, notebooks); else connect to `address` ("auto" finds a
-    `ray start` cluster on this machine) or to RAY_ADDRESS (set under `ray job submit`); else start a
-    private local Ray. True when this call initialised Ray."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    if address is None and not os.environ.get("RAY_ADDRESS"):
-        # Plain ray.init() would join any cluster already running on this machine (someone else's).
-        address = "local"
-    ray.init(address=address, include_dashboard=False)  # the flag is ignored when connecting
-    return True
-
-
-def _check_resources(tcfg: TuneConfig, private: bool, say: Callable[[str], None]) -> None:
+def _check_resources(tcfg: TuneConfig, session, say: Callable[[str], None]) -> None:
     """A trial asking for more than the cluster has would wait forever: refuse it on a private local
     Ray, warn on a joined cluster (an autoscaler may still add the nodes)."""
-    import ray
+    from cropray.ray_session import check_fits
 
-    have = ray.cluster_resources()
-    for kind, want in (("CPU", tcfg.cpus_per_trial), ("GPU", tcfg.gpus_per_trial)):
-        if want > float(have.get(kind, 0.0)):
-            msg = (f"--{kind.lower()}s-per-trial {want:g}: the Ray cluster has {float(have.get(kind, 0.0)):g} "
-                   f"{kind}s, so no trial could start")
-            if private:
-                raise CroprayError(msg)
-            say(f"warning: {msg} unless the cluster grows")
+    have = session.resources()
+    for kind, want, got in (("CPU", tcfg.cpus_per_trial, have.cpus), ("GPU", tcfg.gpus_per_trial, have.gpus)):
+        check_fits(kind, want, got, asked=f"--{kind.lower()}s-per-trial {want:g}", what="trial",
+                   strict=session.private, say=say)
 
 
 def _concurrency(tcfg: TuneConfig) -> int:
@@ -176,6 +156,9 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
 
     t0 = time.perf_counter()
     say = log or (lambda _m: None)
+    from cropray.ray_session import require_absolute
+
+    require_absolute(out, "--out", address)  # trials on other nodes write there too
     out = Path(out).expanduser().resolve()
     saved: dict = {}
     if resume:
@@ -198,9 +181,11 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
         _prepare_out(out, overwrite)
     say(f"{len(ls.y)} labels ({cc[1]} signal, {cc[0]} not) -> {regime!r} space, {tcfg.samples} trials x "
         f"<= {tcfg.epochs} epochs, objective {tcfg.metric}")
-    owns = _connect(address)
+    from cropray.ray_session import open_session
+
+    session = open_session(address)  # embedded, --address, RAY_ADDRESS or reused (ray_session.py)
     try:
-        _check_resources(tcfg, private=owns and address is None and not os.environ.get("RAY_ADDRESS"), say=say)
+        _check_resources(tcfg, session, say=say)
         if not resume:  # what --resume must reuse (settings) and check (the labels)
             (out / "tune_config.json").write_text(json.dumps(tcfg.to_dict(), indent=2))
             (out / "data.json").write_text(json.dumps({"labels": str(labels), "n_labels": int(len(ls.y)),
@@ -209,10 +194,7 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for the summary (--json) only
             tuner.fit()
     finally:
-        if owns:
-            import ray
-
-            ray.shutdown()
+        session.close()
     t_sweep = time.perf_counter() - t0
     df, configs = trials_table(out / EXPERIMENT, regime)
     files = [str(p) for p in write_table(df, out)]
