@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, json_stdout, positive_int
+from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, positive_int
 
 EPILOG = """\
 example:
@@ -15,7 +15,9 @@ example:
 
 OUTPUT holds one scores file per unit of input; _quarantine/ the rows that could not be scored
 (with crop_id, source_file, row, reason) and _manifest.json the report. Rerunning the same command
-after a crash finishes only what is missing; rerunning a finished one does nothing.
+after a crash finishes only what is missing; rerunning a finished one does nothing (and writes
+nothing). One run at a time per OUTPUT (a lock, OUTPUT/_lock, freed when the run ends or dies); a
+resumed run refuses an input file changed since (size, modification time, Parquet footer).
 exit status: 0 all rows scored, 1 rows quarantined / files failed / duplicate crop_ids, 2 bad usage."""
 
 
@@ -68,7 +70,8 @@ def config_from_args(args):
 
 def human(s: dict) -> str:
     if s["noop"]:
-        head = f"nothing to do: {s['output']} already holds every unit (use --overwrite to score again)"
+        # already done, or why there was nothing to score (every file failed, no rows)
+        head = s.get("noop_reason") or f"nothing to do: {s['output']} already holds every unit"
     else:
         rate = f"{s['crops_per_s']:,.0f} crops/s" if s["crops_per_s"] else "-"
         head = f"scored {s['rows_this_run']:,} rows in {s['wall_s']:.1f} s ({rate})" + (
@@ -109,7 +112,6 @@ def exit_status(s: dict) -> int:
 def run(args) -> int:
     from cropray.scoring.pipeline import score_archive
 
-    with json_stdout(args.json) as out:  # --json: stdout holds the JSON only, whatever Ray prints
-        summary = score_archive(config_from_args(args), log=lambda m: print(f"cropray score: {m}", file=sys.stderr))
-        emit(summary, human(summary), args.json, out)
+    summary = score_archive(config_from_args(args), log=lambda m: print(f"cropray score: {m}", file=sys.stderr))
+    emit(summary, human(summary), args.json)
     return exit_status(summary)

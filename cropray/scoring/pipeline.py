@@ -17,6 +17,9 @@ committed by one rename once every one of its row indices came back exactly once
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import resource
 import shutil
 import socket
@@ -24,11 +27,15 @@ import time
 from pathlib import Path
 
 from cropray.archive import resolve_archive
-from cropray.errors import ConfigError
+from cropray.archive.files import printable
+from cropray.errors import ConfigError, CroprayError
+from cropray.outlock import LOCK_NAME
 from cropray.scoring.commit import Committer, clean_uncommitted, quarantine_path, rows_on_disk, scores_path
 from cropray.scoring.config import ScoreConfig
 from cropray.scoring.manifest import MANIFEST, Manifest
 from cropray.scoring.plan import Plan, plan_archive
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _open_output(cfg: ScoreConfig, plan: Plan, model: dict) -> tuple[Manifest, bool]:
@@ -37,7 +44,7 @@ def _open_output(cfg: ScoreConfig, plan: Plan, model: dict) -> tuple[Manifest, b
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output {out} is a file; give a directory")
     old = Manifest.load(out) if out.is_dir() else None
-    if out.is_dir() and old is None and any(out.iterdir()):
+    if out.is_dir() and old is None and any(p.name != LOCK_NAME for p in out.iterdir()):
         raise ConfigError(f"output {out} is not empty and holds no {MANIFEST}: not a cropray score output; "
                           "give a new or empty directory")
     if old is not None and cfg.overwrite:
@@ -46,11 +53,12 @@ def _open_output(cfg: ScoreConfig, plan: Plan, model: dict) -> tuple[Manifest, b
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
         old = None
     if old is not None:
-        old.check_resumable(model, plan.signature(), plan.units)
+        old.check_resumable(model, plan.signature(), plan.units, plan.fingerprints())
         old.data["config"] = cfg.to_dict()
         return old, True
     out.mkdir(parents=True, exist_ok=True)
-    return Manifest.new(out, model=model, input_root=cfg.input, signature=plan.signature(), config=cfg.to_dict()), False
+    return Manifest.new(out, model=model, input_root=cfg.input, signature=plan.signature(), config=cfg.to_dict(),
+                        inputs=plan.fingerprints()), False
 
 
 def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Manifest, *, strict: bool,
@@ -122,11 +130,11 @@ def _inputs(cfg: ScoreConfig):
 
     from cropray.errors import ArchiveError
 
-    files = resolve_archive(cfg.input)
+    files = resolve_archive(cfg.input, keep_unusable=True)  # non-UTF-8 names: failed files, not a crash
     if isinstance(files.filesystem, pafs.LocalFileSystem):
         out = str(Path(cfg.output).resolve()) + "/"
         kept = [p for p in files.paths if not str(Path(p).resolve()).startswith(out)]
-        if not kept:
+        if not kept and files.paths:
             raise ArchiveError(f"no Parquet files in {cfg.input} outside the output directory {cfg.output}")
         files = dataclasses.replace(files, paths=kept)
     return files
@@ -139,22 +147,57 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
     committed or failed (progress displays; the multi-node test kills a node from it).
     on_block(table, plan): called in the driver with every result block (ScoreBatch's output, extra
     columns included, before commit; `_unit` indexes plan.units): `cropray suggest` consumes it.
+    The output is locked for the whole run (cropray.outlock): a second run into it is refused.
     """
     from cropray.bundle import load_bundle
+    from cropray.outlock import output_lock
 
     log = log or (lambda msg: None)
     t0 = time.time()
     out = Path(cfg.output)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output {out} is a file; give a directory")
+    if printable(str(out)) != str(out):
+        raise ConfigError(f"output {printable(str(out))}: the name is not valid UTF-8; give another directory")
     if cfg.address:
-        from cropray.ray_session import probe
+        from cropray.scoring.cluster import probe
 
         probe(cfg.address)  # fail fast, before reading anything
     bundle = load_bundle(cfg.bundle)
     model = {"model_id": bundle.model_id, "bundle_sha256": bundle.bundle_sha256, "bundle": str(cfg.bundle),
              "threshold": float(bundle.threshold), "input_shape": list(bundle.input_shape)}
     plan = plan_archive(_inputs(cfg), model_shape=tuple(bundle.input_shape), keep=cfg.keep, unit_rows=cfg.unit_rows)
+    with output_lock(out, read_only_ok=True) as lock:
+        try:
+            return _score_locked(cfg, plan, bundle.model_id, model, lock, log, on_commit, on_block, t0)
+        except OSError as e:
+            err = disk_error(e, out)
+            if err is None:
+                raise
+            raise err from None
+
+
+def disk_error(e: OSError, out: Path) -> CroprayError | None:
+    """A CroprayError (exit 2) for a full disk or a read-only/unwritable output, else None.
+
+    pyarrow's writers raise OSError without `errno` set, with "[Errno 28] ..." in the text.
+    """
+    code = e.errno
+    if code is None:
+        m = re.search(r"\[Errno (\d+)\]", str(e))
+        code = int(m.group(1)) if m else None
+    if code not in DISK_ERRNOS:
+        return None
+    where = printable(str(e.filename)) if e.filename else str(out)
+    return CroprayError(
+        f"cannot write to {where}: {os.strerror(code)}. {out / MANIFEST} is consistent (a unit is recorded as "
+        f"done only once its files are complete; partial files are discarded on the next run): free space "
+        f"(or make {out} writable) and rerun the same command to finish the rest")
+
+
+def _score_locked(cfg, plan: Plan, model_id: str, model: dict, lock, log, on_commit, on_block, t0: float) -> dict:
+    """Everything that reads or writes OUTPUT, under its lock."""
+    out = Path(cfg.output)
     manifest, resumed = _open_output(cfg, plan, model)
     done = manifest.done_keys()
     for key in [k for k, r in manifest.data["units"].items() if r.get("status") != "done"]:
@@ -163,31 +206,39 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
     manifest.summarize(plan)
     run = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "resumed": resumed,
            "units_already_done": len(done), "units_to_score": len(pending)}
-    if not pending:
-        run["noop"] = True
-        log(f"nothing to do: all {len(plan.units)} units in {out} are already scored (--overwrite starts over)")
-        return _finish(manifest, plan, run, t0, None, {})
+    if not pending:  # reads only: a finished rerun on a read-only or full disk must succeed
+        run["noop"], run["noop_reason"] = True, nothing_to_do(plan, out)
+        log(run["noop_reason"])
+        return _finish(manifest, plan, run, t0, None, {}, write=False)
+    if not lock.held:
+        raise CroprayError(
+            f"cannot write to {out} ({lock.reason}): {len(pending)} of {len(plan.units)} units are still to score. "
+            f"{out / MANIFEST} is consistent: make {out} writable and rerun the same command to finish")
     if resumed:
         log(f"resuming: {len(done)} of {len(plan.units)} units already done, {len(pending)} to score")
     removed = clean_uncommitted(out, done)
     log(f"scoring {sum(u.rows for u in pending):,} rows in {len(pending)} units of "
-        f"{len({u.path for u in pending})} files with {bundle.model_id}")
+        f"{len({u.path for u in pending})} files with {model_id}")
     manifest.save(force=True)  # the manifest exists before any output file does
 
-    from cropray.ray_session import open_session
+    import ray
 
-    session = open_session(cfg.address)  # embedded, --address, RAY_ADDRESS or reused (ray_session.py)
+    from cropray.scoring.cluster import connect
+
+    started = connect(cfg.address)
     try:
-        run["cluster"] = session.resources().to_dict()
+        res = ray.cluster_resources()
+        run["cluster"] = {"CPU": res.get("CPU", 0.0), "GPU": res.get("GPU", 0.0), "nodes": len(ray.nodes())}
         def record(key, rec):
             manifest.record_unit(key, rec)
             if on_commit:
                 on_commit(key, rec)
 
-        committer = Committer(out, plan, pending, bundle.model_id, record)
+        committer = Committer(out, plan, pending, model_id, record)
         t1 = time.time()
-        # strict: an embedded cluster cropray started has a known, fixed size
-        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=session.private,
+        # strict: an embedded cluster this process started has a known, fixed size
+        embedded = started and not cfg.address and not os.environ.get("RAY_ADDRESS")
+        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded,
                                               on_block=on_block)
         lost = committer.finish()
         t2 = time.time()
@@ -200,13 +251,32 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
                    pool=pool.describe(), stale_files_removed=removed,
                    retried_rows_dropped=committer.dropped_duplicates, lost=lost)
     finally:
-        session.close()
+        if started:
+            ray.shutdown()
     rows = sum(manifest.data["units"][u.key]["rows"] for u in pending
                if manifest.data["units"].get(u.key, {}).get("status") == "done")
     return _finish(manifest, plan, run, t0, rows, actors)
 
 
-def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: dict) -> dict:
+def nothing_to_do(plan: Plan, out: Path) -> str:
+    """What a run with no unit to score says: already done, or why there was nothing to score."""
+    failed = [f for f in plan.files if f.error]
+    empty = [f for f in plan.files if not f.error and not f.units]
+    if plan.units:
+        note = f"; {len(failed)} input file(s) failed before scoring (listed below)" if failed else ""
+        return f"nothing to do: {out} already holds every unit (use --overwrite to score again){note}"
+    if not empty:
+        return (f"nothing scored: every input file failed ({len(failed)} of {len(plan.files)}, listed below); "
+                f"{out} was not written")
+    names = ", ".join(f.uri for f in empty[:3]) + (", ..." if len(empty) > 3 else "")
+    if not failed:
+        return f"nothing scored: the input holds no rows ({names}: 0 rows)"
+    return (f"nothing scored: {len(failed)} input file(s) failed (listed below) and the other {len(empty)} "
+            f"hold no rows ({names})")
+
+
+def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: dict, *, write: bool = True) -> dict:
+    """Totals, the duplicate check after new output, the run record; the manifest saved if `write`."""
     from cropray.scoring.dups import find_duplicates
 
     totals = manifest.summarize(plan)
@@ -228,7 +298,8 @@ def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: 
     complete = totals["files_pending"] == 0 and totals["files_failed"] == 0
     manifest.data["state"] = "complete" if complete else "incomplete"
     manifest.data["throughput_crops_per_s"], manifest.data["wall_s"] = run["crops_per_s"], run["wall_s"]
-    manifest.save(force=True)
+    if write:
+        manifest.save(force=True)
     return summary_from_manifest(manifest.data)
 
 
@@ -238,7 +309,7 @@ def summary_from_manifest(m: dict) -> dict:
     failed = [{"file": f["file"], "error": f["error"]} for f in m["files"] if f["status"] == "failed"]
     return {
         "output": str(m.get("config", {}).get("output")), "model_id": m["model"]["model_id"], "state": m["state"],
-        "noop": bool(run.get("noop")), "resumed": run.get("resumed", False),
+        "noop": bool(run.get("noop")), "noop_reason": run.get("noop_reason"), "resumed": run.get("resumed", False),
         "rows_read": t["rows_read"], "rows_scored": t["rows_scored"], "rows_quarantined": t["rows_quarantined"],
         "reconciled": t["reconciled"], "reasons": t["reasons"], "positives": t["positives"],
         "files": t["files"], "files_done": t["files_done"], "files_failed": t["files_failed"],
