@@ -7,6 +7,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,65 @@ def _prepare_out(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
+def _resolve(cfg: SynthConfig | None, positive_fraction, snr_range) -> SynthConfig:
+    """The generator config with the flags that override it."""
+    cfg = cfg or SynthConfig()
+    over = {}
+    if positive_fraction is not None:
+        over["positive_fraction"] = positive_fraction
+    if snr_range is not None:
+        over["snr_range"] = tuple(snr_range)
+    return cfg.replace(**over) if over else cfg
+
+
+def _check(n, dtype: str, seed, files: int | None, chunk_rows: int) -> int:
+    """Validate the size flags; returns the number of files (ceil(n / chunk_rows) when None)."""
+    if not isinstance(n, int | np.integer) or n < 1:
+        raise ConfigError(f"n must be an integer >= 1, got {n!r}")
+    if dtype not in WRITE_DTYPES:
+        raise ConfigError(f"dtype must be one of {', '.join(WRITE_DTYPES)}, got {dtype!r}")
+    if not isinstance(seed, int | np.integer) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    files = math.ceil(n / chunk_rows) if files is None else int(files)
+    if not 1 <= files <= n:
+        raise ConfigError(f"files must be between 1 and n={n}, got {files}")
+    return files
+
+
+@dataclass
+class _Counts:
+    """What the writer tallies while it streams: positives and time spent generating."""
+
+    positives: int = 0
+    t_gen: float = 0.0
+
+
+def _write_file(path: Path, rows: range, chunk_rows: int, *, cfg: SynthConfig, seed: int, labeled: bool,
+                dtype: str, counts: _Counts, bar) -> str:
+    """Stream rows [rows.start, rows.stop) into one Parquet file, chunk by chunk; returns its path.
+
+    Written to a hidden temp file and renamed when whole (ArchiveWriter); aborted on any error."""
+    writer = None
+    try:
+        for lo in range(rows.start, rows.stop, chunk_rows):
+            hi = min(lo + chunk_rows, rows.stop)
+            tg = time.perf_counter()
+            batch = generate(hi - lo, cfg, seed, start=lo)
+            counts.t_gen += time.perf_counter() - tg
+            counts.positives += int(batch.label.sum())
+            crops = fit_float16(batch.crops) if dtype == "float16" else batch.crops
+            table = crops_table(archive_columns(batch, lo, seed, labeled, cfg), crops, dtype)
+            writer = writer or ArchiveWriter(path, table.schema)
+            writer.write(table)
+            del batch, crops, table  # one chunk in memory at a time
+            bar.update(hi - lo)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return writer.close()
+
+
 def synth_archive(
     out_dir,
     n: int,
@@ -83,69 +143,34 @@ def synth_archive(
     only on (cfg, seed): row i is the same crop whatever `files` is. Integer dtypes rescale each crop
     to the integer range (see `cropray.archive.to_storage_dtype`): the absolute level is lost.
     """
-    cfg = cfg or SynthConfig()
-    over = {}
-    if positive_fraction is not None:
-        over["positive_fraction"] = positive_fraction
-    if snr_range is not None:
-        over["snr_range"] = tuple(snr_range)
-    cfg = cfg.replace(**over) if over else cfg
-    if not isinstance(n, int | np.integer) or n < 1:
-        raise ConfigError(f"n must be an integer >= 1, got {n!r}")
-    if dtype not in WRITE_DTYPES:
-        raise ConfigError(f"dtype must be one of {', '.join(WRITE_DTYPES)}, got {dtype!r}")
-    if not isinstance(seed, int | np.integer) or seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
-    files = math.ceil(n / chunk_rows) if files is None else int(files)
-    if not 1 <= files <= n:
-        raise ConfigError(f"files must be between 1 and n={n}, got {files}")
+    cfg = _resolve(cfg, positive_fraction, snr_range)
+    files = _check(n, dtype, seed, files, chunk_rows)
     out_dir = Path(out_dir)
     _prepare_out(out_dir, overwrite)
 
     from tqdm import tqdm  # only the writer needs it
 
     bounds = np.linspace(0, n, files + 1).astype(int)
-    paths: list[str] = []
-    positives, t_gen, t0 = 0, 0.0, time.perf_counter()
+    counts, t0 = _Counts(), time.perf_counter()
     with tqdm(total=n, unit="crop", disable=not progress, file=sys.stderr, desc="synth") as bar:
-        for i in range(files):
-            writer = None
-            path = out_dir / f"part-{i:05d}.parquet"
-            try:
-                for lo in range(bounds[i], bounds[i + 1], chunk_rows):
-                    hi = min(lo + chunk_rows, bounds[i + 1])
-                    tg = time.perf_counter()
-                    batch = generate(hi - lo, cfg, seed, start=lo)
-                    t_gen += time.perf_counter() - tg
-                    positives += int(batch.label.sum())
-                    crops = fit_float16(batch.crops) if dtype == "float16" else batch.crops
-                    table = crops_table(archive_columns(batch, lo, seed, labeled, cfg), crops, dtype)
-                    # Streamed chunk by chunk into a hidden temp file, renamed when the file is whole.
-                    writer = writer or ArchiveWriter(path, table.schema)
-                    writer.write(table)
-                    del batch, crops, table
-                    bar.update(hi - lo)
-            except BaseException:
-                if writer is not None:
-                    writer.abort()
-                raise
-            paths.append(writer.close())
+        paths = [_write_file(out_dir / f"part-{i:05d}.parquet", range(bounds[i], bounds[i + 1]), chunk_rows,
+                             cfg=cfg, seed=seed, labeled=labeled, dtype=dtype, counts=counts, bar=bar)
+                 for i in range(files)]
     seconds = time.perf_counter() - t0
     summary = {
         "out": str(out_dir),
         "files": len(paths),
         "rows": n,
         "labeled": labeled,
-        "positives": positives,
+        "positives": counts.positives,
         "dtype": dtype,
         "seed": seed,
         "bytes": sum(os.path.getsize(p) for p in paths),
         "seconds": round(seconds, 3),
         "crops_per_s": round(n / max(seconds, 1e-9), 1),
-        "generate_crops_per_s": round(n / max(t_gen, 1e-9), 1),
+        "generate_crops_per_s": round(n / max(counts.t_gen, 1e-9), 1),
         "crop_shape": [cfg.time_bins, cfg.freq_channels],
     }
     manifest = {**summary, "config": cfg.to_dict(), "paths": [os.path.basename(p) for p in paths]}
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return summary
-
