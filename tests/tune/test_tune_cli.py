@@ -1,5 +1,6 @@
 """`cropray tune` usage errors (exit 2 before any Ray work), --help, and the job script's wiring."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,8 @@ def test_help_has_an_example_and_the_spaces(capsys):
 
 
 def test_job_script_wires_the_cli():
+    # Inside a Ray job (RAY_ADDRESS set) a relative --out is refused (cropray.ray_session.require_absolute).
     r = subprocess.run([sys.executable, str(ROOT / "jobs" / "tune_sweep.py"), "labels", "--out", "relative"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "RAY_ADDRESS": "127.0.0.1:9"})
     assert r.returncode == 2 and "absolute path" in r.stderr
     assert len((ROOT / "jobs" / "tune_sweep.py").read_text().splitlines()) < 50
