@@ -160,7 +160,7 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
     if printable(str(out)) != str(out):
         raise ConfigError(f"output {printable(str(out))}: the name is not valid UTF-8; give another directory")
     if cfg.address:
-        from cropray.scoring.cluster import probe
+        from cropray.ray_session import probe
 
         probe(cfg.address)  # fail fast, before reading anything
     bundle = load_bundle(cfg.bundle)
@@ -221,14 +221,11 @@ def _score_locked(cfg, plan: Plan, model_id: str, model: dict, lock, log, on_com
         f"{len({u.path for u in pending})} files with {model_id}")
     manifest.save(force=True)  # the manifest exists before any output file does
 
-    import ray
+    from cropray.ray_session import open_session
 
-    from cropray.scoring.cluster import connect
-
-    started = connect(cfg.address)
+    session = open_session(cfg.address)  # embedded, --address, RAY_ADDRESS or reused (ray_session.py)
     try:
-        res = ray.cluster_resources()
-        run["cluster"] = {"CPU": res.get("CPU", 0.0), "GPU": res.get("GPU", 0.0), "nodes": len(ray.nodes())}
+        run["cluster"] = session.resources().to_dict()
         def record(key, rec):
             manifest.record_unit(key, rec)
             if on_commit:
@@ -236,9 +233,8 @@ def _score_locked(cfg, plan: Plan, model_id: str, model: dict, lock, log, on_com
 
         committer = Committer(out, plan, pending, model_id, record)
         t1 = time.time()
-        # strict: an embedded cluster this process started has a known, fixed size
-        embedded = started and not cfg.address and not os.environ.get("RAY_ADDRESS")
-        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=embedded,
+        # strict: an embedded cluster cropray started has a known, fixed size
+        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=session.private,
                                               on_block=on_block)
         lost = committer.finish()
         t2 = time.time()
@@ -251,8 +247,7 @@ def _score_locked(cfg, plan: Plan, model_id: str, model: dict, lock, log, on_com
                    pool=pool.describe(), stale_files_removed=removed,
                    retried_rows_dropped=committer.dropped_duplicates, lost=lost)
     finally:
-        if started:
-            ray.shutdown()
+        session.close()
     rows = sum(manifest.data["units"][u.key]["rows"] for u in pending
                if manifest.data["units"].get(u.key, {}).get("status") == "done")
     return _finish(manifest, plan, run, t0, rows, actors)
