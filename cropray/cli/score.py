@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, positive_int
+from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, json_stdout, positive_int
 
 EPILOG = """\
 example:
@@ -112,6 +112,7 @@ def exit_status(s: dict) -> int:
 def run(args) -> int:
     from cropray.scoring.pipeline import score_archive
 
-    summary = score_archive(config_from_args(args), log=lambda m: print(f"cropray score: {m}", file=sys.stderr))
-    emit(summary, human(summary), args.json)
+    with json_stdout(args.json) as out:  # --json: stdout holds the JSON only, whatever Ray prints
+        summary = score_archive(config_from_args(args), log=lambda m: print(f"cropray score: {m}", file=sys.stderr))
+        emit(summary, human(summary), args.json, out)
     return exit_status(summary)
