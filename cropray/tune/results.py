@@ -1,4 +1,5 @@
-"""The trials table, read back from the experiment directory (so a resumed sweep sees every trial).
+"""The trials table, built from cropray's own trial records (`cropray.tune.records`), never from
+Tune's experiment state (which holds pickles), so a resumed sweep sees every trial of every run.
 
 One row per trial: its sampled parameters (blank where its architecture lacks them), status
 (completed | stopped | failed | not run), epochs run, stopped-early flag, the last reported metrics,
@@ -26,39 +27,30 @@ def param_names(regime: str) -> list[str]:
     return [r[0] for r in space_rows(regime)]
 
 
-def trials_table(exp_dir: Path, regime: str) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """(table of every trial of the experiment at `exp_dir` ordered by creation, {trial_id: sampled
-    config as drawn}). The configs keep their types (the table's columns turn ints with blanks into
-    floats)."""
-    from ray import tune
-
-    analysis = tune.ExperimentAnalysis(str(exp_dir))
+def trials_table(records: list[dict], regime: str) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """(table of every recorded trial ordered by trial number, {trial_id: sampled config as drawn}).
+    The configs keep their types (the table's columns turn ints with blanks into floats)."""
     params = param_names(regime)
     rows, configs = [], {}
-    for t in analysis.trials:
-        last = dict(t.last_result or {})
-        err = t.get_error() if t.status == "ERROR" else None
-        finished = bool(last.get("finished", False))
-        epochs = int(last.get("epoch", 0) or 0)
-        status = ("failed" if t.status == "ERROR" else "completed" if finished
-                  else "stopped" if epochs > 0 else "not run")
-        ended = last.get("timestamp")
-        total = last.get("time_total_s")
-        # experiment_tag = "<1-based creation counter>_<params>"; trial ids are random with a searcher.
-        row = {"trial": int(t.experiment_tag.split("_", 1)[0]) - 1, "trial_id": t.trial_id, "status": status,
-               "stopped_early": status == "stopped", "epochs_run": epochs,
-               "error": _error_line(err) if err is not None else None,
+    for rec in records:
+        last, status = rec["result"], rec["status"]
+        status = "not run" if status == "running" else status  # in flight when the sweep ended
+        total, ended = last.get("time_total_s"), last.get("timestamp")
+        row = {"trial": rec["trial"], "trial_id": rec["trial_id"], "status": status,
+               "stopped_early": status == "stopped", "epochs_run": int(last.get("epoch") or 0),
+               "error": (rec["error"] or "failed")[:ERROR_CHARS] if status == "failed" else None,
                "time_s": float(total) if total is not None else math.nan,
                "ended_at": float(ended) if ended is not None else math.nan}
         for c in METRIC_COLS + FINAL_COLS:
             v = last.get(c)
             row[c] = float(v) if v is not None and status != "failed" else math.nan
-        cfg = configs[t.trial_id] = dict(t.config or {})
+        cfg = configs[rec["trial_id"]] = dict(rec["config"])
         for p in params:
             row[p] = cfg.get(p)
         rows.append(row)
     df = pd.DataFrame(rows, columns=_columns(params))
     df = df.sort_values("trial", kind="stable").reset_index(drop=True)
+    df["trial"] = np.arange(len(df))  # compact: a trial the driver never recorded leaves no gap
     df["started_at"] = df["ended_at"] - df["time_s"]
     return df, configs
 
@@ -68,8 +60,8 @@ def _columns(params: list[str]) -> list[str]:
              *params, "time_s", "ended_at", "error"])
 
 
-def _error_line(err) -> str:
-    """The exception line of a Tune error (its traceback is in the trial's error.txt)."""
+def error_line(err) -> str:
+    """The exception line of a Tune error text (its traceback is in the trial's error.txt)."""
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     exc = [ln for ln in lines if "Error" in ln.split(":")[0] or "Exception" in ln.split(":")[0]]
     return (exc[-1] if exc else lines[-1] if lines else type(err).__name__)[:ERROR_CHARS]

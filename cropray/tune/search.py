@@ -36,11 +36,13 @@ class RandomSearch(Searcher):
     Its state (the generator's position and the points still to evaluate) is saved as JSON with the
     experiment, so a resumed sweep continues the same sequence instead of repeating draws."""
 
-    def __init__(self, regime: str, seed: int = 0, points_to_evaluate: list[dict] | None = None):
+    def __init__(self, regime: str, seed: int = 0, points_to_evaluate: list[dict] | None = None, skip: int = 0):
         super().__init__(metric=None, mode=None)  # sampling ignores results: nothing to optimise
         self.regime = regime
         self._rng = np.random.default_rng(seed)
         self._points = [dict(p) for p in points_to_evaluate or []]
+        for _ in range(skip):  # a resumed sweep continues the sequence instead of repeating its draws
+            sample(SPACES[regime], RandomTrial(self._rng))
 
     def suggest(self, trial_id: str) -> dict:
         if self._points:
@@ -68,10 +70,19 @@ class RandomSearch(Searcher):
             self.set_state(json.load(f))
 
 
-def make_searcher(regime: str, tcfg: TuneConfig, max_concurrent: int) -> tuple[ConcurrencyLimiter, str]:
-    """(searcher wrapped in a ConcurrencyLimiter, "optuna" | "random")."""
+def make_searcher(regime: str, tcfg: TuneConfig, max_concurrent: int, *, reruns: list[dict] | None = None,
+                  done: list[tuple[dict, float | None]] = (), draws: int = 0) -> tuple[ConcurrencyLimiter, str]:
+    """(searcher wrapped in a ConcurrencyLimiter, "optuna" | "random").
+
+    A fresh sweep (reruns None) starts with the regime's default configuration when asked. A resumed one
+    proposes `reruns` (the configs of trials in flight when it stopped) first; Optuna is told the
+    finished trials (`done`: (config, metric value or None when it failed)), random search skips the
+    `draws` it already made."""
     kind = resolve_search(tcfg.search)
-    points = [default_point(SPACES[regime])] if tcfg.include_default else []
+    if reruns is None:
+        points = [default_point(SPACES[regime])] if tcfg.include_default else []
+    else:
+        points = [dict(p) for p in reruns]
     if kind == "optuna":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
@@ -79,8 +90,45 @@ def make_searcher(regime: str, tcfg: TuneConfig, max_concurrent: int) -> tuple[C
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one log line per trial otherwise
         # A define-by-run space ignores TuneConfig's metric/mode (Tune forwards them only through a
         # non-empty param_space), so the searcher is told here, from the same TuneConfig fields.
+        # A resumed sweep's TPE gets another seed: its random start-up draws must not repeat the first run's.
         searcher = OptunaSearch(space=functools.partial(optuna_space, regime=regime), metric=tcfg.metric,
-                                mode=tcfg.mode, points_to_evaluate=points or None, seed=tcfg.seed)
+                                mode=tcfg.mode, points_to_evaluate=points or None, seed=tcfg.seed + len(done))
+        _warm_start(searcher, regime, done)
     else:
-        searcher = RandomSearch(regime, seed=tcfg.seed, points_to_evaluate=points)
+        searcher = RandomSearch(regime, seed=tcfg.seed, points_to_evaluate=points, skip=draws)
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent), kind
+
+
+class _Recorder:
+    """The suggest_* API replaying a recorded point, noting each parameter's Optuna distribution."""
+
+    def __init__(self, point: dict):
+        import optuna
+
+        self.point, self.dists, self._d = point, {}, optuna.distributions
+
+    def suggest_float(self, name, low, high, *, log=False):
+        self.dists[name] = self._d.FloatDistribution(low, high, log=log)
+        return self.point[name]
+
+    def suggest_int(self, name, low, high, *, log=False):
+        self.dists[name] = self._d.IntDistribution(low, high, log=log)
+        return self.point[name]
+
+    def suggest_categorical(self, name, choices):
+        self.dists[name] = self._d.CategoricalDistribution(choices)
+        return self.point[name]
+
+
+def _warm_start(searcher, regime: str, done) -> None:
+    """Add the finished trials of earlier runs to the searcher's Optuna study, so TPE models them.
+    (OptunaSearch.add_evaluated_point refuses define-by-run spaces; the study itself does not.)"""
+    import optuna
+
+    for config, value in done:
+        rec = _Recorder(config)
+        sample(SPACES[regime], rec)
+        ok = value is not None and np.isfinite(value)
+        searcher._ot_study.add_trial(optuna.trial.create_trial(
+            params={k: config[k] for k in rec.dists}, distributions=rec.dists, value=float(value) if ok else None,
+            state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL))

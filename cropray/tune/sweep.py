@@ -5,10 +5,11 @@ never stops trial 0 (the default config), ConcurrencyLimiter(Optuna TPE | random
 plots, best_config.json -> a bundle
 retrained on all labels with the best config (the same `train_and_bundle` as `cropray train`).
 
-Layout of OUT: sweep/ (Tune's experiment dir: fixed name, so --resume finds it), tune_config.json and
-data.json (what --resume must reuse and check), trials.parquet, trials.csv, sweep_params.png,
-sweep_progress.png, best_config.json (a TrainConfig: `cropray train --config` accepts it), bundle/,
-summary.json.
+Layout of OUT: tune_config.json, data.json and trials/ (cropray's own JSON record of the sweep, what
+--resume rebuilds it from: `cropray.tune.records`), sweep/ (Tune's experiment dir; a resumed run writes
+sweep-resume-K/ beside it and never reads Tune's pickled state), trials.parquet, trials.csv,
+sweep_params.png, sweep_progress.png, best_config.json (a TrainConfig: `cropray train --config` accepts
+it), bundle/, summary.json.
 """
 
 from __future__ import annotations
@@ -29,14 +30,25 @@ from ray import tune
 from cropray.errors import CroprayError
 from cropray.tune.config import TuneConfig
 from cropray.tune.plots import plot_params, plot_progress
-from cropray.tune.results import best_row, counts, trials_table, write_table
+from cropray.tune.records import (
+    DATA,
+    FINISHED,
+    RECORDS,
+    TUNE_CONFIG,
+    load_state,
+    make_record,
+    record_path,
+    status_of,
+    write_json,
+)
+from cropray.tune.results import best_row, counts, error_line, trials_table, write_table
 from cropray.tune.scheduler import BaselineASHA
-from cropray.tune.search import make_searcher
+from cropray.tune.search import make_searcher, resolve_search
 from cropray.tune.spaces import SPACES, choose_regime, default_point
 from cropray.tune.trainable import build_train_config, check_fixed, train_trial
 
 EXPERIMENT = "sweep"
-OUTPUTS = ("sweep", "tune_config.json", "data.json", "trials.parquet", "trials.csv", "sweep_params.png",
+OUTPUTS = ("sweep", "trials", "tune_config.json", "data.json", "trials.parquet", "trials.csv", "sweep_params.png",
            "sweep_progress.png", "best_config.json", "bundle", "summary.json")
 
 
@@ -44,21 +56,45 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-class _Progress(tune.Callback):
-    """One stderr line per finished trial (Tune's own table is off: it would interleave with --json)."""
+class _Recorder(tune.Callback):
+    """Writes cropray's record of every trial (OUT/trials/trial-NNNN.json: what --resume rebuilds the
+    sweep from) and one stderr line per finished trial (Tune's own table is off: it would interleave
+    with --json). Trial numbers run on across resumed runs: this run's first `len(reruns)` trials are
+    the reruns (proposed first, in order) and keep their numbers; the next ones count on from `base`."""
 
-    def __init__(self, metric: str):
-        self.metric = metric
+    def __init__(self, out: Path, metric: str, experiment: str, reruns: list[int], base: int):
+        self.out, self.metric, self.experiment, self.reruns, self.base = out, metric, experiment, reruns, base
+        self.index: dict[str, int] = {}
+
+    def _number(self, trial) -> int:
+        if trial.trial_id not in self.index:
+            c = int(trial.experiment_tag.split("_", 1)[0])  # 1-based creation counter of this run
+            u = len(self.reruns)
+            self.index[trial.trial_id] = self.reruns[c - 1] if c <= u else self.base + c - u - 1
+        return self.index[trial.trial_id]
+
+    def _write(self, trial, status: str, error: str | None = None) -> None:
+        n = self._number(trial)
+        write_json(record_path(self.out, n), make_record(n, trial.trial_id, trial.config, status,
+                                                         trial.last_result or {}, error, self.experiment))
+
+    def on_step_end(self, iteration, trials, **info):
+        for t in trials:  # a trial appears: record its config before it can finish
+            if t.trial_id not in self.index:
+                self._write(t, "running")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         r = trial.last_result or {}
+        self._write(trial, status_of(r))
         how = "completed" if r.get("finished") else f"stopped at epoch {r.get('epoch', 0)}"
         value = r.get(self.metric, float("nan"))
-        print(f"trial {trial.trial_id}: {how}, {self.metric} {value:.4f}  {trial.config.get('arch', '')}",
-              file=sys.stderr, flush=True)
+        _stderr(f"trial {trial.trial_id}: {how}, {self.metric} {value:.4f}  {trial.config.get('arch', '')}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        print(f"trial {trial.trial_id}: FAILED (see {trial.path}/error.txt)", file=sys.stderr, flush=True)
+        path = Path(trial.error_file) if trial.error_file else None  # error.txt: text, not the pickle
+        self._write(trial, "failed", error_line(path.read_text(errors="replace")) if path and path.is_file()
+                    else "failed (no error.txt)")
+        _stderr(f"trial {trial.trial_id}: FAILED (see {trial.path}/error.txt)")
 
 
 def _trial_dirname(trial) -> str:
@@ -81,8 +117,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         if not overwrite:
             hint = " (a sweep is there: --resume continues it)" if (out / EXPERIMENT).exists() else ""
             raise CroprayError(f"{out}: already exists and is not empty{hint}; pass --overwrite to replace it")
-        for name in OUTPUTS:
-            p = out / name
+        for p in [out / name for name in OUTPUTS] + list(out.glob(f"{EXPERIMENT}-resume-*")):
             if p.is_dir():
                 shutil.rmtree(p)
             elif p.exists():
@@ -90,13 +125,20 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _load_saved(out: Path) -> tuple[TuneConfig, dict]:
-    exp = out / EXPERIMENT
-    if not (exp.is_dir() and (out / "tune_config.json").is_file() and tune.Tuner.can_restore(str(exp))):
-        raise CroprayError(f"{out}: no sweep to resume there (expected {exp} from an earlier `cropray tune`); "
-                           "run without --resume")
-    tcfg = TuneConfig.from_dict(json.loads((out / "tune_config.json").read_text()))
-    return tcfg, json.loads((out / "data.json").read_text())
+def _check_same_sweep(saved: dict, labels, fp: str, regime: str) -> None:
+    if fp != saved["fingerprint"]:
+        raise CroprayError(f"{labels}: not the labelled set this sweep started on ({saved['labels']}, "
+                           f"{saved['n_labels']} labels); resume with those labels or start a new sweep")
+    if regime != saved["regime"]:
+        raise CroprayError(f"data.json: this sweep searched the {saved['regime']!r} space, these settings give "
+                           f"{regime!r}; the sweep state was edited - start a new sweep")
+
+
+def _write_state(out: Path, tcfg: TuneConfig, labels, n_labels: int, fp: str, regime: str) -> None:
+    """What --resume must reuse (settings) and check (the labels); trials/ fills as trials appear."""
+    write_json(out / TUNE_CONFIG, tcfg.to_dict())
+    write_json(out / DATA, {"labels": str(labels), "n_labels": n_labels, "fingerprint": fp, "regime": regime})
+    (out / RECORDS).mkdir(exist_ok=True)
 
 
 def _check_resources(tcfg: TuneConfig, session, say: Callable[[str], None]) -> None:
@@ -119,30 +161,41 @@ def _concurrency(tcfg: TuneConfig) -> int:
     return int(max(1, min(tcfg.samples, cpus // tcfg.cpus_per_trial)))
 
 
-def _tuner(out: Path, x, y, regime: str, tcfg: TuneConfig, resume: bool) -> tuple[tune.Tuner, str]:
+def _tuner(out: Path, x, y, regime: str, tcfg: TuneConfig, records: list[dict]) -> tuple[tune.Tuner | None, str]:
+    """(a Tuner for what the sweep still lacks, or None when nothing is left; the search kind).
+    A fresh sweep (no records) runs `samples` trials. A resumed one keeps its finished, stopped and
+    failed trials (a failure is deterministic: same seed, same data), reruns the ones in flight from
+    their first epoch with the same config, and draws the trials never started."""
+    reruns = [r for r in records if r["status"] not in FINISHED]
+    base = max((r["trial"] for r in records), default=-1) + 1
+    n_run = len(reruns) + max(0, tcfg.samples - base)
+    if not n_run:
+        return None, resolve_search(tcfg.search)
+    done = [(r["config"], None if r["status"] == "failed" else r["result"].get(tcfg.metric))
+            for r in records if r["status"] in FINISHED]
+    searcher, kind = make_searcher(regime, tcfg, min(n_run, _concurrency(tcfg)), done=done,
+                                   reruns=[r["config"] for r in reruns] if records else None,
+                                   draws=max(0, base - int(tcfg.include_default)))
+    k = len(list(out.glob(f"{EXPERIMENT}-resume-*")))
+    name = EXPERIMENT if not (out / EXPERIMENT).exists() else f"{EXPERIMENT}-resume-{k + 1}"
+    recorder = _Recorder(out, tcfg.metric, name, [r["trial"] for r in reruns], base)
     # The labelled crops go to the object store once; every trial reads the same (read-only) copy.
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data={"x": x, "y": y}, setup={"tune": tcfg.to_dict(), "regime": regime}),
         {"cpu": tcfg.cpus_per_trial, "gpu": tcfg.gpus_per_trial})
-    searcher, kind = make_searcher(regime, tcfg, _concurrency(tcfg))
-    if resume:
-        # Finished, stopped and failed trials stay as they are (a failure here is deterministic: same
-        # seed, same data); trials in flight when the driver died rerun from their first epoch.
-        return tune.Tuner.restore(str(out / EXPERIMENT), trainable, resume_unfinished=True,
-                                  resume_errored=False, restart_errored=False), kind
     # metric/mode live in TuneConfig only: ASHA takes them from there (giving them to both fails).
     baseline = default_point(SPACES[regime]) if tcfg.include_default else None
     asha = BaselineASHA(baseline, time_attr="training_iteration", max_t=tcfg.epochs, grace_period=tcfg.grace,
                         reduction_factor=tcfg.reduction_factor, stop_last_trials=False)
     tc = tune.TuneConfig(metric=tcfg.metric, mode=tcfg.mode, search_alg=searcher, scheduler=asha,
-                         num_samples=tcfg.samples, time_budget_s=tcfg.time_budget_s,
+                         num_samples=n_run, time_budget_s=tcfg.time_budget_s,
                          trial_dirname_creator=_trial_dirname,
                          # One actor runs trial after trial: torch and cropray are imported once, not per
                          # trial (seconds each; small trials are otherwise mostly start-up).
                          reuse_actors=True)
-    rc = tune.RunConfig(name=EXPERIMENT, storage_path=str(out),  # absolute: relative paths fail
+    rc = tune.RunConfig(name=name, storage_path=str(out),  # absolute: relative paths fail
                         failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
-                        verbose=0, callbacks=[_Progress(tcfg.metric)])
+                        verbose=0, callbacks=[recorder])
     return tune.Tuner(trainable, tune_config=tc, run_config=rc), kind
 
 
@@ -150,7 +203,7 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
               resume: bool = False, overwrite: bool = False, bundle: bool = True,
               log: Callable[[str], None] | None = _stderr) -> dict[str, Any]:
     """Sweep the regime's space on the labelled archive `labels`, write every output to `out`, return a
-    JSON-able summary. CroprayError (before any trial) for unusable labels, flags or OUT."""
+    JSON-able summary. CroprayError (before any trial) for unusable labels, flags, OUT or sweep state."""
     from cropray.archive import read_labeled
     from cropray.train import check_labels
 
@@ -160,9 +213,9 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
 
     require_absolute(out, "--out", address)  # trials on other nodes write there too
     out = Path(out).expanduser().resolve()
-    saved: dict = {}
+    saved, records = {}, []
     if resume:
-        saved_cfg, saved = _load_saved(out)
+        saved_cfg, saved, records = load_state(out)  # JSON records only: nothing is unpickled
         if tcfg is not None and tcfg != saved_cfg:
             say("resuming with the sweep's saved settings (tune_config.json); other flags are ignored")
         tcfg = saved_cfg
@@ -174,72 +227,86 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
         say(f"warning: {warning}")
     check_fixed(tcfg, regime)
     fp = fingerprint(ls.x, ls.y)
-    if resume and fp != saved.get("fingerprint"):
-        raise CroprayError(f"{labels}: not the labelled set this sweep started on ({saved.get('labels')}, "
-                           f"{saved.get('n_labels')} labels); resume with those labels or start a new sweep")
-    if not resume:
+    if resume:
+        _check_same_sweep(saved, labels, fp, regime)
+    else:
         _prepare_out(out, overwrite)
     say(f"{len(ls.y)} labels ({cc[1]} signal, {cc[0]} not) -> {regime!r} space, {tcfg.samples} trials x "
         f"<= {tcfg.epochs} epochs, objective {tcfg.metric}")
+    if records:
+        kept = sum(r["status"] in FINISHED for r in records)
+        say(f"resuming: {kept} finished trial(s) kept, {len(records) - kept} in flight rerun from epoch 1")
     from cropray.ray_session import open_session
 
     session = open_session(address)  # embedded, --address, RAY_ADDRESS or reused (ray_session.py)
     try:
         _check_resources(tcfg, session, say=say)
-        if not resume:  # what --resume must reuse (settings) and check (the labels)
-            (out / "tune_config.json").write_text(json.dumps(tcfg.to_dict(), indent=2))
-            (out / "data.json").write_text(json.dumps({"labels": str(labels), "n_labels": int(len(ls.y)),
-                                                       "fingerprint": fp, "regime": regime}, indent=2))
-        tuner, kind = _tuner(out, ls.x, ls.y, regime, tcfg, resume)
-        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the summary (--json) only
-            tuner.fit()
+        if not resume:
+            _write_state(out, tcfg, labels, int(len(ls.y)), fp, regime)
+        tuner, kind = _tuner(out, ls.x, ls.y, regime, tcfg, records)
+        if tuner is not None:
+            with contextlib.redirect_stdout(sys.stderr):  # stdout is for the summary (--json) only
+                tuner.fit()
     finally:
         session.close()
     t_sweep = time.perf_counter() - t0
-    df, configs = trials_table(out / EXPERIMENT, regime)
+    summary = _report(out, labels, ls, cc, regime, warning, kind, tcfg, resume)
+    t1 = time.perf_counter()
+    if summary["best"] is not None and bundle:
+        summary["bundle"] = _retrain(out, labels, ls.x, summary, crop_shape, tcfg, log)
+    summary["seconds"] = {"sweep": round(t_sweep, 1), "retrain": round(time.perf_counter() - t1, 1),
+                          "total": round(time.perf_counter() - t0, 1)}
+    write_json(out / "summary.json", json.loads(json.dumps(summary, default=str)))
+    return summary
+
+
+def _report(out: Path, labels, ls, cc, regime: str, warning, kind: str, tcfg: TuneConfig,
+            resume: bool) -> dict[str, Any]:
+    """The summary of the trials recorded so far; writes the table, the plots and best_config.json."""
+    df, configs = trials_table(load_state(out)[2], regime)
     files = [str(p) for p in write_table(df, out)]
     files += [plot_params(df, regime, tcfg.metric, out / "sweep_params.png"),
               plot_progress(df, tcfg.metric, tcfg.mode, out / "sweep_progress.png")]
-    n = counts(df)
     best = best_row(df, tcfg.metric)
-    summary: dict[str, Any] = {
+    s: dict[str, Any] = {
         "out": str(out), "experiment": str(out / EXPERIMENT), "labels": str(labels), "n_labels": int(len(ls.y)),
         "class_counts": {"signal": cc[1], "not_signal": cc[0]}, "invalid_rows": int(sum(ls.invalid.values())),
         "regime": regime, "regime_warning": warning, "search": kind, "metric": tcfg.metric, "mode": tcfg.mode,
-        "epochs": tcfg.epochs, "trials": n, "resumed": resume, "best": None, "default": None, "bundle": None,
-        "files": files, "settings": tcfg.to_dict(),
+        "epochs": tcfg.epochs, "trials": counts(df), "resumed": resume, "best": None, "default": None,
+        "bundle": None, "files": files, "settings": tcfg.to_dict(),
     }
     if tcfg.include_default and len(df) and df.iloc[0]["status"] in ("completed", "stopped"):
         d0 = df.iloc[0]
-        summary["default"] = {"trial_id": d0["trial_id"], "value": float(d0[tcfg.metric]), "status": d0["status"],
-                              "epochs_run": int(d0["epochs_run"])}
-    t1 = time.perf_counter()
+        s["default"] = {"trial_id": d0["trial_id"], "value": float(d0[tcfg.metric]), "status": d0["status"],
+                        "epochs_run": int(d0["epochs_run"])}
     if best is not None:
         params = configs[best["trial_id"]]
         best_cfg = build_train_config(params, regime, tcfg).replace(device="auto")
-        (out / "best_config.json").write_text(json.dumps(best_cfg.to_dict(), indent=2))
+        write_json(out / "best_config.json", best_cfg.to_dict())
         files.append(str(out / "best_config.json"))
-        summary["best"] = {"trial_id": best["trial_id"], "value": float(best[tcfg.metric]), "params": params,
-                           "epochs_run": int(best["epochs_run"]), "status": best["status"],
-                           "oof_auc": _ci(best), "config": best_cfg.to_dict()}
-        if bundle:
-            from cropray.train import train_and_bundle
+        s["best"] = {"trial_id": best["trial_id"], "value": float(best[tcfg.metric]), "params": params,
+                     "epochs_run": int(best["epochs_run"]), "status": best["status"], "oof_auc": _ci(best),
+                     "config": best_cfg.to_dict()}
+    return s
 
-            say(f"retraining the best config ({best['trial_id']}) on all labels")
-            extra = {"sweep": {"experiment": str(out / EXPERIMENT), "regime": regime, "search": kind,
-                               "metric": tcfg.metric, "best_trial": best["trial_id"],
-                               "best_value": float(best[tcfg.metric]), "trials": n}}
-            s = train_and_bundle(labels, out / "bundle", best_cfg, k=tcfg.folds, crop_shape=crop_shape,
-                                 overwrite=True, progress=False, log=log, extra=extra)
-            summary["bundle"] = {"path": s["bundle"], "model_id": s["model_id"], "k": s["k"],
-                                 "threshold": s["threshold"], "cv_roc_auc": s["cv_metrics"]["roc_auc"],
-                                 "final_epochs": s["final_epochs"], "error": _check_bundle(s["bundle"], ls.x)}
-            if summary["bundle"]["error"]:
-                say(f"warning: {summary['bundle']['error']}")
-    summary["seconds"] = {"sweep": round(t_sweep, 1), "retrain": round(time.perf_counter() - t1, 1),
-                          "total": round(time.perf_counter() - t0, 1)}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    return summary
+
+def _retrain(out: Path, labels, x: np.ndarray, s: dict, crop_shape, tcfg: TuneConfig, log) -> dict:
+    """The best configuration retrained on all labels into OUT/bundle (as `cropray train` would)."""
+    from cropray.train import TrainConfig, train_and_bundle
+
+    best = s["best"]
+    (log or (lambda _m: None))(f"retraining the best config ({best['trial_id']}) on all labels")
+    extra = {"sweep": {"experiment": s["experiment"], "regime": s["regime"], "search": s["search"],
+                       "metric": tcfg.metric, "best_trial": best["trial_id"], "best_value": best["value"],
+                       "trials": s["trials"]}}
+    r = train_and_bundle(labels, out / "bundle", TrainConfig.from_dict(best["config"]), k=tcfg.folds,
+                         crop_shape=crop_shape, overwrite=True, progress=False, log=log, extra=extra)
+    b = {"path": r["bundle"], "model_id": r["model_id"], "k": r["k"], "threshold": r["threshold"],
+         "cv_roc_auc": r["cv_metrics"]["roc_auc"], "final_epochs": r["final_epochs"],
+         "error": _check_bundle(r["bundle"], x)}
+    if b["error"] and log:
+        log(f"warning: {b['error']}")
+    return b
 
 
 def _check_bundle(path: str, x: np.ndarray) -> str | None:
