@@ -16,4 +16,17 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     fi
 fi
 "$VENV/bin/python" -m pip install -q -e ".[dev]"
+# The labelling page's browser test (tests/label) drives Debian's headless Chromium through selenium
+# (a dev extra) and /usr/bin/chromedriver: install both when missing (CI runs as root; elsewhere sudo).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""
+        [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+        export DEBIAN_FRONTEND=noninteractive
+        $SUDO apt-get update -qq
+        $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    else
+        echo "warning: no apt-get; install chromium and chromedriver for tests/label" >&2
+    fi
+fi
 echo "cropray installed in $VENV"

@@ -15,7 +15,7 @@ from cropray import __version__
 from cropray.errors import CroprayError
 
 # name -> module under cropray.cli; order is the order shown in --help.
-SUBCOMMANDS = ["synth", "inspect", "train", "eval", "score", "tune", "demo", "bench"]
+SUBCOMMANDS = ["synth", "inspect", "train", "eval", "score", "tune", "suggest", "label", "demo", "bench"]
 
 
 class _Parser(argparse.ArgumentParser):
