@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cropray.errors import ConfigError
+from cropray.errors import ConfigError, CroprayError
 from cropray.fastpath import policy
 from cropray.fastpath.capabilities import Capabilities, detect
 from cropray.fastpath.paths import PATHS, PathSpec, Runner, prepare
@@ -89,11 +89,37 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
     expected_rows: how many rows this scorer will see (None = unknown/many); with compile="auto" the
     fp32 path is compiled only when that many rows repay the compile (policy.COMPILE_FP32_MIN_ROWS).
     An explicit request the machine cannot run raises ConfigError; a compile failure falls back
-    (logged warning) to the next path, ending at the always-available fp32 `fold_cl`.
+    (logged warning) to the next path, ending at the always-available fp32 `fold_cl`; when not even
+    that can run the model, CroprayError lists every path's reason.
     """
     t_build = time.perf_counter()
     caps = capabilities or detect()
     model, threshold, model_id, calib_np, shape = _unpack(bundle, threshold, calibration, input_shape)
+    device = _check_request(caps, device, precision)
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    batch = int(batch_size or DEFAULT_BATCH)
+    calib = None if calib_np is None else torch.from_numpy(np.ascontiguousarray(calib_np, dtype=np.float32))
+    specs, skipped = _candidates(caps, device, precision, compile, path, model, calib, expected_rows)
+    chooser = _Chooser(model, caps, device=device, batch=batch, example=_example(calib, batch, shape).to(device),
+                       calib=calib, threshold=threshold,
+                       guarded=path is None and precision == "auto" and calib is not None)
+    last_resort = [] if PATHS["fold_cl"] in specs else [PATHS["fold_cl"]]  # eager fp32 always runs
+    spec, runner, built, g = chooser.first_accepted([*specs, *last_resort])
+    info = {"path": spec.name, "precision": spec.precision, "compiled": spec.compiled,
+            "channels_last": built["channels_last"], "bn_folded": built["bn_folded"], "bn_left": built["bn_left"],
+            "preprocess": built["preprocess"],
+            "device": device, "batch": batch,
+            "padding": "last chunk padded to batch (static shape, one compile)" if spec.compiled else None,
+            "compile_s": built.get("compile_s"), "build_s": round(time.perf_counter() - t_build, 3),
+            "auto": path is None and (precision == "auto" or compile == "auto"),
+            "skipped": skipped, "fallbacks": chooser.fallbacks, "guard": g, "model_id": model_id,
+            "threshold": threshold, "capabilities": caps.to_dict()}
+    return Scorer(runner, device=device, threshold=threshold, info=info)
+
+
+def _check_request(caps: Capabilities, device: str, precision: str) -> str:
+    """The device to use ("auto" resolved); ConfigError for a device or precision that cannot be."""
     if device == "auto":
         device = "cuda" if caps.cuda else "cpu"
     if device not in ("cpu", "cuda"):
@@ -102,11 +128,13 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
         raise ConfigError("--device cuda: CUDA is not available on this machine")
     if precision not in ("auto", "fp32", "bf16", "int8"):
         raise ConfigError(f"--precision {precision!r} is not one of auto, fp32, bf16, int8")
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    batch = int(batch_size or DEFAULT_BATCH)
-    calib = None if calib_np is None else torch.from_numpy(np.ascontiguousarray(calib_np, dtype=np.float32))
+    return device
 
+
+def _candidates(caps: Capabilities, device: str, precision: str, compile_, path: str | None, model,
+                calib, expected_rows: int | None) -> tuple[list[PathSpec], list[dict]]:
+    """(paths to try in order, skipped paths with the reason). ConfigError when an explicit request
+    (a named path, a precision) cannot run here or int8 has no calibration crops."""
     skipped: list[dict] = []
     if path is not None:
         if path not in PATHS:
@@ -116,9 +144,8 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
         if not ok:
             raise ConfigError(f"path {path!r} cannot run here: {why}")
     else:
-        specs, skipped = policy.candidates(caps, device, precision, compile,
-                                           has_calibration=calib is not None)
-        specs, unpaid = policy.drop_unpaid_compile(specs, compile, expected_rows)
+        specs, skipped = policy.candidates(caps, device, precision, compile_, has_calibration=calib is not None)
+        specs, unpaid = policy.drop_unpaid_compile(specs, compile_, expected_rows)
         specs, inert = policy.drop_inert_precision(specs, precision, model)
         skipped += unpaid + inert
         if not specs and precision != "auto":
@@ -127,57 +154,72 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
     if calib is None and any(s.precision == "int8" for s in specs) and (precision == "int8" or path):
         raise ConfigError("--precision int8 needs calibration crops to set its int8 scales: the bundle has "
                           "none (re-save it with calibration crops) or pass calibration=")
-    guarded = path is None and precision == "auto" and calib is not None
-    example = _example(calib, batch, shape).to(device)
+    return specs, skipped
 
-    fallbacks: list[dict] = []
-    checked: dict[str, dict] = {}  # precision -> its uncompiled guard result (each runs at most once)
 
-    def precheck(precision_: str) -> dict:
-        if precision_ not in checked:
-            checked[precision_] = _pre_guard(model, precision_, device, batch, example, calib, threshold)
-        return checked[precision_]
+class _Chooser:
+    """Tries paths in order and keeps the first that builds and passes its accuracy guard.
 
-    for spec in [*specs, PATHS["fold_cl"]]:  # fold_cl (eager fp32) is the last resort
-        if guarded and spec.precision != "fp32":
+    `fallbacks` records every path given up on, with the reason. Each reduced precision's uncompiled
+    guard (`_pre_guard`) runs at most once, however many paths share that precision.
+    """
+
+    def __init__(self, model: nn.Module, caps: Capabilities, *, device: str, batch: int, example: torch.Tensor,
+                 calib: torch.Tensor | None, threshold: float | None, guarded: bool):
+        self.model, self.caps, self.device, self.batch = model, caps, device, batch
+        self.example, self.calib, self.threshold, self.guarded = example, calib, threshold, guarded
+        self.fallbacks: list[dict] = []
+        self._checked: dict[str, dict] = {}  # precision -> its uncompiled guard result
+
+    def first_accepted(self, specs: list[PathSpec]) -> tuple[PathSpec, Runner, dict, dict | None]:
+        """(spec, runner, prepare's info, guard result) of the first accepted path; CroprayError when
+        none is (then even fp32 `fold_cl` could not run the model: its input shape, say, is wrong)."""
+        for spec in specs:
+            accepted = self._try(spec)
+            if accepted is not None:
+                return (spec, *accepted)
+        reasons = "; ".join(f"{f['path']}: {f['reason']}" for f in self.fallbacks)
+        raise CroprayError(f"no execution path can run this model ({reasons})")
+
+    def _precheck(self, precision: str) -> dict:
+        if precision not in self._checked:
+            self._checked[precision] = _pre_guard(self.model, precision, self.device, self.batch, self.example,
+                                                  self.calib, self.threshold)
+        return self._checked[precision]
+
+    def _reject(self, spec: PathSpec, reason: str) -> None:
+        self.fallbacks.append({"path": spec.name, "reason": reason})
+
+    def _try(self, spec: PathSpec) -> tuple[Runner, dict, dict | None] | None:
+        reduced = self.guarded and spec.precision != "fp32"
+        if reduced:
             # Each reduced precision is first checked uncompiled (bf16 autocast / int8 q-dq reference),
             # so a compile (2-20 s per actor) is paid only for a precision that can pass. int8 checks bf16
             # first: its error is ~10x bf16's on our models (bench, 10k crops: max |d score| 0.1-0.3 vs
             # 0.003-0.02), so a bundle too close to its threshold for bf16 fails int8 too, and quantizing
             # costs 10-20 s per actor on one thread where bf16's check takes under 1 s.
-            needed = ["bf16"] if spec.precision == "int8" and caps.can_run("bf16", device, False)[0] else []
-            failed = next((p for p in [*needed, spec.precision] if precheck(p)["ok"] is False), None)
+            needed = ["bf16"] if spec.precision == "int8" and self.caps.can_run("bf16", self.device, False)[0] else []
+            failed = next((p for p in [*needed, spec.precision] if self._precheck(p)["ok"] is False), None)
             if failed:
-                fallbacks.append({"path": spec.name, "reason": f"accuracy pre-guard ({failed}, uncompiled): "
-                                                               f"{checked[failed]}"})
-                continue
+                self._reject(spec, f"accuracy pre-guard ({failed}, uncompiled): {self._checked[failed]}")
+                return None
         try:
-            runner, info = prepare(model, spec, device=device, batch=batch, example=example,
-                                   calibration=None if calib is None else calib.to(device))
+            runner, built = prepare(self.model, spec, device=self.device, batch=self.batch, example=self.example,
+                                    calibration=None if self.calib is None else self.calib.to(self.device))
         except Exception as e:  # noqa: BLE001 - any compile/quantize failure means "try the next path"
             msg = f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
             log.warning("fastpath: path %s failed to build (%s); falling back", spec.name, msg)
-            fallbacks.append({"path": spec.name, "reason": msg})
-            continue
+            self._reject(spec, msg)
+            return None
         g = None
         # An uncompiled reduced-precision path was checked by exactly this computation already.
-        if guarded and spec.precision != "fp32" and (spec.compiled or checked[spec.precision]["ok"] is None):
-            g = _guard(model, runner, spec, calib[:policy.GUARD_CROPS].to(device), threshold)
+        if reduced and (spec.compiled or self._checked[spec.precision]["ok"] is None):
+            g = _guard(self.model, runner, spec, self.calib[:policy.GUARD_CROPS].to(self.device), self.threshold)
             if not g["ok"]:
                 log.warning("fastpath: path %s rejected by the accuracy guard %s", spec.name, g)
-                fallbacks.append({"path": spec.name, "reason": f"accuracy guard: {g}"})
-                continue
-        break
-    info = {"path": spec.name, "precision": spec.precision, "compiled": spec.compiled,
-            "channels_last": info["channels_last"], "bn_folded": info["bn_folded"], "bn_left": info["bn_left"],
-            "preprocess": info["preprocess"],
-            "device": device, "batch": batch,
-            "padding": "last chunk padded to batch (static shape, one compile)" if spec.compiled else None,
-            "compile_s": info.get("compile_s"), "build_s": round(time.perf_counter() - t_build, 3),
-            "auto": path is None and (precision == "auto" or compile == "auto"),
-            "skipped": skipped, "fallbacks": fallbacks, "guard": g, "model_id": model_id,
-            "threshold": threshold, "capabilities": caps.to_dict()}
-    return Scorer(runner, device=device, threshold=threshold, info=info)
+                self._reject(spec, f"accuracy guard: {g}")
+                return None
+        return runner, built, g
 
 
 def _pre_guard(model, precision: str, device: str, batch: int, example, calib, threshold) -> dict:

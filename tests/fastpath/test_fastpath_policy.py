@@ -1,4 +1,9 @@
-"""`auto` never picks a path the machine cannot run; explicit impossible requests are user errors."""
+"""`auto` never picks a path the machine cannot run; explicit impossible requests are user errors.
+
+Every test here states the machine it assumes (`Capabilities`, injected): none depends on the host CPU.
+Paths that a host lacks the units for still run here (bf16 autocast is emulated on any x86 CPU); only
+compiling is avoided (no test below compiles: the pre-guard or `inductor=False` stops it).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,23 @@ import pytest
 import torch
 from torch import nn
 
-from cropray.errors import ConfigError
-from cropray.fastpath import PATHS, build_scorer, detect
+from cropray.errors import ConfigError, CroprayError
+from cropray.fastpath import PATHS, Capabilities, build_scorer
 from cropray.fastpath.policy import AUTO_ORDER, candidates
 
 # A plain x86 machine without bf16/int8 units, CUDA, a C++ compiler or torchao.
-BARE = dataclasses.replace(detect(), cpu_capability="AVX2", avx512_bf16=False, amx_bf16=False, vnni=False,
-                           cuda=False, cuda_bf16=False, inductor=False, torchao=False)
+BARE = Capabilities(cpu_capability="AVX2", avx512_bf16=False, amx_bf16=False, vnni=False, cuda=False,
+                    cuda_bf16=False, inductor=False, torchao=False)
+# AVX-512-BF16 units but no C++ compiler: bf16 runs eager only.
+BF16_EAGER = dataclasses.replace(BARE, cpu_capability="AVX512", avx512_bf16=True)
+# bf16 units and a compiler, no int8 (no VNNI, no torchao).
+BF16_COMPILE = dataclasses.replace(BF16_EAGER, inductor=True)
+# Everything a CPU can offer.
+FULL = dataclasses.replace(BF16_COMPILE, amx_bf16=True, vnni=True, torchao=True)
 
 
 def test_auto_candidates_only_contain_runnable_paths():
-    for caps in (BARE, detect()):
+    for caps in (BARE, BF16_EAGER, BF16_COMPILE, FULL):
         specs, skipped = candidates(caps, "cpu", "auto", "auto", has_calibration=True)
         assert specs, "fold_cl (fp32) must always be runnable"
         for s in specs:
@@ -28,13 +39,17 @@ def test_auto_candidates_only_contain_runnable_paths():
     specs, skipped = candidates(BARE, "cpu", "auto", "auto", has_calibration=True)
     assert [s.name for s in specs] == ["fold_cl"]
     assert all(s["reason"] for s in skipped)
+    assert [s.name for s in candidates(BF16_EAGER, "cpu", "auto", "auto", has_calibration=True)[0]] == \
+        ["bf16", "fold_cl"]
+    assert [s.name for s in candidates(FULL, "cpu", "auto", "auto", has_calibration=True)[0]] == \
+        list(AUTO_ORDER["cpu"])
 
 
 def test_auto_stays_fp32_without_calibration_crops():
-    specs, skipped = candidates(detect(), "cpu", "auto", "auto", has_calibration=False)
-    assert specs and all(s.precision == "fp32" for s in specs)
-    assert all("calibration" in s["reason"] for s in skipped if s["path"] in ("int8", "bf16", "compile_bf16")
-               and detect().can_run(PATHS[s["path"]].precision, "cpu", PATHS[s["path"]].compiled)[0])
+    specs, skipped = candidates(FULL, "cpu", "auto", "auto", has_calibration=False)
+    assert [s.name for s in specs] == ["compile_fp32", "fold_cl"]
+    assert {s["path"] for s in skipped} == {"int8", "bf16", "compile_bf16"}
+    assert all("calibration" in s["reason"] for s in skipped)
 
 
 def test_guard_bounds_the_flip_risk_by_the_margin_to_the_threshold():
@@ -58,13 +73,13 @@ def test_auto_on_a_bare_machine_builds_fp32(trained_shallow, fixed_batch):
 
 def test_auto_without_compile_picks_a_runnable_eager_path(trained_shallow):
     s = build_scorer(trained_shallow.model, compile=False, threshold=trained_shallow.threshold,
-                     calibration=trained_shallow.calibration_crops)
+                     calibration=trained_shallow.calibration_crops, capabilities=BF16_EAGER)
     d = s.describe()
-    assert not d["compiled"]
-    assert detect().can_run(d["precision"], "cpu", False)[0]
-    if d["path"] == "fold_cl" and detect().bf16_cpu:  # bf16 was tried and rejected by the guard
+    assert not d["compiled"] and d["path"] in ("bf16", "fold_cl")
+    if d["path"] == "fold_cl":  # bf16 was tried and rejected by the guard
         assert any(f["path"] == "bf16" and "guard" in f["reason"] for f in d["fallbacks"]), d
-    assert d["path"] in ("bf16", "fold_cl")
+    else:  # bf16 passed its guard on the calibration crops
+        assert d["guard"] is None and d["fallbacks"] == [] and d["capabilities"]["avx512_bf16"]
 
 
 @pytest.mark.parametrize("kw", [{"precision": "bf16"}, {"precision": "int8"}, {"device": "cuda"}])
@@ -75,9 +90,9 @@ def test_explicit_request_the_machine_cannot_run_is_a_config_error(trained_shall
 
 def test_unknown_precision_and_path_name_the_valid_ones(trained_shallow):
     with pytest.raises(ConfigError, match="fp32"):
-        build_scorer(trained_shallow.model, precision="fp16")
+        build_scorer(trained_shallow.model, precision="fp16", capabilities=FULL)
     with pytest.raises(ConfigError, match="fold_cl"):
-        build_scorer(trained_shallow.model, path="turbo")
+        build_scorer(trained_shallow.model, path="turbo", capabilities=FULL)
 
 
 class _Sawtooth(nn.Module):
@@ -94,11 +109,9 @@ class _Sawtooth(nn.Module):
 
 
 def test_accuracy_guard_rejects_a_path_that_flips_decisions(fixed_batch):
-    if not detect().bf16_cpu:
-        pytest.skip("no bf16 on this CPU: auto never tries it")
     crops = fixed_batch[:256]
     model = _Sawtooth().eval()
-    s = build_scorer(model, compile=False, threshold=0.5, calibration=crops)
+    s = build_scorer(model, compile=False, threshold=0.5, calibration=crops, capabilities=BF16_EAGER)
     d = s.describe()
     assert d["path"] == "fold_cl", d
     assert any(f["path"] == "bf16" and "guard" in f["reason"] for f in d["fallbacks"])
@@ -111,10 +124,9 @@ def test_every_named_path_is_in_the_policy_or_the_reference():
 
 def test_compiled_reduced_precision_is_pre_guarded_before_compiling(fixed_batch):
     """A precision that fails uncompiled is never compiled (the compile would be 2-20 s wasted)."""
-    if not detect().bf16_cpu:
-        pytest.skip("no bf16 on this CPU: auto never tries it")
     crops = fixed_batch[:256]
-    s = build_scorer(_Sawtooth().eval(), threshold=0.5, calibration=crops, expected_rows=1000)
+    s = build_scorer(_Sawtooth().eval(), threshold=0.5, calibration=crops, expected_rows=1000,
+                     capabilities=BF16_COMPILE)
     d = s.describe()
     assert d["path"] == "fold_cl" and d["compile_s"] is None, d  # nothing was compiled
     reasons = {f["path"]: f["reason"] for f in d["fallbacks"]}
@@ -138,7 +150,29 @@ def test_fp32_compile_only_when_the_rows_repay_it():
 def test_auto_keeps_a_model_without_conv_or_linear_layers_in_fp32(fixed_batch):
     from cropray.models import build_model
 
-    s = build_scorer(build_model("dedoppler"), calibration=fixed_batch[:64], threshold=6.0, compile=False)
+    s = build_scorer(build_model("dedoppler"), calibration=fixed_batch[:64], threshold=6.0, compile=False,
+                     capabilities=BF16_EAGER)
     d = s.describe()
     assert d["precision"] == "fp32", d
     assert any("no conv/linear" in k["reason"] for k in d["skipped"])
+
+
+class _FlatLinear(nn.Module):
+    """Accepts only 64x64 crops: a linear layer over the flattened crop."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(64 * 64, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.head(torch.log1p(x).flatten(1)))[:, 0]
+
+
+@pytest.mark.parametrize("caps", [BARE, BF16_EAGER], ids=["bare", "bf16"])
+def test_a_model_no_path_can_run_is_an_error_naming_each_path(caps):
+    """Before: the path loop fell off its end (every path failed to build) and raised UnboundLocalError,
+    or returned a runner the guard had rejected, labelled fold_cl."""
+    with pytest.raises(CroprayError, match=r"no execution path can run this model \(fold_cl: RuntimeError") as e:
+        build_scorer(_FlatLinear().eval(), input_shape=(32, 32), capabilities=caps)
+    assert str(e.value).count("fold_cl:") == 1  # the last resort is not tried twice
+    assert build_scorer(_FlatLinear().eval(), capabilities=caps, path="fold_cl")(np.ones((3, 1, 64, 64), np.float32)).shape == (3,)
