@@ -229,6 +229,17 @@ class Committer:
         self.open.pop(idx, None)
         self.closed.add(idx)
 
+    def abort(self) -> None:
+        """The run is failing (a full disk, Ctrl-C): close and drop every open unit's temporary files,
+        so no descriptor stays open on the output (a full tmpfs can then be unmounted or grown)."""
+        for st in self.open.values():
+            for sink in (st.scores, st.quarantine):
+                try:
+                    sink.discard()
+                except OSError:  # closing flushes: on a full disk that fails too; the file goes anyway
+                    sink.path.unlink(missing_ok=True)
+        self.open.clear()
+
     def finish(self) -> list[str]:
         """After the pipeline: any unit still open lost rows (must not happen). Fail it loudly."""
         lost = []

@@ -234,8 +234,12 @@ def _score_locked(cfg, plan: Plan, model_id: str, model: dict, lock, log, on_com
         committer = Committer(out, plan, pending, model_id, record)
         t1 = time.time()
         # strict: an embedded cluster cropray started has a known, fixed size
-        pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=session.private,
-                                              on_block=on_block)
+        try:
+            pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=session.private,
+                                                  on_block=on_block)
+        except BaseException:
+            committer.abort()
+            raise
         lost = committer.finish()
         t2 = time.time()
         first = timing.get("first_block", t2)
