@@ -79,29 +79,32 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def positive_int(flag: str):
-    """argparse type for a flag that must be an integer >= 1 (names the flag in the error)."""
+def positive_int(flag: str, hi: int | None = None):
+    """argparse type for a flag that must be an integer >= 1 (and <= hi, the bound of the config field
+    it sets); the error names the flag and the bound."""
 
     def _parse(v: str) -> int:
         try:
             n = int(v)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {v!r}") from None
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be >= 1, got {n}")
+        if n < 1 or (hi is not None and n > hi):
+            bound = f"between 1 and {hi:,}" if hi is not None else ">= 1"
+            raise argparse.ArgumentTypeError(f"{flag} must be {bound}, got {n}")
         return n
 
     return _parse
 
 
-def non_negative_int(flag: str):
+def non_negative_int(flag: str, hi: int | None = None):
     def _parse(v: str) -> int:
         try:
             n = int(v)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {v!r}") from None
-        if n < 0:
-            raise argparse.ArgumentTypeError(f"{flag} must be >= 0, got {n}")
+        if n < 0 or (hi is not None and n > hi):
+            bound = f"between 0 and {hi:,}" if hi is not None else ">= 0"
+            raise argparse.ArgumentTypeError(f"{flag} must be {bound}, got {n}")
         return n
 
     return _parse

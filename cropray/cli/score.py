@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, json_stdout, positive_int
+from cropray.scoring.config import LIMITS  # torch- and Ray-free: the bounds of the size flags
 
 EPILOG = """\
 example:
@@ -30,9 +31,9 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
                    help="Ray cluster to join: auto, HOST:PORT or ray://HOST:10001 (default: embedded local Ray)")
     p.add_argument("--actors", default=None, metavar="N|MIN,MAX",
                    help="actor pool size, fixed N or autoscaling MIN,MAX (default: one per GPU, else one per CPU)")
-    p.add_argument("--batch-size", type=positive_int("--batch-size"), default=1024, metavar="B",
+    p.add_argument("--batch-size", type=positive_int("--batch-size", LIMITS["batch_size"]), default=1024, metavar="B",
                    help="rows per batch sent to an actor (default 1024)")
-    p.add_argument("--model-batch", type=positive_int("--model-batch"), default=128, metavar="M",
+    p.add_argument("--model-batch", type=positive_int("--model-batch", LIMITS["model_batch"]), default=128, metavar="M",
                    help="rows per model call inside an actor (default 128)")
     p.add_argument("--cpus-per-actor", type=float, default=None, metavar="C",
                    help="CPUs each actor holds; torch threads = max(1, round(C)) "
@@ -44,7 +45,7 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
                    help="model execution path (cropray.fastpath; default auto)")
     p.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
                    help="torch.compile the model in each actor (auto: when the fast path wants it)")
-    p.add_argument("--unit-rows", type=positive_int("--unit-rows"), default=262_144, metavar="R",
+    p.add_argument("--unit-rows", type=positive_int("--unit-rows", LIMITS["unit_rows"]), default=262_144, metavar="R",
                    help="rows per commit unit (whole row groups; default 262144)")
     p.add_argument("--overwrite", action="store_true", help="discard the results already in OUTPUT and start over")
     add_json_flag(p)

@@ -7,6 +7,7 @@ import math
 import sys
 
 from cropray.cli._common import EXIT_OK, add_json_flag, emit, non_negative_int, positive_int
+from cropray.synth.config import MAX_CROPS, MAX_FILES  # torch-free: the bounds of --n and --files
 
 EXAMPLE = """example:
   cropray synth /tmp/crops --n 20000 --files 4 --labeled --seed 1
@@ -53,10 +54,11 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("out", metavar="OUT", help="output directory (must be empty unless --overwrite)")
-    p.add_argument("--n", type=positive_int("--n"), required=True, help="number of crops (>= 1)")
+    p.add_argument("--n", type=positive_int("--n", MAX_CROPS), required=True,
+                   help=f"number of crops (1 to {MAX_CROPS:,})")
     p.add_argument("--labeled", action="store_true", help="add truth columns: label, snr, kind, drift_rate_hz_s")
     p.add_argument(
-        "--files", type=positive_int("--files"), default=None, metavar="K",
+        "--files", type=positive_int("--files", MAX_FILES), default=None, metavar="K",
         help="number of Parquet files (default: one per 20,000 crops, which bounds memory)",
     )
     p.add_argument("--seed", type=non_negative_int("--seed"), default=0, metavar="S", help="random seed (default 0)")

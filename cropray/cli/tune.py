@@ -36,14 +36,15 @@ search spaces (a parameter named '<arch>.x' exists only when that architecture i
 """
 
 
-def _positive_float(flag: str, allow_zero: bool = False):
+def _positive_float(flag: str, hi: float, allow_zero: bool = False):
     def parse(v: str) -> float:
         try:
             x = float(v)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} must be a number, got {v!r}") from None
-        if not (x >= 0 if allow_zero else x > 0) or x != x or x == float("inf"):
-            raise argparse.ArgumentTypeError(f"{flag} must be {'>= 0' if allow_zero else '> 0'}, got {v}")
+        if not ((x >= 0 if allow_zero else x > 0) and x <= hi):
+            raise argparse.ArgumentTypeError(f"{flag} must be {'>= 0' if allow_zero else '> 0'} and <= {hi:,}, "
+                                             f"got {v}")
         return x
 
     return parse
@@ -87,31 +88,36 @@ def register(sub) -> None:
 
 def add_tune_args(p: argparse.ArgumentParser) -> None:
     """Every `cropray tune` argument (shared with jobs/tune_sweep.py)."""
-    from cropray.tune.config import METRICS, REGIMES, SEARCHES
+    from cropray.tune.config import LIMITS, METRICS, REGIMES, SEARCHES
 
     p.add_argument("labels", metavar="LABELS", help="labelled archive: Parquet file, directory, glob or URI")
     p.add_argument("--out", required=True, metavar="DIR", help="sweep output directory")
     p.add_argument("--regime", choices=REGIMES, default=None,
                    help="search space (default auto: by label count; a forced mismatch only warns)")
-    p.add_argument("--samples", type=positive_int("--samples"), default=None, metavar="N", help="trials (default 16)")
-    p.add_argument("--epochs", type=positive_int("--epochs"), default=None, metavar="E",
+    p.add_argument("--samples", type=positive_int("--samples", LIMITS["samples"]), default=None, metavar="N",
+                   help="trials (default 16)")
+    p.add_argument("--epochs", type=positive_int("--epochs", LIMITS["epochs"]), default=None, metavar="E",
                    help="max epochs per trial, ASHA's max_t (default 30)")
     p.add_argument("--metric", choices=list(METRICS), default=None,
                    help="objective, maximised (default cv_auc; " +
                    "; ".join(f"{k}: {v[1]}" for k, v in METRICS.items()) + ")")
     p.add_argument("--search", choices=SEARCHES, default=None,
                    help="auto (default): Optuna TPE when optuna is installed, else random")
-    p.add_argument("--max-concurrent", type=positive_int("--max-concurrent"), default=None, metavar="M",
+    p.add_argument("--max-concurrent", type=positive_int("--max-concurrent", LIMITS["max_concurrent"]), default=None,
+                   metavar="M",
                    help="trials at once (default: cluster CPUs / --cpus-per-trial)")
-    p.add_argument("--cpus-per-trial", type=_positive_float("--cpus-per-trial"), default=None, metavar="C",
+    p.add_argument("--cpus-per-trial", type=_positive_float("--cpus-per-trial", LIMITS["cpus_per_trial"]),
+                   default=None, metavar="C",
                    help="CPUs per trial, also its torch threads (default 1)")
-    p.add_argument("--gpus-per-trial", type=_positive_float("--gpus-per-trial", allow_zero=True), default=None,
-                   metavar="G", help="GPUs per trial (default 0; > 0 trains on CUDA)")
-    p.add_argument("--time-budget", type=_positive_float("--time-budget"), default=None, metavar="SECONDS",
+    p.add_argument("--gpus-per-trial", type=_positive_float("--gpus-per-trial", LIMITS["gpus_per_trial"],
+                                                            allow_zero=True), default=None, metavar="G",
+                   help="GPUs per trial (default 0; > 0 trains on CUDA)")
+    p.add_argument("--time-budget", type=_positive_float("--time-budget", LIMITS["time_budget_s"]), default=None,
+                   metavar="SECONDS",
                    help="stop all trials after this long (the best so far is still bundled)")
-    p.add_argument("--seed", type=non_negative_int("--seed"), default=None, metavar="S",
+    p.add_argument("--seed", type=non_negative_int("--seed", LIMITS["seed"]), default=None, metavar="S",
                    help="seed of the searcher, the folds and every trial (default 0)")
-    p.add_argument("--folds", type=positive_int("--folds"), default=None, metavar="K",
+    p.add_argument("--folds", type=positive_int("--folds", LIMITS["folds"]), default=None, metavar="K",
                    help="cross-validation folds (default min(5, minority class count))")
     p.add_argument("--fixed", default=None, metavar="JSON",
                    help='unsearched training keys and per-arch model kwargs (inline JSON or a file), e.g. '

@@ -10,6 +10,16 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 COMPILE = ("auto", "on", "off")
 # Output column names the pipeline writes itself; `--keep` may not shadow them.
 RESERVED = ("crop", "crop_id", "score", "is_signal", "model_id")
+# Upper bounds of the size fields (inclusive), so a typo cannot ask an actor for terabytes: a batch
+# of B 64x64 float32 crops is B x 16 KiB, and a model call's activations are ~30x its input.
+LIMITS = {
+    "batch_size": 65_536,  # 1 GiB of 64x64 float32 crops per batch
+    "model_batch": 4_096,  # fast paths peak at 32-128 rows per call (PERF_NOTES)
+    "unit_rows": 1 << 24,  # rows per commit unit
+    "read_rows": 65_536,  # rows per Arrow batch of a read task
+}
+MAX_ACTORS = 4_096
+MAX_GPUS_PER_ACTOR = 16
 
 
 def parse_actors(text: str | int | None) -> tuple[int, int] | None:
@@ -25,8 +35,8 @@ def parse_actors(text: str | int | None) -> tuple[int, int] | None:
         raise ConfigError(f"--actors must be N or MIN,MAX (e.g. 4 or 1,4), got {text!r}") from None
     if len(nums) == 1:
         nums = nums * 2
-    if len(nums) != 2 or nums[0] < 1 or nums[1] < nums[0]:
-        raise ConfigError(f"--actors must be N >= 1 or MIN,MAX with 1 <= MIN <= MAX, got {text!r}")
+    if len(nums) != 2 or nums[0] < 1 or nums[1] < nums[0] or nums[1] > MAX_ACTORS:
+        raise ConfigError(f"--actors must be N or MIN,MAX with 1 <= MIN <= MAX <= {MAX_ACTORS}, got {text!r}")
     return nums[0], nums[1]
 
 
@@ -74,14 +84,14 @@ class ScoreConfig:
         if self.actors is not None and not isinstance(self.actors, tuple):
             self.actors = parse_actors(self.actors if not isinstance(self.actors, list) else ",".join(map(str, self.actors)))
         self.keep = parse_keep(self.keep)
-        for name in ("batch_size", "model_batch", "unit_rows", "read_rows"):
+        for name, hi in LIMITS.items():
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
+                raise ConfigError(f"{name} must be an integer in [1, {hi:,}], got {v!r}")
         if self.cpus_per_actor is not None and not (0 < float(self.cpus_per_actor) <= 1024):
-            raise ConfigError(f"--cpus-per-actor must be > 0, got {self.cpus_per_actor}")
-        if self.num_gpus is not None and float(self.num_gpus) < 0:
-            raise ConfigError(f"--num-gpus must be >= 0, got {self.num_gpus}")
+            raise ConfigError(f"--cpus-per-actor must be > 0 and <= 1024, got {self.cpus_per_actor}")
+        if self.num_gpus is not None and not (0 <= float(self.num_gpus) <= MAX_GPUS_PER_ACTOR):
+            raise ConfigError(f"--num-gpus must be >= 0 and <= {MAX_GPUS_PER_ACTOR}, got {self.num_gpus}")
         if self.compile not in COMPILE:
             raise ConfigError(f"--compile must be one of {', '.join(COMPILE)}, got {self.compile!r}")
         if self.precision not in PRECISIONS:

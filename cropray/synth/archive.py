@@ -14,7 +14,7 @@ import numpy as np
 
 from cropray.archive import WRITE_DTYPES, ArchiveWriter, crops_table
 from cropray.errors import ConfigError, CroprayError
-from cropray.synth.config import SynthConfig
+from cropray.synth.config import SynthConfig, check_counts
 from cropray.synth.generator import SynthBatch, generate
 
 CHUNK_ROWS = 20_000  # crops generated at once: ~330 MB of float32 crops plus temporaries
@@ -75,8 +75,7 @@ def _resolve(cfg: SynthConfig | None, positive_fraction, snr_range) -> SynthConf
 
 def _check(n, dtype: str, seed, files: int | None, chunk_rows: int) -> int:
     """Validate the size flags; returns the number of files (ceil(n / chunk_rows) when None)."""
-    if not isinstance(n, int | np.integer) or n < 1:
-        raise ConfigError(f"n must be an integer >= 1, got {n!r}")
+    check_counts(n, files)  # n and files within their bounds (cropray.synth.config)
     if dtype not in WRITE_DTYPES:
         raise ConfigError(f"dtype must be one of {', '.join(WRITE_DTYPES)}, got {dtype!r}")
     if not isinstance(seed, int | np.integer) or seed < 0:

@@ -7,6 +7,7 @@ checked on construction (ConfigError naming the field), and `to_dict()` is what 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field, fields
 
 from cropray.errors import ConfigError
@@ -14,6 +15,21 @@ from cropray.errors import ConfigError
 PROFILES = ("gaussian", "sinc2", "boxcar")
 ENVELOPES = ("constant", "scintillating", "pulsed")
 NEGATIVE_KINDS = ("noise", "impulse", "blob", "bump", "bandpass")
+# Size bounds of one synthetic archive (inclusive): 10^8 64x64 float32 crops are ~1.6 TB already.
+MAX_CROPS = 100_000_000
+MAX_FILES = 100_000
+MAX_SIDE = 4096  # time_bins, freq_channels
+
+
+def check_counts(n, files: int | None) -> None:
+    """`n` crops in `files` Parquet files (None: one per chunk) must be integers within the bounds;
+    ConfigError naming the field and the bound."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= MAX_CROPS:
+        raise ConfigError(f"n must be an integer in [1, {MAX_CROPS:,}], got {n!r}")
+    if files is not None and (isinstance(files, bool) or not isinstance(files, numbers.Integral)
+                              or not 1 <= files <= min(n, MAX_FILES)):
+        raise ConfigError(f"files must be an integer in [1, min(n, {MAX_FILES:,})] = [1, {min(n, MAX_FILES):,}], "
+                          f"got {files!r}")
 
 
 @dataclass(frozen=True)
@@ -52,8 +68,8 @@ class SynthConfig:
 
         for name in ("time_bins", "freq_channels"):
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 8:
-                bad(name, "must be an integer >= 8")
+            if not isinstance(v, int) or isinstance(v, bool) or not 8 <= v <= MAX_SIDE:
+                bad(name, f"must be an integer in [8, {MAX_SIDE}]")
         for name in (
             "positive_fraction", "bandpass_feature_prob", "gain_drift_prob", "drifting_fraction",
             "min_track_fraction", "rfi_on_positive",

@@ -20,6 +20,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "cv_auc_lcb": ("max", "cv_auc minus its spread over folds (prefers stable configurations)"),
     "val_auc": ("max", "mean ROC-AUC on the folds' inner early-stopping splits (noisier)"),
 }
+# Upper bounds (inclusive) of the size fields: beyond them a sweep cannot finish on any cluster.
+LIMITS = {"samples": 10_000, "epochs": 1_000, "reduction_factor": 100, "seed": 2**31 - 1, "grace_epochs": 1_000,
+          "max_concurrent": 10_000, "folds": 100, "cpus_per_trial": 1_024, "gpus_per_trial": 64,
+          "time_budget_s": 30 * 86_400}
 # Training keys the sweep owns: set by flags, never by `fixed`.
 RESERVED = ("arch", "seed", "epochs", "device")
 
@@ -109,11 +113,14 @@ def _choice(name: str, v, valid: tuple) -> None:
 
 
 def _int(name: str, v, lo: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ConfigError(f"{name} must be an integer >= {lo}, got {v!r}")
+    hi = LIMITS[name]
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(f"{name} must be an integer in [{lo}, {hi:,}], got {v!r}")
 
 
 def _num(name: str, v, lo: float, exclusive: bool = False) -> None:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > lo if exclusive else v >= lo)
+    hi = LIMITS[name]
+    ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and (v > lo if exclusive else v >= lo)
+          and v <= hi)
     if not ok:
-        raise ConfigError(f"{name} must be a number {'>' if exclusive else '>='} {lo:g}, got {v!r}")
+        raise ConfigError(f"{name} must be a number in {'(' if exclusive else '['}{lo:g}, {hi:,}], got {v!r}")
