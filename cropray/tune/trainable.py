@@ -24,9 +24,9 @@ N_BOOT = 200  # bootstrap resamples for each trial's interval (the final bundle'
 
 
 def _arch_names() -> tuple[str, ...]:
-    from cropray.train.config import arch_choices
+    from cropray.models import list_models  # the registry: every registered architecture
 
-    return tuple(a for a in arch_choices() if a != "auto")
+    return tuple(list_models())
 
 
 def searched_keys(regime: str) -> tuple[set[str], dict[str, set[str]]]:
