@@ -44,3 +44,85 @@ def test_demo_config_validates():
         DemoConfig(labels=10)
     with pytest.raises(ConfigError, match="--archive-files"):
         DemoConfig(archive_n=3, archive_files=4)
+
+
+def _descendants(pid: int) -> list:
+    import ray  # noqa: F401, I001  (puts Ray's vendored psutil on sys.path, so first)
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _name(proc) -> str:
+    try:
+        return proc.name()
+    except Exception:
+        return "?"
+
+
+def _alive(procs) -> list:
+    import psutil
+
+    alive = []
+    for c in procs:
+        try:
+            if c.is_running() and c.status() != psutil.STATUS_ZOMBIE:
+                alive.append((c.pid, _name(c)))
+        except psutil.Error:
+            pass
+    return alive
+
+
+def test_demo_stops_on_one_ctrl_c_during_its_sweep(tmp_path):
+    """One SIGINT to the demo's process group (what Ctrl-C in a terminal sends) during the sweep: exit
+    130 promptly with one clean line, no traceback, no later step, no Ray process left behind. Before,
+    Ray Tune took the first Ctrl-C as "stop gracefully" and the demo went on to retrain and score."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    wd, log = tmp_path / "demo", tmp_path / "stderr.txt"
+    cmd = [sys.executable, "-m", "cropray", "demo", "--workdir", str(wd), "--quick", "--labels", "60",
+           "--eval-n", "200", "--archive-n", "1500", "--archive-files", "3", "--samples", "4", "--epochs", "4"]
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    root = Path(__file__).resolve().parents[1]
+    with open(log, "w") as errf:
+        p = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=errf, text=True,
+                             start_new_session=True)  # its own process group, like a terminal job
+        procs = []
+        try:
+            deadline = time.time() + 400
+            while time.time() < deadline and p.poll() is None:  # until a trial has started
+                procs = _descendants(p.pid) or procs
+                if list((wd / "sweep" / "sweep").glob("trial_*")):
+                    break
+                time.sleep(0.2)
+            assert p.poll() is None, log.read_text()[-3000:]
+            assert list((wd / "sweep" / "sweep").glob("trial_*")), "no trial started before the deadline"
+            time.sleep(1.0)
+            procs = _descendants(p.pid) or procs
+            names = {_name(c) for c in procs}
+            t0 = time.time()
+            os.killpg(p.pid, signal.SIGINT)  # ONE Ctrl-C
+            out, _ = p.communicate(timeout=90)
+            took = time.time() - t0
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    err = log.read_text()
+    assert p.returncode == 130, err[-3000:]
+    assert took < 60, f"took {took:.0f} s to stop"
+    assert "cropray demo: interrupted" in err and "Traceback" not in err, err[-3000:]
+    assert "3/5 score" not in err and "retraining the best config" not in err and out == ""
+    assert {"raylet", "gcs_server"} <= names, names  # the embedded cluster was seen, so "none left" means something
+    deadline = time.time() + 30
+    while time.time() < deadline and _alive(procs):
+        time.sleep(0.5)
+    assert not _alive(procs), f"Ray processes left running: {_alive(procs)}"
