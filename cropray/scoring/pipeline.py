@@ -149,7 +149,7 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
     columns included, before commit; `_unit` indexes plan.units): `cropray suggest` consumes it.
     The output is locked for the whole run (cropray.outlock): a second run into it is refused.
     """
-    from cropray.bundle import load_bundle
+    from cropray.bundle_manifest import read_manifest
     from cropray.outlock import output_lock
 
     log = log or (lambda msg: None)
@@ -163,7 +163,7 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
         from cropray.ray_session import probe
 
         probe(cfg.address)  # fail fast, before reading anything
-    bundle = load_bundle(cfg.bundle)
+    bundle = read_manifest(cfg.bundle)  # digest + weight hashes checked; the model is built in the actors only
     model = {"model_id": bundle.model_id, "bundle_sha256": bundle.bundle_sha256, "bundle": str(cfg.bundle),
              "threshold": float(bundle.threshold), "input_shape": list(bundle.input_shape)}
     plan = plan_archive(_inputs(cfg), model_shape=tuple(bundle.input_shape), keep=cfg.keep, unit_rows=cfg.unit_rows)
