@@ -30,7 +30,7 @@ import torch
 from cropray.cli._common import fmt_table
 from cropray.evaluate import binary_metrics, calibrate_threshold, score_array
 from cropray.models import build_model, select_arch
-from cropray.models._base import TRACK_PRIOR
+from cropray.models.track_prior import TRACK_PRIOR
 from cropray.synth import SynthConfig, generate
 from cropray.train import TrainConfig, cross_validate, fit
 

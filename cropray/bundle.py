@@ -41,16 +41,11 @@ from cropray.bundle_manifest import (
     verify_blobs,
 )
 from cropray.errors import BundleError, ConfigError, CroprayError
-from cropray.models import MODELS, RobustNorm, build_model
+from cropray.models import RobustNorm, build_model, list_models, model_class
+from cropray.models.policy import known
 
 __all__ = ["CALIBRATION_FILE", "FORMAT_VERSION", "MANIFEST", "MODEL_FILE", "Bundle", "BundleManifest",
            "load_bundle", "load_bundle_bytes", "read_bundle_files", "read_manifest", "save_bundle"]
-SCORE_MEANING = {
-    "shallow_cnn": "sigmoid probability in [0, 1]",
-    "deep_cnn": "sigmoid probability in [0, 1]",
-    "siamese": "gallery similarity score in [0, 1] (rule in hparams)",
-    "dedoppler": "best straight-track SNR (unbounded, ~3-5 for pure noise)",
-}
 
 
 @dataclass
@@ -92,7 +87,7 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
     (or "crop_shape"), else (64, 64).
     """
     arch = getattr(model, "arch_name", None)
-    if arch not in MODELS or type(model) is not MODELS[arch]:
+    if not isinstance(arch, str) or not known(arch) or type(model) is not model_class(arch):
         raise BundleError(f"cannot save {type(model).__name__}: not a registered cropray model")
     problem = model.bundle_problem()
     if not isinstance(getattr(model, "preprocess", None), RobustNorm):
@@ -112,7 +107,7 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
 
     fields = dict(
         arch=arch, hparams=_jsonable(model.hparams, "hparams"), input_shape=shape,
-        preprocessing=model.preprocess.describe(), score=SCORE_MEANING.get(arch, "higher = more signal-like"),
+        preprocessing=model.preprocess.describe(), score=type(model).spec.score_meaning,
         model_state=_jsonable(model.state_summary(), "model_state"), threshold=thr,
         train_summary=_jsonable(train_summary or {}, "train_summary"), metrics=_jsonable(metrics or {}, "metrics"),
         extra=_jsonable(extra or {}, "extra"), cropray_version=cropray.__version__,
@@ -156,9 +151,9 @@ def load_bundle_bytes(blobs: dict[str, bytes], where: str = "shipped bundle") ->
 def _build(manifest: BundleManifest, blobs: dict[str, bytes], where: Path, path: Path | None) -> Bundle:
     """The model of a verified manifest, its weights loaded from `blobs` (shapes checked)."""
     mf, arch = where / MANIFEST, manifest.arch
-    if arch not in MODELS:
+    if not known(arch):
         raise BundleError(f"{mf}: unknown architecture {arch!r}; this cropray knows "
-                          f"{', '.join(sorted(MODELS))} (a newer cropray may be needed)")
+                          f"{', '.join(list_models())} (a newer cropray may be needed)")
     try:
         model = build_model(arch, **manifest.hparams)
     except (ConfigError, CroprayError, TypeError) as e:

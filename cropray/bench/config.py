@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from cropray.errors import ConfigError
+from cropray.fastpath.specs import PATHS
+from cropray.models.policy import arch_names, known, reference_arch
 
-ALL_ARCHS = ("shallow_cnn", "siamese", "deep_cnn", "dedoppler")
-ALL_PATHS = ("eager", "fold_cl", "bf16", "compile_fp32", "compile_bf16", "int8")
+# Every registered architecture, the reference (seed) design first; every execution path of fastpath.
+ALL_ARCHS = tuple(sorted(arch_names(), key=lambda a: a != reference_arch()))
+ALL_PATHS = tuple(PATHS)
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     n: int = 20_000  # crops in the synthetic archive scored end to end (and by the naive baseline)
     n_accuracy: int = 10_000  # crops each path is compared with fp32 eager on (flips, max |d score|)
-    archs: tuple[str, ...] = ALL_ARCHS  # architectures measured in-process
+    archs: tuple[str, ...] = ALL_ARCHS  # architectures measured in-process (registered ones)
     paths: tuple[str, ...] = ALL_PATHS  # execution paths measured in-process (fastpath.PATHS names)
     batch_sizes: tuple[int, ...] = (32, 128, 512)  # in-process forward batch sizes
     repeats: int = 5  # timing repeats; medians are reported
@@ -32,9 +35,9 @@ class BenchConfig:
         for name in ("n", "n_accuracy", "repeats", "forward_crops", "memory_scale", "train_crops"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        bad = [a for a in self.archs if a not in ALL_ARCHS]
+        bad = [a for a in self.archs if not known(a)]
         if bad or not self.archs:
-            raise ConfigError(f"--archs {','.join(bad) or '(empty)'}: valid are {','.join(ALL_ARCHS)}")
+            raise ConfigError(f"--archs {','.join(bad) or '(empty)'}: valid are {','.join(arch_names())}")
         bad = [p for p in self.paths if p not in ALL_PATHS]
         if bad or not self.paths:
             raise ConfigError(f"--paths {','.join(bad) or '(empty)'}: valid are {','.join(ALL_PATHS)}")
@@ -46,7 +49,7 @@ class BenchConfig:
     @classmethod
     def quick_preset(cls, **over) -> BenchConfig:
         """< 1 minute on 2 shared cores: one architecture, the eager paths, small counts, no compile."""
-        base = dict(n=2048, n_accuracy=1024, archs=("shallow_cnn",), paths=("eager", "fold_cl", "bf16"),
+        base = dict(n=2048, n_accuracy=1024, archs=(reference_arch(),), paths=("eager", "fold_cl", "bf16"),
                     batch_sizes=(64,), repeats=3, forward_crops=256, train_seconds=3.0, train_crops=512,
                     memory_scale=1,
                     e2e_path="fold_cl", quick=True)

@@ -19,8 +19,9 @@ from cropray.bench.peers import measure_peers
 from cropray.bench.trained import BENCH_SNR, synth_xy, train_briefly
 from cropray.fastpath import PATHS, detect
 from cropray.fastpath.policy import GUARD_CROPS, candidates
+from cropray.models.policy import reference_arch
 
-E2E_ARCH = "shallow_cnn"  # the seed's SignalClassifier: the naive baseline's model and the e2e bundle
+E2E_ARCH = reference_arch()  # the seed's design (SignalClassifier): the naive baseline's model and the e2e bundle
 TARGETS = {"e2e_over_naive": 10.0, "e2e_over_forward_same_path": 0.85, "forward_over_best_peer": 1.0,
            "memory_growth_at_scale": 1.15}
 

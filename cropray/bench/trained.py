@@ -44,42 +44,40 @@ def train_briefly(arch: str, *, seconds: float = 10.0, max_steps: int = 400, n_t
                   batch: int = 32, seed: int = 0, n_calibration: int = 512) -> TrainedModel:
     """Train `arch` with Adam + BCE for at most `seconds` / `max_steps` (whichever first).
 
-    siamese: the encoder is trained through a throw-away linear head on its embedding, then the
-    gallery is set from 64 labelled training crops. dedoppler has nothing to train.
+    Through the model's training interface (`loss_inputs` on normalised crops): a metric-family model
+    (Siamese) is trained through a throw-away linear head on its embedding, then its finalize step (the
+    gallery) runs on 64 labelled training crops. A label-free model has nothing to train.
     """
     torch.manual_seed(seed)
     x, y = synth_xy(n_train, seed)
     model = build_model(arch)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y).float()
-    head = nn.Linear(model.hparams["embedding_dim"], 1) if arch == "siamese" else None
+    head = _embedding_head(model, xt[:2])
     steps, t0 = 0, time.perf_counter()
-    if getattr(model, "trainable", True):
+    if model.trainable:
         # Preprocessing has no parameters: run it once over the training crops and train the rest
         # (channels_last: ~2x faster training steps on CPU; fp32 so reduced precision is not favoured).
-        pre = model.preprocess
         with torch.no_grad():  # the fast path's numpy copy of RobustNorm: same values, ~10x faster
-            zt = NumpyRobustNorm(pre)(xt)  # (n, 1, H, W)
-        model.preprocess = nn.Identity()
+            zt = NumpyRobustNorm(model.preprocess)(xt)  # (n, 1, H, W)
         model.to(memory_format=torch.channels_last).train()
         params = list(model.parameters()) + (list(head.parameters()) if head is not None else [])
         opt = torch.optim.Adam(params, lr=1e-3)
         g = torch.Generator().manual_seed(seed)
         while steps < max_steps and time.perf_counter() - t0 < seconds:
             idx = torch.randint(0, n_train, (batch,), generator=g)
-            logits = head(model.embed(zt[idx])).squeeze(1) if head is not None else model.logits(zt[idx])
+            out = model.loss_inputs(zt[idx])  # (B,) logits, or (B, D) embeddings
+            logits = head(out).squeeze(1) if head is not None else out
             loss = F.binary_cross_entropy_with_logits(logits, yt[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             steps += 1
-        _recalibrate_bn(model, zt[:1024], head is not None)
-        model.preprocess = pre
+        _recalibrate_bn(model, zt[:1024])
         model.to(memory_format=torch.contiguous_format)  # hand back the model as training would
     model.eval()
     with torch.inference_mode():
-        if arch == "siamese":
-            gal = torch.cat([torch.nonzero(yt == c).flatten()[:32] for c in (1, 0)])  # (64,) both classes
-            model.set_gallery(model.embed(xt[gal]), yt[gal].long())
+        gal = torch.cat([torch.nonzero(yt == c).flatten()[:32] for c in (1, 0)])  # (64,) both classes
+        model.finalize([(xt[gal], yt[gal].long())], lambda fn, xr: fn(model.preprocess(xr)))
         n_eval = min(n_train, 1024)  # threshold from crops the model trained on, as train would
         scores = torch.cat([model(xt[i:i + 256]) for i in range(0, n_eval, 256)]).numpy()
     threshold = calibrate_threshold(y[:n_eval], scores)
@@ -87,7 +85,18 @@ def train_briefly(arch: str, *, seconds: float = 10.0, max_steps: int = 400, n_t
                         steps=steps, seconds=round(time.perf_counter() - t0, 2))
 
 
-def _recalibrate_bn(model: nn.Module, z: torch.Tensor, siamese: bool) -> None:
+def _embedding_head(model: nn.Module, probe: torch.Tensor) -> nn.Linear | None:
+    """A throw-away (D -> 1) linear head when the model's loss consumes (B, D) embeddings, else None."""
+    if model.spec.loss_family != "metric":
+        return None
+    model.eval()
+    with torch.no_grad():  # eval mode, no dropout: the probe draws no random numbers
+        dim = model.loss_inputs(model.preprocess(probe)).shape[1]
+    model.train()
+    return nn.Linear(dim, 1)
+
+
+def _recalibrate_bn(model: nn.Module, z: torch.Tensor) -> None:
     """Reset BN running stats to the exact average over `z` with the final weights.
 
     After a few dozen steps the momentum-averaged statistics still mix early weights, so eval-mode
@@ -100,6 +109,6 @@ def _recalibrate_bn(model: nn.Module, z: torch.Tensor, siamese: bool) -> None:
     model.train()
     with torch.no_grad():
         for i in range(0, len(z), 128):
-            model.embed(z[i:i + 128]) if siamese else model.logits(z[i:i + 128])
+            model.loss_inputs(z[i:i + 128])
     for bn in bns:
         bn.momentum = 0.1

@@ -9,8 +9,6 @@ from pathlib import Path
 from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, non_negative_int, positive_int
 from cropray.errors import ConfigError
 
-ARCHS = ("auto", "siamese", "shallow_cnn", "deep_cnn", "dedoppler")
-
 EXAMPLE = """example:
   cropray synth /tmp/labels --n 300 --labeled --seed 1
   cropray train /tmp/labels --out /tmp/model                       # auto: 300 labels -> shallow_cnn
@@ -18,7 +16,7 @@ EXAMPLE = """example:
   cropray train /tmp/labels --out /tmp/model --config '{"lr": 0.001, "dropout": 0.3}' --overwrite
   cropray train /tmp/labels --out /tmp/model --config train.json --json
 
---arch auto picks siamese for 25-99 labels, shallow_cnn for 100-499, deep_cnn for 500+. The model is
+--arch auto picks {regimes}. The model is
 cross-validated (stratified k-fold, k = min(5, minority class count)); the decision threshold maximises
 Youden's J on the out-of-fold scores; the bundle is then refit on all labels. Invalid rows are skipped
 and counted (exit 1). --config keys (JSON object, or a file holding one) and their ranges:
@@ -26,18 +24,21 @@ and counted (exit 1). --config keys (JSON object, or a file holding one) and the
 
 
 def register(sub) -> None:
-    from cropray.train.config import TrainConfig  # torch-free
+    from cropray.models.policy import REGIMES  # torch-free, as is TrainConfig
+    from cropray.train.config import TrainConfig, arch_choices
+
+    regimes = ", ".join(f"{r.default} for {r.label_range} labels" for r in REGIMES)
 
     p = sub.add_parser(
         "train", help="train a crop classifier on a labelled archive and write a model bundle",
         description="Train, cross-validate and calibrate a classifier on a labelled crop archive "
         "(label: 1 = signal, 0 = not) and write a model bundle directory.",
-        epilog=EXAMPLE + "  " + TrainConfig.describe().replace("; ", "\n  ") + "\n",
+        epilog=EXAMPLE.replace("{regimes}", regimes) + "  " + TrainConfig.describe().replace("; ", "\n  ") + "\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("labels", metavar="LABELS", help="labelled archive: Parquet file, directory, glob or URI")
     p.add_argument("--out", required=True, metavar="MODEL", help="bundle directory to write")
-    p.add_argument("--arch", choices=ARCHS, default=None, help="architecture (default auto, by label count)")
+    p.add_argument("--arch", choices=arch_choices(), default=None, help="architecture (default auto, by label count)")
     p.add_argument("--config", metavar="JSON", default=None,
                    help="training config: inline JSON object or a JSON file (keys below)")
     p.add_argument("--epochs", type=positive_int("--epochs"), default=None, metavar="N",

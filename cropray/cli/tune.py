@@ -69,9 +69,13 @@ _FIELDS = {"regime": "regime", "samples": "samples", "epochs": "epochs", "metric
            "fixed": "fixed"}
 
 
-DESCRIPTION = ("Hyperparameter sweep on Ray Tune over the search space of the labelled set's regime "
-               "(few: 25-99 labels, mid: 100-499, many: 500+), cross-validated objective, early stopping of "
-               "poor trials, then the best configuration retrained on all labels into a model bundle.")
+def _description() -> str:
+    from cropray.models.policy import REGIMES  # the regime table (torch-free)
+
+    ranges = ", ".join(f"{r.name}: {r.label_range} labels" for r in REGIMES)
+    return ("Hyperparameter sweep on Ray Tune over the search space of the labelled set's regime "
+            f"({ranges}), cross-validated objective, early stopping of "
+            "poor trials, then the best configuration retrained on all labels into a model bundle.")
 
 
 def epilog() -> str:
@@ -81,18 +85,18 @@ def epilog() -> str:
 def register(sub) -> None:
     p = sub.add_parser(
         "tune", help="sweep hyperparameters for the label count's regime and bundle the best model",
-        description=DESCRIPTION, epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=_description(), epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_tune_args(p)
     p.set_defaults(func=run)
 
 
 def add_tune_args(p: argparse.ArgumentParser) -> None:
     """Every `cropray tune` argument (shared with jobs/tune_sweep.py)."""
-    from cropray.tune.config import LIMITS, METRICS, REGIMES, SEARCHES
+    from cropray.tune.config import LIMITS, METRICS, REGIME_CHOICES, SEARCHES
 
     p.add_argument("labels", metavar="LABELS", help="labelled archive: Parquet file, directory, glob or URI")
     p.add_argument("--out", required=True, metavar="DIR", help="sweep output directory")
-    p.add_argument("--regime", choices=REGIMES, default=None,
+    p.add_argument("--regime", choices=REGIME_CHOICES, default=None,
                    help="search space (default auto: by label count; a forced mismatch only warns)")
     p.add_argument("--samples", type=positive_int("--samples", LIMITS["samples"]), default=None, metavar="N",
                    help="trials (default 16)")

@@ -1,20 +1,30 @@
 """Model registry and architectures. `build_model(name, **hparams)`; names from `list_models()`.
 
-Importing this package registers every architecture (one module per family).
+Importing the package imports no torch: the per-architecture policy (`policy.py`: the regime table,
+one `ArchSpec` per architecture) is torch-free; each architecture's module (one per family) is
+imported the first time one of its models is built.
 """
 
-from cropray.models import cnn, dedoppler, resnet, siamese  # noqa: F401  (registration side effects)
-from cropray.models._base import CropModel
-from cropray.models._registry import (
-    MIN_LABELS,
-    MODELS,
-    build_model,
-    hparam_names,
-    list_models,
-    register_model,
-    select_arch,
-)
-from cropray.models.preprocess import RobustNorm
+from cropray._lazy import lazy_exports
 
-__all__ = ["MODELS", "MIN_LABELS", "CropModel", "RobustNorm", "build_model", "hparam_names",
-           "list_models", "register_model", "select_arch"]
+_EXPORTS = {
+    "ArchSpec": "cropray.models.policy",
+    "MIN_LABELS": "cropray.models.policy",
+    "REGIMES": "cropray.models.policy",
+    "Regime": "cropray.models.policy",
+    "arch_names": "cropray.models.policy",
+    "arch_spec": "cropray.models.policy",
+    "select_arch": "cropray.models.policy",
+    "MODELS": "cropray.models._registry",
+    "build_model": "cropray.models._registry",
+    "hparam_names": "cropray.models._registry",
+    "list_models": "cropray.models.policy",
+    "model_class": "cropray.models._registry",
+    "register_model": "cropray.models._registry",
+    "unregister_model": "cropray.models._registry",
+    "CropModel": "cropray.models._base",
+    "LogitModel": "cropray.models._base",
+    "RobustNorm": "cropray.models.preprocess",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

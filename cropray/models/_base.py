@@ -1,18 +1,35 @@
-"""What every cropray model shares: its preprocessing module, JSON-able hparams, hparam checks."""
+"""What every cropray model shares: preprocessing module, JSON-able hparams, the training interface.
+
+Every model works in two domains: `forward(x)` takes raw power and runs `self.preprocess` (RobustNorm)
+then `score(z)` on the normalised crops. The training interface takes normalised crops too, so the
+trainer can normalise a training set once and never touch (or swap) a model's preprocessing:
+
+    loss_inputs(z)  what the loss consumes: (B,) logits ("logit" family) or (B, D) embeddings ("metric")
+    score_from(out) (B,) scores from loss_inputs' output (validation needs no second forward)
+    finalize(parts, batched)  state set from labelled data rather than learned (the Siamese gallery)
+    score_variants(z, batched)  alternative scoring rules worth a CV metric (the Siamese gallery rules)
+
+What an architecture *declares* (defaults, loss family, score meaning, budget, regimes) is its
+`ArchSpec` (policy.py, torch-free), bound to the class as `cls.spec` by `register_model`.
+"""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from cropray.errors import ConfigError
+from cropray.models.policy import ArchSpec
 from cropray.models.preprocess import RobustNorm, preprocess_kwargs
 
 PREPROCESS_KEYS = ("flatten", "flatten_window", "row_center", "compress")
-# CNNs add the de-Doppler statistic as a learned logit term by default (models/track_prior.py).
-TRACK_PRIOR = True
+# batched(fn, crops): fn (normalised (b, 1, H, W) -> tensor) applied chunk-wise to the crops the trainer
+# holds (raw or already normalised: `batched` normalises when needed), outputs concatenated.
+Batched = Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor]
 
 
 class CropModel(nn.Module):
@@ -22,30 +39,47 @@ class CropModel(nn.Module):
     state (weights, BN statistics, a Siamese gallery) lives in the state dict.
     """
 
-    arch_name: str = ""
-    trainable: bool = True  # False for label-free baselines (no parameters to fit)
+    arch_name: ClassVar[str] = ""
+    spec: ClassVar[ArchSpec]  # set by register_model
+    finalized_state: ClassVar[tuple[str, ...]] = ()  # state-dict key prefixes `finalize` sets (not learned,
+    #   so never averaged into an EMA copy)
+    variants_metric: ClassVar[str] = ""  # CV metrics key for `score_variants`' ROC-AUCs ("" = none)
 
     def _init_common(self, hparams: dict) -> None:
         pre = preprocess_kwargs(**{k: hparams[k] for k in PREPROCESS_KEYS})
         self._hparams = {**hparams, **pre}
         self.preprocess = RobustNorm(**pre)
 
-    def _init_track(self, track_prior, row_center) -> tuple[bool, bool]:
-        """The CNNs' de-Doppler track prior (track_prior.py): sets `self.track` (or None) and returns
-        (prior, row_center); row centring defaults to on with the prior (the statistic needs it)."""
-        from cropray.models.track_prior import TrackPrior
-
-        prior = check_bool("track_prior", track_prior)
-        self.track = TrackPrior() if prior else None
-        return prior, prior if row_center is None else row_center
-
-    def _plus_track(self, logit: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """(B,) CNN logit + the prior's scale * (track SNR - offset) of the normalised crop z (B,1,H,W)."""
-        return logit if self.track is None else logit + self.track(z)
+    @property
+    def trainable(self) -> bool:
+        """False for label-free models (spec.fit_free): nothing to fit, labels only set the threshold."""
+        return not self.spec.fit_free
 
     @property
     def hparams(self) -> dict:
         return copy.deepcopy(self._hparams)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score(self.preprocess(x))  # (B,)
+
+    def score(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) normalised crops -> (B,) float32 score."""
+        raise NotImplementedError
+
+    def loss_inputs(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) normalised crops -> what the training loss consumes."""
+        raise NotImplementedError(f"{self.arch_name} is label-free: nothing to train")
+
+    def score_from(self, out: torch.Tensor) -> torch.Tensor:
+        """loss_inputs' output -> (B,) scores, as `score` would give on the same crops."""
+        raise NotImplementedError(f"{self.arch_name} is label-free: nothing to train")
+
+    def finalize(self, parts: Sequence[tuple[torch.Tensor, torch.Tensor]], batched: Batched) -> None:
+        """Set state that comes from labelled crops (parts: (crops, labels) pairs), not from gradients."""
+
+    def score_variants(self, z: torch.Tensor, batched: Batched) -> dict[str, torch.Tensor]:
+        """{rule: (N,) scores} of alternative scoring rules from one pass over z ({} when none)."""
+        return {}
 
     def state_summary(self) -> dict:
         """Facts about learned state worth showing in a bundle manifest (e.g. gallery size)."""
@@ -54,6 +88,29 @@ class CropModel(nn.Module):
     def bundle_problem(self) -> str | None:
         """Why this model cannot be saved as a bundle yet (e.g. no gallery), or None when it can."""
         return None
+
+
+class LogitModel(CropModel):
+    """A model with one logit per crop ("logit" loss family): score = sigmoid(logit).
+
+    Subclasses implement `logits_normalised(z)`; `logits(x)` takes raw crops (BCE / focal loss)."""
+
+    def logits_normalised(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) normalised crops -> (B,) raw logit."""
+        raise NotImplementedError
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) raw power -> (B,) raw logit."""
+        return self.logits_normalised(self.preprocess(x))
+
+    def score(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits_normalised(z))
+
+    def loss_inputs(self, z: torch.Tensor) -> torch.Tensor:
+        return self.logits_normalised(z)
+
+    def score_from(self, out: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(out)
 
 
 def check_float(name: str, value, lo: float, hi: float, *, hi_open: bool = False) -> float:

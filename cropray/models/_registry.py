@@ -1,48 +1,68 @@
 """One registry, one constructor: every architecture is reachable by name through `build_model`.
 
-Adding a model is one class decorated with `@register_model("name")`; the tests iterate `list_models()`
-so they pick it up without edits. A model's constructor takes keyword-only hyperparameters; those names
-are the only ones `build_model` accepts, so a typo in a `--config` JSON fails loudly.
+What an architecture declares is its `ArchSpec` (policy.py, torch-free); this module binds a spec to
+its torch class. A built-in class is decorated with `@register_model("name")` (its spec is in
+policy.py); any other with `@register_model(ArchSpec(...))`, which registers the spec too, so a new
+model is one class and the CLI, TrainConfig, sweeps, bench, bundles and tests pick it up. A model's
+constructor takes keyword-only hyperparameters; those names are the only ones `build_model` accepts,
+so a typo in a `--config` JSON fails loudly.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 from torch import nn
 
 from cropray.errors import ConfigError
+from cropray.models import policy
+from cropray.models.policy import ArchSpec, list_models
 
-# name -> model class (an nn.Module whose keyword-only constructor arguments are its hparams)
+__all__ = ["MODELS", "build_model", "hparam_names", "list_models", "model_class", "register_model",
+           "unregister_model"]
+
+# name -> model class (a CropModel whose keyword-only constructor arguments are its hparams); filled as
+# each architecture's module is imported (`model_class` imports it on demand)
 MODELS: dict[str, type[nn.Module]] = {}
 
-# SPEC 1 design card: label-count regimes -> architecture.
-MIN_LABELS = 25
-REGIMES = ((25, 99, "siamese"), (100, 499, "shallow_cnn"), (500, None, "deep_cnn"))
 
-
-def register_model(name: str):
-    """Class decorator: add the model class to `MODELS` under `name` and set its `arch_name`."""
+def register_model(spec: str | ArchSpec):
+    """Class decorator: bind the spec (a built-in's name, or a new ArchSpec, registered here) to the
+    class as `cls.spec` / `cls.arch_name` and add the class to `MODELS`."""
 
     def deco(cls: type[nn.Module]) -> type[nn.Module]:
+        name = spec if isinstance(spec, str) else spec.name
         if name in MODELS:
-            raise ValueError(f"model {name!r} registered twice")
+            raise ConfigError(f"model {name!r} registered twice")
+        s = policy.arch_spec(spec) if isinstance(spec, str) else policy.register_spec(spec)
         cls.arch_name = name
+        cls.spec = s
         MODELS[name] = cls
         return cls
 
     return deco
 
 
-def list_models() -> list[str]:
-    """Registered architecture names, sorted."""
-    return sorted(MODELS)
+def unregister_model(name: str) -> None:
+    """Remove a model registered at run time (e.g. by a test); built-ins stay."""
+    policy.unregister_spec(name)
+    MODELS.pop(name, None)
+
+
+def model_class(name: str) -> type[nn.Module]:
+    """The class of `name` (importing its module on first use); ConfigError listing valid names."""
+    spec = policy.arch_spec(name)
+    if name not in MODELS and spec.module:
+        importlib.import_module(spec.module)
+    if name not in MODELS:
+        raise ConfigError(f"model {name!r} has a spec but no registered class")
+    return MODELS[name]
 
 
 def hparam_names(name: str) -> list[str]:
     """The hyperparameters `build_model(name, ...)` accepts (the constructor's keyword arguments)."""
-    cls = _lookup(name)
-    sig = inspect.signature(cls.__init__)
+    sig = inspect.signature(model_class(name).__init__)
     return [p.name for p in sig.parameters.values() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
             and p.name != "self"]
 
@@ -55,21 +75,3 @@ def build_model(name: str, **hparams) -> nn.Module:
         raise ConfigError(f"unknown hyperparameter(s) {', '.join(unknown)} for model {name!r}; "
                           f"valid: {', '.join(valid)}")
     return MODELS[name](**hparams)
-
-
-def select_arch(n_labels: int) -> str:
-    """`--arch auto`: siamese for 25-99 labels, shallow_cnn for 100-499, deep_cnn for 500+ (SPEC 1)."""
-    n = int(n_labels)
-    if n < MIN_LABELS:
-        raise ConfigError(f"{n} labelled crops found; training needs >= {MIN_LABELS} "
-                          "(label more crops, or score with the label-free 'dedoppler' baseline)")
-    for lo, hi, arch in REGIMES:
-        if n >= lo and (hi is None or n <= hi):
-            return arch
-    raise AssertionError("unreachable: regimes cover every n >= MIN_LABELS")
-
-
-def _lookup(name: str) -> type[nn.Module]:
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; valid: {', '.join(list_models())}")
-    return MODELS[name]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cropray.models._base import TRACK_PRIOR, CropModel, check_channels, check_float, conv_bn_relu
+from cropray.models._base import LogitModel, check_channels, check_float, conv_bn_relu
 from cropray.models._registry import register_model
+from cropray.models.track_prior import TRACK_PRIOR, TrackPriorMixin
 
 
 @register_model("shallow_cnn")
-class ShallowCNN(CropModel):
+class ShallowCNN(TrackPriorMixin, LogitModel):
     """3 x (conv3x3 -> BN -> ReLU), max-pool after the first two, GAP, dropout, linear -> 1 logit.
 
     ~93K parameters with the default channels (32, 64, 128). Global average pooling keeps the head
@@ -36,12 +37,8 @@ class ShallowCNN(CropModel):
         self.dropout = nn.Dropout(self._hparams["dropout"])
         self.head = nn.Linear(ch[2], 1)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) raw power -> (B,) raw logit (for BCE / focal loss)."""
-        z = self.preprocess(x)  # (B, 1, H, W)
+    def logits_normalised(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) normalised crops -> (B,) raw logit (for BCE / focal loss)."""
         h = self.pool(self.features(z)).flatten(1)  # (B, c2)
         out = self.head(self.dropout(h)).squeeze(1)  # (B,)
         return self._plus_track(out, z)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(x))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cropray.models._base import TRACK_PRIOR, CropModel, check_float, check_int, conv_bn_relu
+from cropray.models._base import LogitModel, check_float, check_int, conv_bn_relu
 from cropray.models._registry import register_model
+from cropray.models.track_prior import TRACK_PRIOR, TrackPriorMixin
 
 
 class BasicBlock(nn.Module):
@@ -26,7 +27,7 @@ class BasicBlock(nn.Module):
 
 
 @register_model("deep_cnn")
-class DeepCNN(CropModel):
+class DeepCNN(TrackPriorMixin, LogitModel):
     """Stem conv (w) + max-pool, then 3 residual stages of widths w, 2w, 4w at 32, 16, 8 px, GAP, linear.
 
     Why this shape, for 64x64 crops of thin lines:
@@ -66,12 +67,8 @@ class DeepCNN(CropModel):
         self.dropout = nn.Dropout(self._hparams["dropout"])
         self.head = nn.Linear(4 * w, 1)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, H, W) raw power -> (B,) raw logit."""
-        z = self.preprocess(x)  # (B, 1, H, W)
+    def logits_normalised(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) normalised crops -> (B,) raw logit."""
         h = self.pool(self.stages(self.stem(z))).flatten(1)  # (B, 4w)
         out = self.head(self.dropout(h)).squeeze(1)  # (B,)
         return self._plus_track(out, z)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(x))

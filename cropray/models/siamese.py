@@ -32,7 +32,11 @@ class Siamese(CropModel):
 
     ~122K parameters with channels (32, 64, 160) and D = 64. The widest layer runs at 16x16, so the
     extra width over the shallow CNN is cheap; the seed's 100-200K budget is met without more depth.
+    Training interface: the loss consumes embeddings; `finalize` builds the gallery from labelled crops.
     """
+
+    finalized_state = ("gallery_",)  # set by finalize / set_gallery, never averaged or learned
+    variants_metric = "gallery_rule_auc"  # CV reports each rule's out-of-fold ROC-AUC
 
     def __init__(self, *, channels=(32, 64, 160), embedding_dim: int = 64, dropout: float = 0.2,
                  rule: str = "knn", k: int = 5, flatten: bool = True, flatten_window: int = 15,
@@ -60,10 +64,14 @@ class Siamese(CropModel):
         self.register_buffer("gallery_labels", torch.zeros(0, dtype=torch.int64))
         self._n_pos = 0  # Python int (not data-dependent in forward, so torch.compile stays static)
 
+    def embed_normalised(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) normalised crops -> (B, D) L2-normalised embedding."""
+        h = self.pool(self.encoder(z)).flatten(1)  # (B, c2)
+        return F.normalize(self.proj(self.dropout(h)), dim=1)  # (B, D)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) raw power -> (B, D) L2-normalised embedding."""
-        h = self.pool(self.encoder(self.preprocess(x))).flatten(1)  # (B, c2)
-        return F.normalize(self.proj(self.dropout(h)), dim=1)  # (B, D)
+        return self.embed_normalised(self.preprocess(x))
 
     @torch.no_grad()
     def set_gallery(self, emb: torch.Tensor, labels) -> None:
@@ -129,8 +137,27 @@ class Siamese(CropModel):
         s = self._similarities(emb)
         return {r: self._rule(s, r) for r in RULES}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._rule(self._similarities(self.embed(x)), self._hparams["rule"]).float()
+    def score(self, z: torch.Tensor) -> torch.Tensor:
+        return self.score_from(self.embed_normalised(z))
+
+    # training interface (CropModel): metric loss on embeddings, gallery as the finalize step
+    def loss_inputs(self, z: torch.Tensor) -> torch.Tensor:
+        return self.embed_normalised(z)  # (B, D)
+
+    def score_from(self, emb: torch.Tensor) -> torch.Tensor:
+        return self._rule(self._similarities(emb), self._hparams["rule"]).float()
+
+    @torch.no_grad()
+    def finalize(self, parts, batched) -> None:
+        """Gallery = embeddings of every labelled crop in `parts`, computed once with this encoder."""
+        x = parts[0][0] if len(parts) == 1 else torch.cat([p[0] for p in parts])
+        y = parts[0][1] if len(parts) == 1 else torch.cat([torch.as_tensor(p[1]) for p in parts])
+        self.eval()
+        self.set_gallery(batched(self.embed_normalised, x), y)
+
+    @torch.no_grad()
+    def score_variants(self, z, batched) -> dict[str, torch.Tensor]:
+        return self.gallery_scores(batched(self.embed_normalised, z))
 
     def bundle_problem(self) -> str | None:
         if self._n_pos == 0:

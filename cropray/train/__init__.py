@@ -2,16 +2,16 @@
 
 from cropray._lazy import lazy_exports
 
+# torch-free, and eager: the function `fit` shares its name with the submodule, which would otherwise
+# shadow it in the package once anything imports cropray.train.fit
+from cropray.train.fit import FitResult, check_labels, fit
+
 _EXPORTS = {
-    "ARCH_DEFAULTS": "cropray.train.config",
     "TrainConfig": "cropray.train.config",
     "CVResult": "cropray.train.cv",
     "choose_k": "cropray.train.cv",
     "cross_validate": "cropray.train.cv",
-    "FitResult": "cropray.train.fit",
-    "check_labels": "cropray.train.fit",
-    "fit": "cropray.train.fit",
     "train_and_bundle": "cropray.train.job",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["FitResult", "check_labels", "fit", *sorted(_EXPORTS)]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package imports none of them

@@ -1,8 +1,9 @@
 """Training configuration: one small typed dataclass, free of torch and Ray, validated on construction.
 
-Fields whose best value depends on the architecture default to `None` and are filled from the data
-table `ARCH_DEFAULTS` by `TrainConfig.resolve(arch)` once the architecture is known (`arch="auto"` is
-decided by the label count, so the defaults cannot be applied earlier). `to_dict()` is dumped beside
+Fields whose best value depends on the architecture default to `None` and are filled from the
+architecture's declared `train_defaults` (cropray.models.policy, torch-free) by `TrainConfig.resolve(arch)`
+once the architecture is known (`arch="auto"` is decided by the label count, so the defaults cannot be
+applied earlier). `to_dict()` is dumped beside
 every bundle; `from_dict()` is how `--config` JSON and sweep configurations come in.
 """
 
@@ -16,28 +17,27 @@ from typing import Any
 import numpy as np
 
 from cropray.errors import ConfigError
+from cropray.models import policy
 
-ARCHS = ("auto", "siamese", "shallow_cnn", "deep_cnn", "dedoppler")
-CNN_LOSSES = ("bce", "focal")
-METRIC_LOSSES = ("supcon", "contrastive")
+# loss family (ArchSpec.loss_family: what the model's `loss_inputs` returns) -> the losses that fit it
+LOSS_FAMILIES: dict[str, tuple[str, ...]] = {"logit": ("bce", "focal"), "metric": ("supcon", "contrastive")}
+CNN_LOSSES, METRIC_LOSSES = LOSS_FAMILIES["logit"], LOSS_FAMILIES["metric"]
 BALANCES = ("pos_weight", "sampler", "none")
 DEVICES = ("auto", "cpu", "cuda")
 # Fields that may be null (= architecture or model default).
 _NULLABLE = {"epochs", "batch_size", "lr", "dropout", "embedding_dim", "loss", "focal_alpha", "balance",
              "patience", "min_epochs"}
 
-# Presets are data: per-architecture values for the fields left at None.
-ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "siamese": dict(epochs=60, batch_size=32, lr=1e-3, loss="supcon", balance="sampler", patience=15),
-    "shallow_cnn": dict(epochs=40, batch_size=32, lr=2e-3, loss="bce", balance="pos_weight", patience=12),
-    "deep_cnn": dict(epochs=30, batch_size=64, lr=1e-3, loss="bce", balance="pos_weight", patience=10),
-    # Label-free physics baseline: nothing to train, labels only calibrate its threshold.
-    "dedoppler": dict(epochs=0, batch_size=256, lr=1e-3, loss="bce", balance="none", patience=1),
-}
+
+def arch_choices() -> tuple[str, ...]:
+    """Valid `arch` values: auto, then every registered architecture (read when checked, so an
+    architecture registered after import counts)."""
+    return ("auto", *policy.arch_names())
+
 
 # field -> (kind, lo, hi) for numbers, or (kind, choices) for strings. Ranges are inclusive.
 _RULES: dict[str, tuple] = {
-    "arch": ("choice", ARCHS),
+    "arch": ("choice", arch_choices),
     "seed": ("int", 0, 2**31 - 1),
     "epochs": ("int", 0, 1000),
     "batch_size": ("int", 2, 4096),
@@ -71,9 +71,9 @@ _RULES: dict[str, tuple] = {
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train one model. `None` = the architecture's default from `ARCH_DEFAULTS`."""
+    """How to train one model. `None` = the architecture's default (its spec's `train_defaults`)."""
 
-    arch: str = "auto"  # auto | siamese | shallow_cnn | deep_cnn | dedoppler; auto picks by label count
+    arch: str = "auto"  # auto (by label count) or a registered architecture (cropray.models.list_models())
     seed: int = 0  # seeds torch, numpy, folds, augmentations: same seed + data -> same model
     epochs: int | None = None  # maximum passes over the training split (early stopping may end sooner)
     batch_size: int | None = None  # crops per optimiser step
@@ -83,7 +83,7 @@ class TrainConfig:
     dropout: float | None = None  # model dropout; None keeps the model's own default
     embedding_dim: int | None = None  # siamese embedding size; None = model default (64); ignored by CNNs
     model_kwargs: dict = field(default_factory=dict)  # other build_model hyperparameters (checked there)
-    loss: str | None = None  # bce | focal for CNNs, supcon | contrastive for siamese
+    loss: str | None = None  # bce | focal for logit models (CNNs), supcon | contrastive for metric (siamese)
     focal_gamma: float = 2.0  # focal loss focusing exponent (0 = BCE)
     focal_alpha: float | None = None  # focal loss positive-class weight; None = no alpha weighting
     temperature: float = 0.1  # supcon softmax temperature (lower = harder negatives weigh more)
@@ -141,21 +141,23 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def resolve(self, arch: str) -> TrainConfig:
-        """Concrete config for `arch`: arch set, None fields filled from ARCH_DEFAULTS, loss checked."""
-        if arch not in ARCH_DEFAULTS:
-            raise ConfigError(f"unknown architecture {arch!r}; valid: {', '.join(ARCH_DEFAULTS)}")
-        filled = {k: v for k, v in ARCH_DEFAULTS[arch].items() if getattr(self, k) is None}
+        """Concrete config for `arch`: arch set, None fields filled from its spec's train_defaults,
+        epochs and loss checked against its loss family."""
+        spec = policy.arch_spec(arch)  # ConfigError listing the valid names
+        filled = {k: v for k, v in spec.train_defaults.items() if getattr(self, k) is None}
         cfg = dataclasses.replace(self, arch=arch, **filled)
         if cfg.min_epochs is None:
             # Why half: with a cosine schedule and weight averaging the model keeps improving on fresh
             # crops long after a 10-40 crop validation split stops showing it (measured: 200 labels,
             # best-at-epoch-5 0.933 vs 0.955 at epochs 15-30).
             cfg = dataclasses.replace(cfg, min_epochs=cfg.epochs // 2)
-        if arch != "dedoppler" and cfg.epochs < 1:
+        if spec.fit_free:
+            return cfg
+        if cfg.epochs < 1:
             raise ConfigError(f"epochs = {cfg.epochs}: {arch} must train for >= 1 epoch "
-                              "(0 is only for the label-free dedoppler)")
-        valid_losses = METRIC_LOSSES if arch == "siamese" else CNN_LOSSES
-        if arch != "dedoppler" and cfg.loss not in valid_losses:
+                              f"(0 is only for label-free models: {', '.join(policy.label_free())})")
+        valid_losses = LOSS_FAMILIES[spec.loss_family]
+        if cfg.loss not in valid_losses:
             raise ConfigError(f"loss {cfg.loss!r} does not fit arch {arch!r}; valid: {', '.join(valid_losses)}")
         return cfg
 
@@ -169,7 +171,9 @@ def _check(name: str, v: Any) -> Any:
             raise ConfigError(f"training config {name!r} must not be null; valid: {_rule_text(rule)}")
         return None
     if kind == "choice":
-        if v not in rule[1]:
+        if name == "arch" and isinstance(v, str) and policy.known(v):  # registered (maybe via a plugin)
+            return v
+        if v not in _choices(rule):
             raise ConfigError(f"training config {name!r} = {v!r} is not valid; valid: {_rule_text(rule)}")
         return v
     if kind == "bool" and not isinstance(v, (bool, np.bool_)):
@@ -191,8 +195,12 @@ def _check(name: str, v: Any) -> Any:
 def _rule_text(rule: tuple) -> str:
     kind = rule[0]
     if kind == "choice":
-        return " | ".join(rule[1])
+        return " | ".join(_choices(rule))
     if kind in ("bool", "dict"):
         return {"bool": "true | false", "dict": "JSON object"}[kind]
     fmt = "{}" if kind == "int" else "{:g}"
     return f"{kind} in [{fmt.format(rule[1])}, {fmt.format(rule[2])}]"
+
+
+def _choices(rule: tuple) -> tuple:
+    return rule[1]() if callable(rule[1]) else rule[1]

@@ -76,19 +76,17 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
                                 None if val_idx is None else x[val_idx],
                                 None if val_idx is None else y[val_idx], seed=seed))
         held.append(te_idx)
-    siamese = cfg.arch == "siamese"
     oof = np.zeros(len(y), np.float64)
-    rules_oof: dict[str, np.ndarray] = {}
+    rules_oof: dict[str, np.ndarray] = {}  # the model's alternative scoring rules, e.g. Siamese gallery rules
     fold_of = np.zeros(len(y), np.int64)
 
     def score_fold(i: int) -> None:
         t, te = trainers[i], held[i]
-        t.full_gallery()
+        t.finalize()
         oof[te] = t.predict(x[te])
         fold_of[te] = i
-        if siamese:
-            for rule, s in t.predict_rules(x[te]).items():
-                rules_oof.setdefault(rule, np.zeros(len(y)))[te] = s
+        for rule, s in t.predict_variants(x[te]).items():
+            rules_oof.setdefault(rule, np.zeros(len(y)))[te] = s
 
     history: list[dict] = []
     stopped_cb = False
@@ -125,8 +123,8 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
     metrics["k"] = k
     if snr is not None:
         metrics["snr_recall"] = snr_recall(y, oof, snr, threshold)
-    if siamese:  # which gallery rule ranks best on the same out-of-fold embeddings
-        metrics["gallery_rule_auc"] = {r: float(roc_auc_score(y, s)) for r, s in rules_oof.items()}
+    if rules_oof:  # which rule ranks best on the same out-of-fold outputs (Siamese: gallery rules)
+        metrics[trainers[0].model.variants_metric] = {r: float(roc_auc_score(y, s)) for r, s in rules_oof.items()}
     return CVResult(cfg=cfg, k=k, oof_scores=oof, fold=fold_of, threshold=threshold, metrics=metrics,
                     fold_auc=fold_auc, best_epochs=[t.best_epoch for t in trainers], history=history,
                     seconds=time.perf_counter() - t0, stopped_by_callback=stopped_cb)

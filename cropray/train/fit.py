@@ -6,14 +6,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import nn
 
 from cropray.errors import CroprayError
-from cropray.models import MIN_LABELS, select_arch
+from cropray.models.policy import MIN_LABELS, label_free, select_arch
 from cropray.train.config import TrainConfig
-from cropray.train.loop import EpochStats, Trainer
+
+if TYPE_CHECKING:  # torch only when training: `from cropray.train import fit` stays cheap
+    from torch import nn
+
+    from cropray.train.loop import EpochStats
 
 
 @dataclass
@@ -33,12 +37,13 @@ def check_labels(y, where: str = "labelled set") -> dict[int, int]:
     y = np.asarray(y)
     counts = {0: int((y == 0).sum()), 1: int((y == 1).sum())}
     found = f"found {counts[1]} signal (label 1) and {counts[0]} non-signal (label 0) crops"
+    free = " / ".join(repr(n) for n in label_free())
     if min(counts.values()) == 0:
         raise CroprayError(f"{where}: {found}; training needs both classes - label some crops of the "
-                           "missing class (or score with the label-free 'dedoppler' baseline)")
+                           f"missing class (or score with the label-free {free} baseline)")
     if len(y) < MIN_LABELS:
         raise CroprayError(f"{where}: {found} ({len(y)} in all); training needs >= {MIN_LABELS} labels "
-                           f"- label {MIN_LABELS - len(y)} more (or use the label-free 'dedoppler' baseline)")
+                           f"- label {MIN_LABELS - len(y)} more (or use the label-free {free} baseline)")
     return counts
 
 
@@ -79,6 +84,8 @@ def fit(cfg: TrainConfig, x, y, *, x_val=None, y_val=None, epochs: int | None = 
     split of (x, y) drives early stopping (best weights restored); with `epochs` given and no validation
     set, all crops train for exactly that many epochs (the refit after cross-validation).
     """
+    from cropray.train.loop import Trainer
+
     t0 = time.perf_counter()
     y = np.asarray(y).astype(np.int64)
     cfg = resolve(cfg, len(y))

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
-from torch import nn
 
 from cropray.models import build_model, hparam_names
 from cropray.train.augment import SpectrogramAugment
-from cropray.train.config import METRIC_LOSSES, TrainConfig
+from cropray.train.config import TrainConfig
 from cropray.train.losses import make_loss
 
 SCORE_BATCH = 256  # crops per forward when scoring (no grad)
@@ -58,6 +57,10 @@ class Trainer:
 
     x: (N, 1, H, W) float32 raw power (numpy or torch, kept on CPU; batches move to the device),
     y: (N,) in {0, 1}. Without a validation set every epoch counts as an improvement (fixed epochs).
+
+    The architecture's own training interface (CropModel: `loss_inputs`, `score_from`, `finalize`,
+    `score_variants`) decides what the loss consumes and what is set from labelled data (the Siamese
+    gallery), so nothing here depends on which architecture it is.
     """
 
     def __init__(self, cfg: TrainConfig, x, y, x_val=None, y_val=None, *, seed: int | None = None):
@@ -72,14 +75,13 @@ class Trainer:
         self.net = build_model(cfg.arch, **model_hparams(cfg)).to(self.device)  # gets the gradients
         self._rng = torch.random.get_rng_state()  # this trainer's dropout RNG, swapped in per epoch
         torch.random.set_rng_state(saved)
-        self.trainable = bool(getattr(self.net, "trainable", True)) and cfg.epochs > 0
+        self.trainable = self.net.trainable and cfg.epochs > 0
         # Fast path: the preprocessing is parameter-free and deterministic, so normalise every crop once
-        # and train the trunk on the result (the model's preprocess is an Identity until `use_best`).
+        # and feed the model's normalised-crop interface (`loss_inputs(z)`, `score(z)`) directly; the
+        # model itself is never changed (its preprocess stays, so `self.model` always takes raw crops).
         pre = self.net.preprocess
         stateless = not list(pre.parameters()) and not list(pre.buffers())
         self._pre = pre if (cfg.pre_normalise and stateless and self.trainable) else None
-        if self._pre is not None:
-            self.net.preprocess = nn.Identity()
         # `model` is what is validated, scored and kept: an exponential moving average of the trained
         # weights (and BN statistics) when cfg.ema > 0 -- smoother than the raw weights on small sets.
         self.model = copy.deepcopy(self.net) if (cfg.ema > 0 and self.trainable) else self.net
@@ -88,7 +90,7 @@ class Trainer:
             mine = dict(self.model.named_parameters()) | dict(self.model.named_buffers())
             self._ema_pairs = [(mine[k], v) for k, v in
                                list(self.net.named_parameters()) + list(self.net.named_buffers())
-                               if not k.startswith("gallery")]  # the gallery is set, not learned
+                               if not k.startswith(self.net.finalized_state)]  # set by finalize, not learned
         self.steps = 0
         self.x = self._prepare(x)  # (N, 1, H, W) on CPU: raw, or normalised on the fast path
         self.y = torch.as_tensor(np.asarray(y).astype(np.int64))  # (N,)
@@ -97,7 +99,6 @@ class Trainer:
             self.x_val = self._prepare(x_val)
             self.y_val = np.asarray(y_val).astype(np.int64)
         self.gen = torch.Generator().manual_seed(self.seed)  # batch order, augmentation draws
-        self.metric = cfg.loss in METRIC_LOSSES
         n_pos = int(self.y.sum())
         pos_weight = None
         if cfg.balance == "pos_weight" and 0 < n_pos < len(self.y):
@@ -118,12 +119,16 @@ class Trainer:
 
     @torch.no_grad()
     def _prepare(self, x) -> torch.Tensor:
-        """Raw crops -> what the model currently takes: normalised while the fast path is on."""
+        """Raw crops -> the crops this trainer holds: normalised on the fast path, else raw."""
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        if not isinstance(self.model.preprocess, nn.Identity) or self._pre is None:
+        if self._pre is None:
             return x
         return torch.cat([self._pre(x[i:i + SCORE_BATCH].to(self.device)).cpu()
                           for i in range(0, len(x), SCORE_BATCH)])
+
+    def _normalised(self, m, xb: torch.Tensor) -> torch.Tensor:
+        """Held crops (on the device) -> normalised crops for model m's interface."""
+        return xb if self._pre is not None else m.preprocess(xb)
 
     @property
     def done(self) -> bool:
@@ -143,7 +148,7 @@ class Trainer:
         return torch.cat([torch.randperm(n, generator=self.gen) for _ in range(reps)])[:draws]
 
     def _forward_train(self, xb: torch.Tensor) -> torch.Tensor:
-        return self.net.embed(xb) if self.metric else self.net.logits(xb)  # (B, D) or (B,)
+        return self.net.loss_inputs(self._normalised(self.net, xb))  # e.g. (B,) logits or (B, D) embeddings
 
     def run_epoch(self) -> EpochStats:
         """Train one epoch, validate, keep the best weights; sets `stopped` when patience runs out."""
@@ -205,16 +210,10 @@ class Trainer:
     def _validate(self) -> tuple[float, float | None]:
         self.model.eval()
         yv = torch.as_tensor(self.y_val, device=self.device)
-        if self.metric:
-            self._set_gallery(self.x, self.y)  # the validation crops must not be in the gallery
-            emb = self._batched(self.model.embed, self.x_val)  # (V, D)
-            loss = float(self.loss_fn(emb, yv))
-            scores = self._batched(self.model, self.x_val)
-        else:
-            logits = self._batched(self.model.logits, self.x_val)  # (V,)
-            loss = float(self.loss_fn(logits, yv))
-            scores = torch.sigmoid(logits)
-        s = scores.cpu().numpy()
+        self.model.finalize([(self.x, self.y)], self._batched)  # training crops only (Siamese gallery)
+        out = self._batched(self.model.loss_inputs, self.x_val)  # (V,) logits or (V, D) embeddings
+        loss = float(self.loss_fn(out, yv))
+        s = self.model.score_from(out).cpu().numpy()
         if not np.isfinite(s).all():
             raise FloatingPointError(
                 f"training diverged: non-finite validation scores after epoch {self.epoch} "
@@ -245,42 +244,35 @@ class Trainer:
         return improved
 
     def _batched(self, fn, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([fn(x[i:i + SCORE_BATCH].to(self.device)) for i in range(0, len(x), SCORE_BATCH)])
+        """fn (normalised crops -> tensor) over held crops x, SCORE_BATCH at a time on the device."""
+        return torch.cat([fn(self._normalised(self.model, x[i:i + SCORE_BATCH].to(self.device)))
+                          for i in range(0, len(x), SCORE_BATCH)])
 
-    @torch.no_grad()
-    def _set_gallery(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.model.eval()
-        self.model.set_gallery(self._batched(self.model.embed, x), y)
-
-    def full_gallery(self) -> None:
-        """Siamese: gallery = embeddings of all this trainer's labelled crops (train + validation split),
-        computed once with the current encoder. No-op for other models."""
-        if self.metric:
-            x, y = self.x, self.y
-            if self.has_val:
-                x, y = torch.cat([x, self.x_val]), torch.cat([y, torch.as_tensor(self.y_val)])
-            self._set_gallery(x, y)
+    def finalize(self) -> None:
+        """The model's finalize step on all of this trainer's labelled crops (train + validation split),
+        e.g. the Siamese gallery computed once with the current encoder; nothing for most models."""
+        parts = [(self.x, self.y)]
+        if self.has_val:
+            parts.append((self.x_val, torch.as_tensor(self.y_val)))
+        self.model.finalize(parts, self._batched)
 
     def use_best(self) -> None:
-        """Load the best epoch's weights (and, for a Siamese model, set its full gallery); put the
-        model's own preprocessing back, so `self.model` takes raw crops again; eval mode."""
-        if self._pre is not None:
-            self.model.preprocess = nn.Identity()  # self.x is normalised (idempotent if called twice)
+        """Load the best epoch's weights, run the finalize step on every labelled crop; eval mode."""
         self.model.load_state_dict(self.best_state)
-        self.full_gallery()
-        if self._pre is not None:
-            self.model.preprocess = self._pre
+        self.finalize()
         self.model.eval()
 
     @torch.no_grad()
     def predict(self, x) -> np.ndarray:
-        """Scores (N,) float32 of the current model (eval mode): what a bundle would output."""
+        """Scores (N,) float32 of raw crops x by the current model (eval mode): what a bundle would output."""
         self.model.eval()
-        return self._batched(self.model, self._prepare(x)).float().cpu().numpy()
+        return self._batched(self.model.score, self._prepare(x)).float().cpu().numpy()
 
     @torch.no_grad()
-    def predict_rules(self, x) -> dict[str, np.ndarray]:
-        """Siamese only: {gallery rule: (N,) scores} from one embedding pass."""
+    def predict_variants(self, x) -> dict[str, np.ndarray]:
+        """{rule: (N,) scores} of the model's alternative scoring rules ({} for most models)."""
+        if not self.model.variants_metric:
+            return {}
         self.model.eval()
-        emb = self._batched(self.model.embed, self._prepare(x))
-        return {k: v.float().cpu().numpy() for k, v in self.model.gallery_scores(emb).items()}
+        out = self.model.score_variants(self._prepare(x), self._batched)
+        return {k: v.float().cpu().numpy() for k, v in out.items()}

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cropray.errors import ConfigError
+from cropray.models.policy import REGIMES
 
-REGIMES = ("auto", "few", "mid", "many")
+# `regime` values: auto (by label count) or a regime of the one regime table (cropray.models.policy)
+REGIME_CHOICES = ("auto", *(r.name for r in REGIMES))
 SEARCHES = ("auto", "optuna", "random")
 # Objective name -> (mode, meaning). Every one is reported after every epoch, so ASHA can act on it.
 METRICS: dict[str, tuple[str, str]] = {
@@ -32,7 +34,7 @@ RESERVED = ("arch", "seed", "epochs", "device")
 class TuneConfig:
     """How to run one sweep. The search space itself is data in `cropray.tune.spaces`."""
 
-    regime: str = "auto"  # auto (by label count) | few (25-99) | mid (100-499) | many (500+)
+    regime: str = "auto"  # auto (by label count) | few | mid | many: the regime table in cropray.models.policy
     samples: int = 16  # trials to run (the first is the regime's default configuration)
     epochs: int = 30  # max epochs per trial = ASHA max_t; also each trial's cosine LR schedule length
     grace_epochs: int | None = None  # epochs before ASHA may stop a trial; None = max(1, epochs // 10)
@@ -50,7 +52,7 @@ class TuneConfig:
     #   under the arch's name, e.g. {"batch_size": 64, "shallow_cnn": {"channels": [16, 32, 64]}}
 
     def __post_init__(self) -> None:
-        _choice("regime", self.regime, REGIMES)
+        _choice("regime", self.regime, REGIME_CHOICES)
         _choice("search", self.search, SEARCHES)
         _choice("metric", self.metric, tuple(METRICS))
         _int("samples", self.samples, 1)

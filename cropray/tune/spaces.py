@@ -1,4 +1,8 @@
-"""Search spaces per label-count regime, as data in one place, and the one walk that samples them.
+"""Search spaces per label-count regime, as data, and the one walk that samples them.
+
+A regime's space is derived from the registry (cropray.models.policy): its architectures are the
+regime's default plus every ArchSpec declaring the regime, each with the sub-space its spec declares
+for it (`ArchSpec.search[regime]`); what the regime searches besides the architecture is `_EXTRA` here.
 
 A space is a tree: a `Choice` may carry a sub-space per option (`branches`), whose parameters exist only
 when that option is drawn. Sampled names carry their branch path (`siamese.embedding_dim`,
@@ -15,86 +19,55 @@ a regime is exactly what `cropray train` does with `--arch auto` (tests check th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 
 import numpy as np
 
 from cropray.errors import ConfigError
+from cropray.models import policy
+from cropray.models.policy import Choice, Float, Int
+
+__all__ = ["AUG_KEYS", "REGIME_BOUNDS", "SPACES", "Choice", "Float", "Int", "RandomTrial", "choose_regime",
+           "default_point", "optuna_space", "regime_for", "sample", "scaled_augment", "space_rows", "train_dict"]
 
 
-@dataclass(frozen=True)
-class Float:
-    low: float
-    high: float
-    default: float
-    log: bool = False
+class _Spaces(Mapping):
+    """regime name -> its search space, built from the registry on every lookup (so an architecture
+    registered at run time is in the spaces of the regimes its spec declares):
+
+        {"arch": Choice(the regime's architectures, its default, {arch: the arch's sub-space}), **extra}
+    """
+
+    def __getitem__(self, regime: str) -> dict:
+        if regime not in _EXTRA:
+            raise KeyError(regime)
+        archs = policy.regime_archs(regime)
+        branches = {a: dict(policy.arch_spec(a).search[regime]) for a in archs}
+        return {"arch": Choice(archs, policy.regime(regime).default, branches), **_EXTRA[regime]}
+
+    def __iter__(self):
+        return iter(_EXTRA)
+
+    def __len__(self) -> int:
+        return len(_EXTRA)
 
 
-@dataclass(frozen=True)
-class Int:
-    low: int
-    high: int
-    default: int
-    log: bool = False
-    model: bool = False  # a build_model hyperparameter (goes to TrainConfig.model_kwargs)
-
-
-@dataclass(frozen=True)
-class Choice:
-    options: tuple
-    default: str
-    branches: dict = field(default_factory=dict)  # option -> sub-space sampled only for that option
-
-
-# The losses of a CNN; focal's gamma exists only when focal is drawn.
-_CNN_LOSS = Choice(("bce", "focal"), "bce", {"focal": {"focal_gamma": Float(0.5, 4.0, 2.0)}})
-# shallow_cnn lr tops at 5e-3: at 1e-2 its refit on 1,000 labels diverged to NaN for 2 of 3 seeds.
-_SHALLOW = {"dropout": Float(0.0, 0.7, 0.5), "lr": Float(3e-4, 5e-3, 2e-3, log=True)}
-_SIAMESE = {"embedding_dim": Int(16, 256, 64, log=True), "dropout": Float(0.0, 0.5, 0.2),
-            "lr": Float(1e-4, 1e-2, 1e-3, log=True)}
-_DEEP = {"dropout": Float(0.0, 0.6, 0.3), "lr": Float(1e-4, 1e-2, 1e-3, log=True)}
 _WEIGHT_DECAY = Float(1e-6, 1e-2, 1e-4, log=True)
-
-SPACES: dict[str, dict] = {
-    # 25-99 labels: few-shot metric learning or a small CNN; augmentation carries much of the weight.
-    "few": {
-        "arch": Choice(("siamese", "shallow_cnn"), "siamese", {
-            "siamese": {**_SIAMESE, "loss": Choice(("supcon", "contrastive"), "supcon", {
-                "supcon": {"temperature": Float(0.03, 0.5, 0.1, log=True)},
-                "contrastive": {"margin": Float(0.25, 1.5, 1.0)}})},
-            "shallow_cnn": dict(_SHALLOW),
-        }),
-        "aug_strength": Float(0.0, 2.0, 1.0),
-    },
-    # 100-499 labels: all three trainable architectures compete.
-    "mid": {
-        "arch": Choice(("shallow_cnn", "siamese", "deep_cnn"), "shallow_cnn", {
-            "shallow_cnn": {**_SHALLOW, "loss": _CNN_LOSS},
-            "siamese": dict(_SIAMESE),
-            "deep_cnn": {**_DEEP, "loss": _CNN_LOSS},
-        }),
-        "weight_decay": _WEIGHT_DECAY,
-    },
-    # 500+ labels: CNNs only; the residual network's width and depth are searched.
-    "many": {
-        "arch": Choice(("deep_cnn", "shallow_cnn"), "deep_cnn", {
-            "deep_cnn": {**_DEEP, "width": Int(16, 64, 40, log=True, model=True),
-                         "depth": Int(1, 3, 1, model=True), "loss": _CNN_LOSS},
-            "shallow_cnn": {**_SHALLOW, "loss": _CNN_LOSS},
-        }),
-        "weight_decay": _WEIGHT_DECAY,
-    },
+# What each regime searches besides the architecture (whose own sub-spaces are in its ArchSpec.search):
+_EXTRA: dict[str, dict] = {
+    "few": {"aug_strength": Float(0.0, 2.0, 1.0)},  # 25-99 labels: augmentation carries much of the weight
+    "mid": {"weight_decay": _WEIGHT_DECAY},
+    "many": {"weight_decay": _WEIGHT_DECAY},
 }
-# Label-count bounds (inclusive; None = no upper bound). Must agree with cropray.models.select_arch.
-REGIME_BOUNDS: dict[str, tuple[int, int | None]] = {"few": (25, 99), "mid": (100, 499), "many": (500, None)}
+SPACES: Mapping[str, dict] = _Spaces()
+# Label-count bounds (inclusive; None = no upper bound), from the regime table (cropray.models.policy).
+REGIME_BOUNDS: dict[str, tuple[int, int | None]] = {r.name: (r.lo, r.hi) for r in policy.REGIMES}
 AUG_KEYS = ("aug_freq_roll", "aug_time_shift", "aug_noise", "aug_level_decades", "aug_tilt")
 
 
 def regime_for(n_labels: int) -> str | None:
-    for name, (lo, hi) in REGIME_BOUNDS.items():
-        if n_labels >= lo and (hi is None or n_labels <= hi):
-            return name
-    return None
+    r = policy.regime_for(n_labels)
+    return None if r is None else r.name
 
 
 def choose_regime(requested: str, n_labels: int) -> tuple[str, str | None]:
@@ -106,8 +79,9 @@ def choose_regime(requested: str, n_labels: int) -> tuple[str, str | None]:
     natural = regime_for(n_labels)
     lo = min(b[0] for b in REGIME_BOUNDS.values())
     if natural is None:
+        ranges = ", ".join(f"{r.name}: {r.label_range}" for r in policy.REGIMES)
         raise ConfigError(f"{n_labels} labelled crops: every sweep regime needs >= {lo} "
-                          f"(few: 25-99, mid: 100-499, many: 500+) - label {lo - n_labels} more")
+                          f"({ranges}) - label {lo - n_labels} more")
     if requested == "auto":
         return natural, None
     if requested not in SPACES:

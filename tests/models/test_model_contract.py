@@ -8,15 +8,7 @@ import pytest
 import torch
 
 from cropray.errors import ConfigError
-from cropray.models import build_model, hparam_names, list_models, select_arch
-
-# (min, max) parameters per architecture. A new model must add its budget here (test below).
-BUDGETS = {
-    "shallow_cnn": (0.9 * 93_000, 1.1 * 93_000),  # the seed's SignalClassifier, ~93K
-    "deep_cnn": (400_000, 600_000),
-    "siamese": (100_000, 200_000),
-    "dedoppler": (0, 0),  # label-free: nothing to train
-}
+from cropray.models import arch_spec, build_model, hparam_names, list_models, select_arch
 
 
 def crops(b: int, seed: int = 0) -> torch.Tensor:
@@ -26,13 +18,12 @@ def crops(b: int, seed: int = 0) -> torch.Tensor:
 
 
 def ready(name: str, **hp):
-    """A model that can score: a Siamese gets a two-class gallery from its own embeddings."""
+    """A model that can score: its finalize step (e.g. a Siamese gallery) run on 6 labelled crops."""
     torch.manual_seed(0)
     m = build_model(name, **hp)
-    if name == "siamese":
-        m.eval()
-        with torch.no_grad():
-            m.set_gallery(m.embed(crops(6, seed=1)), torch.tensor([1, 0, 1, 0, 1, 0]))
+    m.eval()
+    with torch.no_grad():
+        m.finalize([(crops(6, seed=1), torch.tensor([1, 0, 1, 0, 1, 0]))], lambda fn, x: fn(m.preprocess(x)))
     return m
 
 
@@ -49,29 +40,30 @@ def test_forward_shape_and_finite(name, batch):
 @pytest.mark.parametrize("name", [n for n in list_models() if build_model(n).trainable])
 def test_backward_reaches_every_parameter(name):
     m = ready(name).train()
-    out = m.logits(crops(2)) if hasattr(m, "logits") else m(crops(2))
+    out = m.loss_inputs(m.preprocess(crops(2)))  # what the training loss consumes
     out.sum().backward()
     for pname, p in m.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
     assert any(p.grad.abs().sum() > 0 for p in m.parameters())
 
 
-def test_cnn_forward_is_sigmoid_of_logits():
-    for name in ("shallow_cnn", "deep_cnn"):
+def test_logit_models_score_is_sigmoid_of_logits():
+    for name in [n for n in list_models() if arch_spec(n).loss_family == "logit"]:
         m = ready(name).eval()
         x = crops(3)
         with torch.no_grad():
             assert torch.allclose(m(x), torch.sigmoid(m.logits(x)))
 
 
-def test_every_model_has_a_budget():
-    assert set(BUDGETS) == set(list_models())
+def test_budgets_as_the_seed_design_card_sets_them():
+    assert arch_spec("shallow_cnn").param_budget == (int(0.9 * 93_000), int(1.1 * 93_000))  # the seed's ~93K
+    assert arch_spec("dedoppler").param_budget == (0, 0)  # label-free: nothing to train
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_parameter_budget(name):
     n = sum(p.numel() for p in build_model(name).parameters())
-    lo, hi = BUDGETS[name]
+    lo, hi = arch_spec(name).param_budget
     assert lo <= n <= hi, f"{name}: {n} parameters outside [{lo}, {hi}]"
 
 

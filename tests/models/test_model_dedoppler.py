@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from cropray.models import build_model
-from cropray.models.dedoppler import taylor_tree
+from cropray.models.taylor import taylor_tree
 
 
 def staircase(n: int, d: int) -> list[int]:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from cropray.errors import ConfigError
-from cropray.train import ARCH_DEFAULTS, TrainConfig
+from cropray.models import arch_spec
+from cropray.train import TrainConfig
 
 
 def test_round_trip_and_coercion():
@@ -31,7 +32,7 @@ def test_out_of_range_names_key_and_range(key, value, hint):
 def test_resolve_fills_arch_defaults_and_checks_loss():
     cfg = TrainConfig(lr=0.01).resolve("shallow_cnn")
     assert cfg.arch == "shallow_cnn" and cfg.lr == 0.01
-    assert cfg.epochs == ARCH_DEFAULTS["shallow_cnn"]["epochs"] and cfg.loss == "bce"
+    assert cfg.epochs == arch_spec("shallow_cnn").train_defaults["epochs"] and cfg.loss == "bce"
     assert TrainConfig().resolve("siamese").loss == "supcon"
     with pytest.raises(ConfigError, match="loss 'supcon' does not fit arch 'deep_cnn'"):
         TrainConfig(loss="supcon").resolve("deep_cnn")
