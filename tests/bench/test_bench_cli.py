@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from cropray.fastpath import PATHS, TOLERANCE
+
 FORWARD_FIELDS = {"arch", "path", "precision", "compiled", "batch", "status", "crops_per_s", "crops_per_s_best",
                   "gflops", "fraction_of_peak", "peak_precision", "build_s", "compile_s", "bn_folded", "channels_last"}
 ACCURACY_FIELDS = {"arch", "path", "n", "max_abs_diff", "flips", "flip_fraction", "within_tolerance", "auto_eligible"}
@@ -37,8 +39,15 @@ def test_quick_json_has_every_field(quick):
         assert FORWARD_FIELDS <= set(r) and r["crops_per_s"] > 0 and 0 < r["fraction_of_peak"] < 1
     for a in res["accuracy"]:
         assert ACCURACY_FIELDS <= set(a) and a["n"] == 256
-    eager = next(a for a in res["accuracy"] if a["path"] == "eager")
-    assert eager["max_abs_diff"] == 0 and eager["flips"] == 0  # the reference against itself
+    # Each path's accuracy row is its scores vs fp32 eager on the same crops: the fp32 fast path must
+    # match within the fp32 tolerance without a single flip, and every row's verdict must follow
+    # from its own figures (the eager row is the reference itself, so it proves nothing: not checked).
+    fold = next(a for a in res["accuracy"] if a["path"] == "fold_cl")
+    assert 0 <= fold["max_abs_diff"] <= TOLERANCE["fp32"] and fold["flips"] == 0 and fold["within_tolerance"]
+    for a in res["accuracy"]:
+        precision = PATHS[a["path"]].precision
+        assert a["within_tolerance"] == (a["max_abs_diff"] <= TOLERANCE[precision]), a
+        assert a["flip_fraction"] == pytest.approx(a["flips"] / a["n"])
     assert res["naive"]["n"] == 512 and res["naive"]["crops_per_s"] > 0
     e2e = res["end_to_end"]
     assert e2e["n"] == 512 and e2e["state"] == "complete" and e2e["crops_per_s"] > 0
