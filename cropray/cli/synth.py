@@ -8,13 +8,16 @@ import sys
 
 from cropray.cli._common import EXIT_OK, add_json_flag, emit, non_negative_int, positive_int
 from cropray.synth.config import MAX_CROPS, MAX_FILES  # torch-free: the bounds of --n and --files
+from cropray.synth.kinds import GROUPS, parse_kinds
 
 EXAMPLE = """example:
   cropray synth /tmp/crops --n 20000 --files 4 --labeled --seed 1
   cropray synth /tmp/unlabeled --n 1000000 --dtype uint8            # 50 files of 20k crops
   cropray synth /tmp/hard --n 5000 --labeled --snr-range 3,20 --positive-fraction 0.1 --overwrite
+  cropray synth /tmp/shift --n 5000 --labeled --kinds curved,wobble,wander,pulsed   # only these
 
-Positives hold one narrowband signal (drifting or not; constant, scintillating or pulsed); negatives
+Positives hold one narrowband signal (track: none, straight drift, curved = accelerating, wobble =
+sinusoidal drift, wander = random-walk frequency; constant, scintillating or pulsed); negatives
 hold noise alone, broadband impulses, bright pixels/blobs, wideband bumps or strong bandpass
 structure. Noise levels span 6 decades. SNR is that of the de-drifted time-integrated spectrum.
 Labelled archives add label, snr (NaN for negatives), kind and drift_rate_hz_s columns.
@@ -44,6 +47,22 @@ def _snr_range(v: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _kinds(v: str) -> list[str]:
+    from cropray.errors import ConfigError
+
+    try:
+        return parse_kinds(v)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _kinds_help() -> str:
+    groups = "; ".join(f"{g}: {', '.join(names)}" for g, (_, names) in GROUPS.items())
+    return ("comma-separated kinds to generate; each group named is restricted to the names given, the others "
+            f"keep their defaults ({groups}; 'all' = every track). Default: today's mix, tracks none and "
+            "straight only")
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "synth",
@@ -69,6 +88,7 @@ def register(sub) -> None:
         "--snr-range", type=_snr_range, default=(5.0, 100.0), metavar="LO,HI",
         help="signal SNR range, drawn log-uniform (default 5,100)",
     )
+    p.add_argument("--kinds", type=_kinds, default=None, metavar="K1,K2", help=_kinds_help())
     p.add_argument(
         "--dtype", choices=DTYPES, default="float32", metavar="D",
         help="crop storage dtype: float32 (default), float16, uint8 or uint16; integer dtypes rescale each crop to their range",
@@ -81,7 +101,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from cropray.synth import synth_archive  # numpy-heavy import only when the command runs
+    from cropray.synth import SynthConfig, synth_archive  # numpy-heavy import only when the command runs
+    from cropray.synth.kinds import apply_kinds
 
     if args.files is not None and args.files > args.n:
         args._parser.error(f"--files ({args.files}) must not exceed --n ({args.n})")
@@ -94,6 +115,7 @@ def run(args) -> int:
         positive_fraction=args.positive_fraction,
         snr_range=args.snr_range,
         dtype=args.dtype,
+        cfg=apply_kinds(SynthConfig(), args.kinds) if args.kinds else None,
         overwrite=args.overwrite,
         progress=sys.stderr.isatty() and args.n >= 20_000,
     )

@@ -26,6 +26,7 @@ def narrowband(
     profile: np.ndarray,
     envelope: np.ndarray,
     F: int,
+    centre: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render narrowband signals, deterministic given their parameters.
 
@@ -33,12 +34,15 @@ def narrowband(
     row 0 (continuous); drift (B,): channels per row; width (B,): FWHM (gaussian, sinc2) or full width
     (boxcar) in channels; profile (B,) int: index into PROFILES; envelope (B, T): intensity over time,
     mean 1 per crop so the time-integrated, de-drifted spectrum peaks at T * amplitude.
-    Returns (B, T, F) float32.
+    centre (B, T), optional: the track's channel in every row (any morphology, see `track_offsets`);
+    when given, f0 and drift are ignored. Returns (B, T, F) float32.
     """
     B, T = envelope.shape
     t = np.arange(T, dtype=np.float32)
     chan = np.arange(F, dtype=np.float32)
-    centre = (f0[:, None] + drift[:, None] * t).astype(np.float32)  # (B, T)
+    if centre is None:
+        centre = f0[:, None] + drift[:, None] * t  # a straight track
+    centre = centre.astype(np.float32)  # (B, T)
     dist = chan[None, None, :] - centre[:, :, None]  # (B, T, F) channels from the track
     w = width.astype(np.float32)[:, None, None]
     out = np.empty((B, T, F), np.float32)
@@ -55,14 +59,78 @@ def narrowband(
 
 def track_start(rng, drift: np.ndarray, T: int, F: int, min_track_fraction: float, margin: float = 2.0) -> np.ndarray:
     """Start channel f0 (B,) so the track f0 + drift*t stays in the crop for >= min_track_fraction of rows."""
-    span = drift * (T - 1)  # (B,) channels crossed over the crop
-    lo = margin - np.minimum(span, 0)  # fully inside for f0 in [lo, hi]
-    hi = F - 1 - margin - np.maximum(span, 0)
-    slack = (1 - min_track_fraction) * np.abs(span)  # channels the track may leave the crop by
+    offsets = drift[:, None] * np.arange(T, dtype=np.float32)  # (B, T) a straight track
+    return place_tracks(rng.random(len(drift)), offsets, F, min_track_fraction, margin)
+
+
+def place_tracks(u: np.ndarray, offsets: np.ndarray, F: int, min_track_fraction: float,
+                 margin: float = 2.0) -> np.ndarray:
+    """Start channel f0 (B,) from uniforms u (B,) in [0, 1) for tracks f0 + offsets (B, T).
+
+    The track lies inside the crop for f0 in [lo, hi]; it may leave it by (1 - min_track_fraction) of
+    its frequency extent (for a straight track: it stays inside for >= that fraction of rows).
+    lo + (hi - lo) * u is exactly what rng.uniform(lo, hi) computes from the same draw.
+    """
+    off_lo, off_hi = offsets.min(axis=1), offsets.max(axis=1)  # (B,) offsets[:, 0] == 0
+    lo = margin - off_lo
+    hi = F - 1 - margin - off_hi
+    slack = (1 - min_track_fraction) * (off_hi - off_lo)  # channels the track may leave the crop by
     lo, hi = lo - slack, hi + slack
     mid = (lo + hi) / 2
     lo, hi = np.minimum(lo, mid), np.maximum(hi, mid)  # guard a track wider than the crop
-    return rng.uniform(lo, hi)
+    return lo + (hi - lo) * u
+
+
+def pick_tracks(u: np.ndarray, drifting_fraction: float, weights: dict | None, names: tuple) -> np.ndarray:
+    """Track morphology (B,) int, an index into `names` (TRACKS), from uniforms u (B,).
+
+    weights None: the original two kinds, "straight" with probability drifting_fraction, else "none".
+    Otherwise the inverse CDF of the weights (missing names weigh 0).
+    """
+    if weights is None:
+        return np.where(u < drifting_fraction, names.index("straight"), names.index("none"))
+    p = np.array([float(weights.get(k, 0.0)) for k in names])
+    cdf = np.cumsum(p) / p.sum()
+    return np.minimum(np.searchsorted(cdf, u, side="right"), len(names) - 1)
+
+
+def track_offsets(rng, track: np.ndarray, drift: np.ndarray, T: int, names: tuple, drift_max: float) -> np.ndarray:
+    """Channel offset of each track from its row-0 channel, (B, T) float64, offsets[:, 0] == 0.
+
+    track (B,) int into `names` (TRACKS); drift (B,) channels per row (0 for "none"); drift_max: the
+    config's largest |drift| (a curved track's end drift stays within max(drift_max, 1)).
+      none      0
+      straight  drift * t                                  (constant Doppler drift)
+      curved    drift changes linearly from d0 = drift to d1 over the crop: an accelerating
+                transmitter, d0 t + (d1 - d0) t^2 / (2 (T - 1)); |d1 - d0| 0.3..1 channel/row, so
+                the track bows 2..8 channels away from its chord
+      wobble    drift / 2 * t + A (sin(2 pi t / P + phi) - sin phi): an oscillator drifting
+                periodically, A 1.5..6 channels, period P 16..64 rows
+      wander    drift / 4 * t + a random walk of N(0, s^2) steps, s 0.25..0.8 channels/row:
+                RFI-like frequency wander
+    Every draw has a size fixed by B and T, so the stream never depends on which kinds were drawn.
+    """
+    B = len(track)
+    t = np.arange(T, dtype=np.float32)
+    delta = rng.uniform(0.3, 1.0, B) * np.where(rng.random(B) < 0.5, -1, 1)
+    amp = loguniform(rng, (1.5, 6.0), B)[:, None]
+    period = rng.uniform(16.0, 64.0, B)[:, None]
+    phase = rng.uniform(0.0, 2 * np.pi, B)[:, None]
+    step_s = rng.uniform(0.25, 0.8, B)[:, None]
+    steps = rng.standard_normal((B, T)) * step_s
+    dmax = max(float(drift_max), 1.0)
+    d1 = drift + delta
+    d1 = np.where(np.abs(d1) > dmax, drift - delta, d1)  # bend the other way rather than run off
+    curved = drift[:, None] * t + (d1 - drift)[:, None] * t**2 / (2 * (T - 1))
+    wobble = drift[:, None] / 2 * t + amp * (np.sin(2 * np.pi * t / period + phase) - np.sin(phase))
+    steps[:, 0] = 0.0
+    wander = drift[:, None] / 4 * t + np.cumsum(steps, axis=1)
+    straight = drift[:, None] * t  # exactly the original track's arithmetic (float32 t, float64 drift)
+    choices = {"none": np.zeros((B, T)), "straight": straight, "curved": curved, "wobble": wobble, "wander": wander}
+    out = np.zeros((B, T))
+    for i, name in enumerate(names):
+        out = np.where((track == i)[:, None], choices[name], out)
+    return out
 
 
 def envelopes(rng, kind: np.ndarray, T: int) -> np.ndarray:

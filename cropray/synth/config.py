@@ -14,6 +14,7 @@ from cropray.errors import ConfigError
 
 PROFILES = ("gaussian", "sinc2", "boxcar")
 ENVELOPES = ("constant", "scintillating", "pulsed")
+TRACKS = ("none", "straight", "curved", "wobble", "wander")  # signal track morphologies (components.track_offsets)
 NEGATIVE_KINDS = ("noise", "impulse", "blob", "bump", "bandpass")
 # Size bounds of one synthetic archive (inclusive): 10^8 64x64 float32 crops are ~1.6 TB already.
 MAX_CROPS = 100_000_000
@@ -48,6 +49,7 @@ class SynthConfig:
     # --- positives: one narrowband signal ---
     snr_range: tuple[float, float] = (5.0, 100.0)  # SNR of the de-drifted time-integrated spectrum, log-uniform
     drifting_fraction: float = 0.5  # fraction of signals with a linear drift (others stay in one channel)
+    track_weights: dict | None = None  # weights over TRACKS; None: straight w.p. drifting_fraction, else none
     drift_range: tuple[float, float] = (0.05, 0.9)  # |drift| in channels per row for drifting signals, uniform
     min_track_fraction: float = 0.85  # a drifting track stays inside the crop for at least this fraction of rows
     width_range: tuple[float, float] = (1.0, 4.0)  # signal width in channels (FWHM / main lobe / boxcar), log-uniform
@@ -98,8 +100,11 @@ class SynthConfig:
             bad("drift_range", "lets a track cross more than twice the crop width")
         for name, valid in (
             ("profile_weights", PROFILES), ("envelope_weights", ENVELOPES), ("negative_weights", NEGATIVE_KINDS),
+            ("track_weights", TRACKS),
         ):
             w = getattr(self, name)
+            if name == "track_weights" and w is None:
+                continue
             if not isinstance(w, dict) or set(w) - set(valid):
                 bad(name, f"must be a dict with keys among {', '.join(valid)}")
             if any(not isinstance(v, int | float) or v < 0 for v in w.values()) or sum(w.values()) <= 0:

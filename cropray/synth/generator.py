@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cropray.synth import components as C
-from cropray.synth.config import ENVELOPES, NEGATIVE_KINDS, PROFILES, SynthConfig
+from cropray.synth.config import ENVELOPES, NEGATIVE_KINDS, PROFILES, TRACKS, SynthConfig
 
 BLOCK = 512  # crops per RNG block; bounds the (BLOCK, T, F) temporaries (~8 MB each in float32)
 
@@ -36,7 +36,7 @@ class SynthBatch:
     crops: np.ndarray  # (n, T, F) float32 raw power
     label: np.ndarray  # int8: 1 = narrowband signal, 0 = not
     snr: np.ndarray  # float32: SNR of the de-drifted time-integrated spectrum; NaN for negatives
-    kind: np.ndarray  # str: narrowband | narrowband_drift (+rfi) | noise | impulse | blob | bump | bandpass
+    kind: np.ndarray  # str: narrowband[_drift|_curved|_wobble|_wander] (+rfi) | noise | impulse | blob | bump | bandpass
     drift_rate: np.ndarray  # float32 channels per row (0 for non-drifting signals and negatives)
     width: np.ndarray  # float32 channels; NaN for negatives
     profile: np.ndarray  # str: gaussian | sinc2 | boxcar; "" for negatives
@@ -45,12 +45,14 @@ class SynthBatch:
     noise_std: np.ndarray  # float32 per-pixel noise std before gain (sigma in the SNR definition)
     t_offset_s: np.ndarray  # float64 start time of the crop in its observation
     f_offset_hz: np.ndarray  # float64 frequency of channel 0
+    track_centre: np.ndarray  # float32 (n, T): the signal's centre channel in each row; NaN for negatives
 
     def __len__(self) -> int:
         return len(self.label)
 
 
 _FIELDS = [k for k in SynthBatch.__dataclass_fields__ if k != "crops"]
+SIGNAL_KINDS = ("narrowband", "narrowband_drift", "narrowband_curved", "narrowband_wobble", "narrowband_wander")  # by TRACKS
 
 
 def _render_block(rng: np.random.Generator, cfg: SynthConfig) -> dict:
@@ -65,9 +67,10 @@ def _render_block(rng: np.random.Generator, cfg: SynthConfig) -> dict:
     neg_kind = _choice(rng, cfg.negative_weights, NEGATIVE_KINDS, B)
     prof = _choice(rng, cfg.profile_weights, PROFILES, B)
     env_kind = _choice(rng, cfg.envelope_weights, ENVELOPES, B)
-    drifting = rng.random(B) < cfg.drifting_fraction
+    track = C.pick_tracks(rng.random(B), cfg.drifting_fraction, cfg.track_weights, TRACKS)  # (B,) into TRACKS
+    drifting = track != TRACKS.index("none")
     drift = np.where(drifting, np.where(rng.random(B) < 0.5, -1, 1) * rng.uniform(*cfg.drift_range, B), 0.0)
-    f0 = C.track_start(rng, drift, T, F, cfg.min_track_fraction)
+    u_f0 = rng.random(B)  # where each track starts; placed below, once its shape is drawn
     env = C.envelopes(rng, env_kind, T)
     # interference on some positives: its own energy draw, impulse or blob
     rfi = pos & (rng.random(B) < cfg.rfi_on_positive)
@@ -92,13 +95,16 @@ def _render_block(rng: np.random.Generator, cfg: SynthConfig) -> dict:
     noise = rng.standard_gamma(dof.astype(np.float32)[:, None, None], size=(B, T, F), dtype=np.float32)
     t_off = rng.integers(0, 4096, B) * cfg.row_seconds
     f_off = 1.1e9 + rng.integers(0, 2**28, B) * cfg.channel_width_hz
+    # track shapes are drawn last, so configs without the new morphologies keep the original stream
+    offsets = C.track_offsets(rng, track, drift, T, TRACKS, cfg.drift_range[1])  # (B, T) channels from row 0
+    centre = C.place_tracks(u_f0, offsets, F, cfg.min_track_fraction)[:, None] + offsets  # (B, T)
 
     # x = noise_level * chi2(2 nu)/(2 nu): gamma(nu, 1) / nu has mean 1, std 1/sqrt(nu)
     noise *= (level / dof).astype(np.float32)[:, None, None]
     x = noise  # (B, T, F), in place: the block's one big array
     p = np.flatnonzero(pos)
     amp = snr[p] * sigma[p] / np.sqrt(T)  # per-pixel peak amplitude, see the module docstring
-    x[p] += C.narrowband(amp, f0[p], drift[p], width[p], prof[p], env[p], F)
+    x[p] += C.narrowband(amp, None, None, width[p], prof[p], env[p], F, centre=centre[p])
     for has, tp, fp, energy in (
         (has_imp, imp_t, imp_f, np.where(pos, rfi_energy, neg_energy)),
         (has_bump, bump_t, bump_f, neg_energy),
@@ -111,7 +117,8 @@ def _render_block(rng: np.random.Generator, cfg: SynthConfig) -> dict:
     x *= gain_t[:, :, None]
 
     kind = np.asarray(NEGATIVE_KINDS, dtype=object)[neg_kind]
-    sig_kind = np.where(drifting, "narrowband_drift", "narrowband").astype(object)
+    sig_kind = np.asarray(SIGNAL_KINDS, dtype=object)[track]
+    drift = np.where(track <= TRACKS.index("straight"), drift, offsets[:, -1] / (T - 1))  # mean drift
     kind = np.where(pos, np.where(rfi, sig_kind + "+rfi", sig_kind), kind)
     return dict(
         crops=x,
@@ -126,6 +133,7 @@ def _render_block(rng: np.random.Generator, cfg: SynthConfig) -> dict:
         noise_std=sigma.astype(np.float32),
         t_offset_s=t_off.astype(np.float64),
         f_offset_hz=f_off.astype(np.float64),
+        track_centre=np.where(pos[:, None], centre, np.nan).astype(np.float32),
     )
 
 
