@@ -72,7 +72,7 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
     import ray
 
     from cropray.evaluate.job import evaluate_bundle
-    from cropray.ray_session import ray_session
+    from cropray.ray_session import joins_cluster, ray_session
     from cropray.scoring import ScoreConfig, score_archive
     from cropray.synth import synth_archive
     from cropray.tune import TuneConfig, run_sweep
@@ -98,7 +98,7 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
                          progress=sys.stderr.isatty())
     done("synth")
 
-    if not ray.is_initialized():
+    if not ray.is_initialized() and not joins_cluster(None):
         log("starting an embedded local Ray (token auth on, loopback only, no dashboard or metrics ports)")
     # One session for the sweep and the scoring: both reuse it (cropray/ray_session.py).
     with ray_session():
