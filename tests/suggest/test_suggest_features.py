@@ -44,3 +44,20 @@ def test_extra_columns_off_by_default_and_exact_when_on(suggest_data):
     feat = out.column(FEAT).combine_chunks().flatten().to_numpy().reshape(40, 8)
     np.testing.assert_allclose(feat, h @ projection(h.shape[1], 8), rtol=1e-4, atol=1e-4)
     assert projection(128, 8).tobytes() == projection(128, 8).tobytes()  # same in every actor
+
+
+def test_every_registered_model_gives_features_and_track():
+    from cropray.models import list_models
+    from cropray.suggest.features import SuggestFeatures
+    from cropray.synth import generate
+
+    x = generate(6, seed=2).crops[:, None]
+    for name in list_models():
+        m = build_model(name)
+        if name == "siamese":
+            with torch.no_grad():
+                m.eval()
+                m.set_gallery(m.embed(torch.from_numpy(x)), torch.tensor([1, 0] * 3))
+        f, t = SuggestFeatures(m, 5)(x)
+        assert f.shape == (6, 5) and t.shape == (6,) and np.isfinite(f).all() and np.isfinite(t).all(), name
+        assert np.ptp(f, axis=0).max() > 0, name  # crops differ, so do their features
