@@ -13,7 +13,6 @@ import shutil
 import pytest
 
 from cropray.bundle import save_bundle
-from cropray.bundle_manifest import read_manifest
 from cropray.cli import main
 from cropray.errors import BundleError
 from cropray.models import build_model
@@ -97,6 +96,8 @@ def test_a_link_inside_the_bundle_and_a_linked_bundle_directory_are_fine(bundle,
 
 
 def test_read_manifest_verifies_without_building_the_model(bundle):
+    from cropray.bundle_manifest import read_manifest
+
     m = read_manifest(bundle)
     assert m.model_id.startswith("shallow_cnn-") and m.threshold == 0.5 and m.input_shape == (64, 64)
     data = bytearray((bundle / "model.safetensors").read_bytes())
