@@ -37,6 +37,25 @@ from cropray.scoring.scorer import KIND, QUARANTINED, READ_ERROR, SCORED
 from cropray.scoring.source import ROW, UNIT
 
 TMP_DIR, QUARANTINE_DIR = "_tmp", "_quarantine"
+# Test hook: with CROPRAY_TEST_KILL_AFTER_COMMITS=N the driver saves its manifest and SIGKILLs itself
+# right after recording its Nth unit commit of the process (tests/scoring/test_score_recovery.py): a
+# crash at a known point, instead of a race between a polling test and the job. Unset: nothing.
+KILL_AFTER_COMMITS_ENV = "CROPRAY_TEST_KILL_AFTER_COMMITS"
+_commits_seen = 0
+
+
+def crash_after_commit_hook(manifest) -> None:
+    """Called by the driver after each unit is recorded in `manifest`; see KILL_AFTER_COMMITS_ENV."""
+    global _commits_seen
+    n = os.environ.get(KILL_AFTER_COMMITS_ENV)
+    if not n:
+        return
+    _commits_seen += 1
+    if _commits_seen >= int(n):
+        import signal
+
+        manifest.save(force=True)  # the Nth unit is durable: what a crash just after its record leaves
+        os.kill(os.getpid(), signal.SIGKILL)
 FLUSH_ROWS = 65_536  # rows buffered per unit and file before a row group is written
 
 

@@ -30,7 +30,14 @@ from cropray.archive import resolve_archive
 from cropray.archive.files import printable
 from cropray.errors import ConfigError, CroprayError
 from cropray.outlock import LOCK_NAME
-from cropray.scoring.commit import Committer, clean_uncommitted, quarantine_path, rows_on_disk, scores_path
+from cropray.scoring.commit import (
+    Committer,
+    clean_uncommitted,
+    crash_after_commit_hook,
+    quarantine_path,
+    rows_on_disk,
+    scores_path,
+)
 from cropray.scoring.config import ScoreConfig
 from cropray.scoring.manifest import MANIFEST, Manifest
 from cropray.scoring.plan import Plan, plan_archive
@@ -230,6 +237,7 @@ def _score_locked(cfg, plan: Plan, model_id: str, model: dict, lock, log, on_com
             manifest.record_unit(key, rec)
             if on_commit:
                 on_commit(key, rec)
+            crash_after_commit_hook(manifest)  # a no-op unless a test arms it (commit.py)
 
         committer = Committer(out, plan, pending, model_id, record)
         t1 = time.time()
