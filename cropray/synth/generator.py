@@ -105,26 +105,18 @@ def _render_block(rng: np.random.Generator, cfg: SynthConfig) -> dict:
     p = np.flatnonzero(pos)
     amp = snr[p] * sigma[p] / np.sqrt(T)  # per-pixel peak amplitude, see the module docstring
     x[p] += C.narrowband(amp, None, None, width[p], prof[p], env[p], F, centre=centre[p])
-    for has, tp, fp, energy in (
-        (has_imp, imp_t, imp_f, np.where(pos, rfi_energy, neg_energy)),
-        (has_bump, bump_t, bump_f, neg_energy),
-    ):
-        i = np.flatnonzero(has)
-        scale = energy[i] / (tp[i].sum(axis=1) * fp[i].sum(axis=1))  # total excess = energy
-        x[i] += ((scale[:, None] * tp[i])[:, :, None] * fp[i][:, None, :]).astype(np.float32)
+    _add_separable(x, has_imp, imp_t, imp_f, np.where(pos, rfi_energy, neg_energy))
+    _add_separable(x, has_bump, bump_t, bump_f, neg_energy)
     x[i_blob] += blob_px
     x *= gain_f[:, None, :]
     x *= gain_t[:, :, None]
 
-    kind = np.asarray(NEGATIVE_KINDS, dtype=object)[neg_kind]
-    sig_kind = np.asarray(SIGNAL_KINDS, dtype=object)[track]
     drift = np.where(track <= TRACKS.index("straight"), drift, offsets[:, -1] / (T - 1))  # mean drift
-    kind = np.where(pos, np.where(rfi, sig_kind + "+rfi", sig_kind), kind)
     return dict(
         crops=x,
         label=pos.astype(np.int8),
         snr=np.where(pos, snr, np.nan).astype(np.float32),
-        kind=kind,
+        kind=_kinds(pos, rfi, neg_kind, track),
         drift_rate=np.where(pos, drift, 0.0).astype(np.float32),
         width=np.where(pos, width, np.nan).astype(np.float32),
         profile=np.where(pos, np.asarray(PROFILES, dtype=object)[prof], ""),
@@ -135,6 +127,21 @@ def _render_block(rng: np.random.Generator, cfg: SynthConfig) -> dict:
         f_offset_hz=f_off.astype(np.float64),
         track_centre=np.where(pos[:, None], centre, np.nan).astype(np.float32),
     )
+
+
+def _add_separable(x: np.ndarray, has: np.ndarray, t_factor: np.ndarray, f_factor: np.ndarray,
+                   energy: np.ndarray) -> None:
+    """In place: x[i] += s_i * outer(t_factor[i], f_factor[i]) for the crops i where `has`, with s_i
+    set so that crop i's total excess equals energy[i]. x (B, T, F); factors (B, T) and (B, F)."""
+    i = np.flatnonzero(has)
+    scale = energy[i] / (t_factor[i].sum(axis=1) * f_factor[i].sum(axis=1))
+    x[i] += ((scale[:, None] * t_factor[i])[:, :, None] * f_factor[i][:, None, :]).astype(np.float32)
+
+
+def _kinds(pos: np.ndarray, rfi: np.ndarray, neg_kind: np.ndarray, track: np.ndarray) -> np.ndarray:
+    """(B,) object: the negative's kind, or the signal's track kind (+rfi when interference was added)."""
+    sig_kind = np.asarray(SIGNAL_KINDS, dtype=object)[track]
+    return np.where(pos, np.where(rfi, sig_kind + "+rfi", sig_kind), np.asarray(NEGATIVE_KINDS, dtype=object)[neg_kind])
 
 
 def _choice(rng, weights: dict, names: tuple, size: int) -> np.ndarray:
