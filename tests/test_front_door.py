@@ -130,3 +130,26 @@ def test_every_imported_package_is_declared_in_pyproject():
 def test_packages_cropray_relies_on_are_declared(name):
     project = _project()
     assert any(_norm(r).startswith(name) for r in project["dependencies"]), name
+
+
+LAZY_PACKAGES = ["archive", "bench", "evaluate", "fastpath", "models", "report", "synth", "train", "tune"]
+
+
+def test_lazy_re_exports_resolve_to_their_objects_not_to_submodules():
+    """Importing a submodule sets the package attribute of its name: a re-exported `fit` would become
+    the module `cropray.train.fit`. Every re-export must still be the object after every submodule loaded."""
+    code = f"""
+import importlib, pkgutil, types
+bad = []
+for name in {LAZY_PACKAGES!r}:
+    pkg = importlib.import_module("cropray." + name)
+    for m in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"cropray.{{name}}.{{m.name}}")
+    for export in getattr(pkg, "__all__", []):
+        if isinstance(getattr(pkg, export), types.ModuleType):
+            bad.append(f"cropray.{{name}}.{{export}}")
+print(bad)
+"""
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.strip().splitlines()[-1] == "[]"
