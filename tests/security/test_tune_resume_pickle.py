@@ -98,7 +98,10 @@ def interrupted(ray_local, labels, tmp_path_factory) -> Path:
         finally:
             proc.kill()  # SIGKILL: no clean-up in the driver
             proc.wait()
-    assert _finished_in_tune(out) == 1, f"expected one finished trial at the kill:\n{log.read_text()[-3000:]}"
+    assert _finished_in_tune(out) >= 1, f"no trial finished before the kill:\n{log.read_text()[-3000:]}"
+    if (out / "trials").exists():  # cropray's records: exactly one trial finished, one to rerun
+        finished = [r for r in _records(out).values() if r["status"] in FINISHED]
+        assert len(finished) == 1, f"expected one finished trial at the kill:\n{log.read_text()[-3000:]}"
     return out
 
 
