@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -56,6 +58,18 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# Test hook: with CROPRAY_TEST_KILL_AFTER_TRIALS=N the driver SIGKILLs itself right after writing the
+# record of the Nth trial finished in this process (tests/tune/test_tune_sweep.py): a sweep interrupted
+# at a known point instead of a race between a polling test and the trials. Unset: nothing.
+KILL_AFTER_TRIALS_ENV = "CROPRAY_TEST_KILL_AFTER_TRIALS"
+
+
+def _kill_after_trials_hook(finished: int) -> None:
+    n = os.environ.get(KILL_AFTER_TRIALS_ENV)
+    if n and finished >= int(n):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class _Recorder(tune.Callback):
     """Writes cropray's record of every trial (OUT/trials/trial-NNNN.json: what --resume rebuilds the
     sweep from) and one stderr line per finished trial (Tune's own table is off: it would interleave
@@ -65,6 +79,7 @@ class _Recorder(tune.Callback):
     def __init__(self, out: Path, metric: str, experiment: str, reruns: list[int], base: int):
         self.out, self.metric, self.experiment, self.reruns, self.base = out, metric, experiment, reruns, base
         self.index: dict[str, int] = {}
+        self.finished = 0  # trials finished in this process (the test hook counts them)
 
     def _number(self, trial) -> int:
         if trial.trial_id not in self.index:
@@ -89,6 +104,8 @@ class _Recorder(tune.Callback):
         how = "completed" if r.get("finished") else f"stopped at epoch {r.get('epoch', 0)}"
         value = r.get(self.metric, float("nan"))
         _stderr(f"trial {trial.trial_id}: {how}, {self.metric} {value:.4f}  {trial.config.get('arch', '')}")
+        self.finished += 1
+        _kill_after_trials_hook(self.finished)  # a no-op unless a test arms it
 
     def on_trial_error(self, iteration, trials, trial, **info):
         path = Path(trial.error_file) if trial.error_file else None  # error.txt: text, not the pickle
