@@ -76,7 +76,8 @@ def naive_baseline(archive: Path, model: torch.nn.Module, threshold: float, out:
 
 
 def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, compile_: bool) -> dict:
-    """`cropray score` through the scoring library (embedded local Ray, started and stopped here)."""
+    """`cropray score` through the scoring library: its embedded local Ray (cropray.ray_session: loopback,
+    token auth) is started and stopped inside score_archive, as for the command."""
     from cropray.scoring.config import ScoreConfig
     from cropray.scoring.pipeline import score_archive
 
