@@ -13,6 +13,7 @@ import ipaddress
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,6 +73,17 @@ def _is_loopback(ip: str) -> bool:
     return addr.is_loopback
 
 
+def _http_status(port: int) -> int | None:
+    """The HTTP status of GET / on 127.0.0.1:port without a token; None when it does not speak HTTP/1.1."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except Exception:  # gRPC (HTTP/2) ports, resets
+        return None
+
+
 def _answers_metrics(port: int) -> str | None:
     """The first bytes of a Prometheus page served on 127.0.0.1:port without a token, else None."""
     for path in ("/metrics", "/"):
@@ -105,6 +117,9 @@ def test_embedded_ray_listens_on_loopback_only_and_serves_no_metrics(tmp_path):
         assert not exposed, f"listening beyond loopback: {exposed}"
         metrics = {port: m for _, port, _ in found if (m := _answers_metrics(port))}
         assert not metrics, f"metrics served without a token: {metrics}"
+        # Token auth is on: the HTTP endpoints there are (dashboard agent, runtime-env agent) refuse us.
+        statuses = {port: st for _, port, _ in found if (st := _http_status(port)) is not None}
+        assert statuses and set(statuses.values()) == {401}, statuses
     finally:
         if p.poll() is None:
             p.stdin.write("\n")
