@@ -20,8 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FLAGS = ["--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--compile", "off", "--batch-size", "64"]
 
 
-def _kill_first_actor(pid: int, timeout: float = 240) -> str | None:
-    """SIGKILL the first Ray Data actor (ray::MapWorker(...ScoreBatch...)) under `pid`; its title."""
+def _kill_first_actor(pid: int, timeout: float = 240) -> tuple[str | None, list]:
+    """SIGKILL the first Ray Data actor (ray::MapWorker(...ScoreBatch...)) under `pid`; its title, and
+    the addresses every process of the run listened on just before (issue 13 item 5, during a real
+    `cropray score`; tests/security/test_network_exposure.py checks the same more closely)."""
     import ray  # noqa: F401, I001  (puts Ray's vendored psutil on sys.path, so first)
     import psutil
 
@@ -30,17 +32,20 @@ def _kill_first_actor(pid: int, timeout: float = 240) -> str | None:
         try:
             kids = psutil.Process(pid).children(recursive=True)
         except psutil.NoSuchProcess:
-            return None
+            return None, []
         for c in kids:
             try:
                 title = c.name() + " " + " ".join(c.cmdline()[:1])
             except psutil.Error:
                 continue
             if "MapWorker" in title and "ScoreBatch" in title:
+                pids = {pid, *(k.pid for k in kids)}
+                listening = [x.laddr.ip for x in psutil.net_connections(kind="tcp")
+                             if x.status == psutil.CONN_LISTEN and x.pid in pids]
                 c.kill()
-                return title
+                return title, listening
         time.sleep(0.1)
-    return None
+    return None, []
 
 
 @pytest.mark.slow
@@ -51,12 +56,13 @@ def test_json_stdout_parses_when_an_actor_is_killed(tmp_path, bundle_dir):
            *FLAGS, "--json"]
     p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        killed = _kill_first_actor(p.pid)
+        killed, listening = _kill_first_actor(p.pid)
         out, err = p.communicate(timeout=300)
     finally:
         if p.poll() is None:
             p.kill()
     assert killed, "the run ended before its actor could be killed: the test proved nothing"
+    assert listening and set(listening) <= {"127.0.0.1", "::ffff:127.0.0.1"}, listening
     said = out + err
     assert "(raylet)" in said and "died" in said, "Ray printed nothing about the dead actor: the test proved nothing"
     try:
