@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from cropray.errors import ConfigError
-from cropray.models import build_model, hparam_names, select_arch
+from cropray.models import arch_spec, build_model, hparam_names, list_models, select_arch
 from cropray.train import TrainConfig
 from cropray.train.loop import model_hparams
 from cropray.tune import TuneConfig
@@ -70,11 +70,12 @@ def test_conditional_parameters_only_for_their_architecture(regime, sampler):
         for other, own in OWN.items():
             if other != arch:
                 assert not (own - OWN[arch]) & set(hp), (arch, hp)
-        if arch != "siamese":
+        if arch_spec(arch).loss_family == "logit":  # no metric-learning keys drawn for a logit model
             assert cfg.embedding_dim is None and cfg.resolve(arch).loss in ("bce", "focal")
         lo_hi = {k: v for k, v in p.items() if isinstance(v, float)}
         assert all(np.isfinite(v) for v in lo_hi.values())
     assert archs_seen == set(SPACES[regime]["arch"].options)  # every branch gets drawn
+    assert set(SPACES[regime]["arch"].options) == {a for a in list_models() if regime in arch_spec(a).regimes}
 
 
 @pytest.mark.parametrize("regime", list(SPACES))
