@@ -18,4 +18,15 @@ class BundleError(CroprayError):
 
 
 class ConfigError(CroprayError):
-    """A `--config` JSON or flag value is unknown or out of range."""
+    """A config value is unknown or out of range.
+
+    Raised by the library, it names the config *field* (`field`; None when no single field is at
+    fault) and, for a value outside its rule, the `value` and the `reason` ("is out of range; valid:
+    int in [1, 4,096]"); the CLI turns the field into the flag that sets it
+    (cropray.cli._common.flag_error), so no library message has to know the command line.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, value: object = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message)
+        self.field, self.value, self.reason = field, value, reason

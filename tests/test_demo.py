@@ -40,10 +40,12 @@ def test_demo_refuses_non_empty_workdir(tmp_path, capsys):
 
 
 def test_demo_config_validates():
-    with pytest.raises(ConfigError, match="--labels"):
+    with pytest.raises(ConfigError, match=r"'labels' = 10 is out of range; valid: int >= 25") as e:
         DemoConfig(labels=10)
-    with pytest.raises(ConfigError, match="--archive-files"):
+    assert e.value.field == "labels"
+    with pytest.raises(ConfigError, match="archive_files 4 is more than archive_n 3") as e:
         DemoConfig(archive_n=3, archive_files=4)
+    assert e.value.field == "archive_files"
 
 
 def _descendants(pid: int) -> list:

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, replace
 from cropray.errors import ConfigError
 from cropray.fastpath.specs import PATHS
 from cropray.models.policy import arch_names, known, reference_arch
+from cropray.validate import boolean, choice, integer, number, validate
 
 # Every registered architecture, the reference (seed) design first; every execution path of fastpath.
 ALL_ARCHS = tuple(sorted(arch_names(), key=lambda a: a != reference_arch()))
@@ -15,36 +16,41 @@ ALL_PATHS = tuple(PATHS)
 
 @dataclass(frozen=True)
 class BenchConfig:
-    n: int = 20_000  # crops in the synthetic archive scored end to end (and by the naive baseline)
-    n_accuracy: int = 10_000  # crops each path is compared with fp32 eager on (flips, max |d score|)
+    n: int = integer(20_000, 1)  # crops in the synthetic archive scored end to end (and by the naive
+    #   baseline)
+    n_accuracy: int = integer(10_000, 1)  # crops each path is compared with fp32 eager on (flips, max |d
+    #   score|)
     archs: tuple[str, ...] = ALL_ARCHS  # architectures measured in-process (registered ones)
     paths: tuple[str, ...] = ALL_PATHS  # execution paths measured in-process (fastpath.PATHS names)
     batch_sizes: tuple[int, ...] = (32, 128, 512)  # in-process forward batch sizes
-    repeats: int = 5  # timing repeats; medians are reported
-    forward_crops: int = 1024  # crops per timing repeat (at least one batch)
-    train_seconds: float = 30.0  # brief training per architecture (random weights exaggerate bf16/int8 error)
-    train_crops: int = 2048  # synthetic labelled crops the brief training draws from
-    e2e_path: str = "auto"  # precision/path of the end-to-end run: "auto" or a fastpath path name
-    memory_scale: int = 4  # also score an archive this many times larger to check peak memory (1 = off)
-    peers: bool = True  # ONNX Runtime / OpenVINO, when installed
-    threads: int | None = None  # torch threads (None: torch's default, = the CPUs this process may use)
-    quick: bool = False
-    seed: int = 0
+    repeats: int = integer(5, 1)  # timing repeats; medians are reported
+    forward_crops: int = integer(1024, 1)  # crops per timing repeat (at least one batch)
+    train_seconds: float = number(30.0, 0.0)  # brief training per architecture (random weights exaggerate
+    #   bf16/int8 error)
+    train_crops: int = integer(2048, 1)  # synthetic labelled crops the brief training draws from
+    e2e_path: str = choice("auto", ("auto", *ALL_PATHS))  # precision/path of the end-to-end run: "auto" or a
+    #   fastpath path name
+    memory_scale: int = integer(4, 1)  # also score an archive this many times larger to check peak memory (1
+    #   = off)
+    peers: bool = boolean(True)  # ONNX Runtime / OpenVINO, when installed
+    threads: int | None = integer(None, 1, nullable=True)  # torch threads (None: torch's default, = the CPUs
+    #   this process may use)
+    quick: bool = boolean(False)  # the quick preset (recorded in the report)
+    seed: int = integer(0, 0)  # synthetic data and brief training
 
     def __post_init__(self):
-        for name in ("n", "n_accuracy", "repeats", "forward_crops", "memory_scale", "train_crops"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        validate(self, "bench config")  # each field's rule (cropray.validate); the lists below
         bad = [a for a in self.archs if not known(a)]
         if bad or not self.archs:
-            raise ConfigError(f"--archs {','.join(bad) or '(empty)'}: valid are {','.join(arch_names())}")
+            raise ConfigError(f"bench config archs {','.join(bad) or '(empty)'}: valid are {','.join(arch_names())}",
+                              field="archs")
         bad = [p for p in self.paths if p not in ALL_PATHS]
         if bad or not self.paths:
-            raise ConfigError(f"--paths {','.join(bad) or '(empty)'}: valid are {','.join(ALL_PATHS)}")
-        if self.e2e_path != "auto" and self.e2e_path not in ALL_PATHS:
-            raise ConfigError(f"--e2e-path {self.e2e_path}: valid are auto,{','.join(ALL_PATHS)}")
+            raise ConfigError(f"bench config paths {','.join(bad) or '(empty)'}: valid are {','.join(ALL_PATHS)}",
+                              field="paths")
         if not self.batch_sizes or min(self.batch_sizes) < 1:
-            raise ConfigError(f"--batch-sizes must be integers >= 1, got {self.batch_sizes}")
+            raise ConfigError(f"bench config batch_sizes must be integers >= 1, got {self.batch_sizes}",
+                              field="batch_sizes")
 
     @classmethod
     def quick_preset(cls, **over) -> BenchConfig:

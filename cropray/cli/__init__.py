@@ -12,6 +12,7 @@ import logging
 import sys
 
 from cropray import __version__
+from cropray.cli._common import field_flags, flag_error
 from cropray.errors import CroprayError
 
 # name -> module under cropray.cli; order is the order shown in --help.
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in SUBCOMMANDS:
         importlib.import_module(f"cropray.cli.{name}").register(sub)
+        p = sub.choices[name]
+        p.set_defaults(field_flags=field_flags(p, name))  # config field -> flag, for error messages
     return parser
 
 
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CroprayError as e:
+        e = flag_error(e, args.field_flags)  # a config field's error names the flag that sets it
         print(f"cropray {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

@@ -110,6 +110,39 @@ def non_negative_int(flag: str, hi: int | None = None):
     return _parse
 
 
+# Config fields set by a flag whose name is not the field's (`--` + field, `_` -> `-`), per command.
+RENAMED: dict[str, dict[str, str]] = {"tune": {"time_budget_s": "--time-budget"}, "score": {"bundle": "MODEL"}}
+
+
+def field_flags(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    """config field -> the flag (or positional's METAVAR) of `parser` that sets it."""
+    flags: dict[str, str] = {}
+    for action in parser._actions:  # argparse has no public listing of a parser's arguments
+        if action.option_strings:
+            long = [o for o in action.option_strings if o.startswith("--")] or action.option_strings
+            flags[action.dest] = long[0]
+        elif action.dest not in ("help", argparse.SUPPRESS):
+            flags[action.dest] = action.metavar or action.dest.upper()
+    for field_name, flag in RENAMED.get(command, {}).items():
+        flags[field_name] = flag
+    return flags
+
+
+def flag_error(e: Exception, flags: dict[str, str]) -> Exception:
+    """The one place library errors meet the command line: a ConfigError naming a config field the
+    command sets with a flag is said again with the flag ("--batch-size 99999999 is out of range;
+    valid: int in [1, 65,536]"); any other error is returned as it is."""
+    from cropray.errors import ConfigError
+
+    field_name = getattr(e, "field", None)
+    if not isinstance(e, ConfigError) or field_name not in flags:
+        return e
+    flag = flags[field_name]
+    if e.reason is not None:
+        return ConfigError(f"{flag} {e.value} {e.reason}", field=field_name, value=e.value, reason=e.reason)
+    return ConfigError(f"{flag}: {e}", field=field_name)
+
+
 def fmt_table(rows: list[list[Any]], header: list[str]) -> str:
     """Plain-text table, columns left-aligned, for human summaries."""
     cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]

@@ -52,16 +52,17 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_config(text: str | None) -> dict:
-    """--config: an inline JSON object, or the path of a file holding one. ConfigError names the source."""
+def load_config(text: str | None, flag: str = "--config") -> dict:
+    """`flag` (--config; tune's --fixed): an inline JSON object, or the path of a file holding one.
+    ConfigError names the source."""
     if text is None:
         return {}
-    src = "--config"
+    src = flag
     raw = text
     if not text.lstrip().startswith("{"):
         path = Path(text)
         if not path.is_file():
-            raise ConfigError(f"--config {text}: no such file (give a JSON object or a JSON file)")
+            raise ConfigError(f"{flag} {text}: no such file (give a JSON object or a JSON file)")
         src, raw = str(path), path.read_text()
     try:
         d = json.loads(raw)
@@ -78,9 +79,10 @@ def run(args) -> int:
 
     d = load_config(args.config)
     try:
-        cfg = TrainConfig.from_dict(d).replace(arch=args.arch, epochs=args.epochs, seed=args.seed)
-    except ConfigError as e:
-        raise ConfigError(f"{'--config ' + args.config if args.config else 'flags'}: {e}") from None
+        cfg = TrainConfig.from_dict(d)
+    except ConfigError as e:  # a key of the JSON: name the source, not a flag
+        raise ConfigError(f"--config {args.config}: {e}") from None
+    cfg = cfg.replace(arch=args.arch, epochs=args.epochs, seed=args.seed)  # a bad value names its flag
     shape = parse_crop_shape(args.crop_shape) if args.crop_shape else None
     from cropray.outlock import output_lock
 

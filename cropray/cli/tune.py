@@ -144,10 +144,7 @@ def run(args) -> int:
 
     given = {field: getattr(args, dest) for dest, field in _FIELDS.items() if getattr(args, dest) is not None}
     if "fixed" in given:
-        try:
-            given["fixed"] = load_config(given["fixed"])
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("--config", "--fixed")) from None
+        given["fixed"] = load_config(given["fixed"], flag="--fixed")
     if args.resume and args.overwrite:
         raise ConfigError("--resume and --overwrite contradict each other: pick one")
     if args.resume and given:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from cropray.errors import ConfigError
+from cropray.validate import boolean, choice, integer, mapping, number, validate
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 COMPILE = ("auto", "on", "off")
@@ -67,35 +68,31 @@ class ScoreConfig:
     output: str  # local output directory (scores; `_quarantine/`, `_manifest.json` inside)
     address: str | None = None  # None: embedded local Ray; "auto" or "ray://host:10001": join a cluster
     actors: tuple[int, int] | None = None  # (min, max) actor pool size; None: one per GPU, else 1..CPUs-1
-    batch_size: int = 1024  # rows per batch sent to an actor
-    model_batch: int = 128  # rows per model call inside an actor (fast paths peak at 32-128, PERF_NOTES)
-    cpus_per_actor: float | None = None  # None: 1 (torch threads = max(1, round(cpus)))
-    num_gpus: float | None = None  # per actor; None: 1 when the cluster has GPUs, else 0
+    batch_size: int = integer(1024, 1, LIMITS["batch_size"])  # rows per batch sent to an actor
+    model_batch: int = integer(128, 1, LIMITS["model_batch"])  # rows per model call inside an actor (fast
+    #   paths peak at 32-128, PERF_NOTES)
+    cpus_per_actor: float | None = number(None, 0.0, 1024.0, lo_open=True, nullable=True)  # None: 1 (torch
+    #   threads = max(1, round(cpus)))
+    num_gpus: float | None = number(None, 0.0, MAX_GPUS_PER_ACTOR, nullable=True)  # per actor; None: 1 when
+    #   the cluster has GPUs, else 0
     keep: tuple[str, ...] = ()  # input columns copied to the scores
-    precision: str = "auto"  # fastpath precision: auto | fp32 | bf16 | int8
-    compile: str = "auto"  # fastpath torch.compile: auto | on | off (on pays ~10-60 s per actor once)
-    unit_rows: int = 262_144  # a commit unit holds whole row groups, at most ~this many rows
-    overwrite: bool = False  # discard an existing output directory's results first
-    read_rows: int = 1024  # rows per Arrow batch a read task yields (memory of one read step)
-    extra: dict = field(default_factory=dict)  # free-form notes recorded in the manifest
-    features: int = 0  # > 0: ScoreBatch also returns `_feat` (this many dims) and `_track` (cropray suggest)
+    precision: str = choice("auto", PRECISIONS)  # fastpath precision: auto | fp32 | bf16 | int8
+    compile: str = choice("auto", COMPILE)  # fastpath torch.compile: auto | on | off (on pays ~10-60 s per
+    #   actor once)
+    unit_rows: int = integer(262_144, 1, LIMITS["unit_rows"])  # a commit unit holds whole row groups, at most
+    #   ~this many rows
+    overwrite: bool = boolean(False)  # discard an existing output directory's results first
+    read_rows: int = integer(1024, 1, LIMITS["read_rows"])  # rows per Arrow batch a read task yields (memory
+    #   of one read step)
+    extra: dict = mapping(default_factory=dict)  # free-form notes recorded in the manifest
+    features: int = integer(0, 0, 1024)  # > 0: ScoreBatch also returns `_feat` (this many dims) and `_track`
+    #   (cropray suggest)
 
     def __post_init__(self) -> None:
         if self.actors is not None and not isinstance(self.actors, tuple):
             self.actors = parse_actors(self.actors if not isinstance(self.actors, list) else ",".join(map(str, self.actors)))
         self.keep = parse_keep(self.keep)
-        for name, hi in LIMITS.items():
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi:
-                raise ConfigError(f"{name} must be an integer in [1, {hi:,}], got {v!r}")
-        if self.cpus_per_actor is not None and not (0 < float(self.cpus_per_actor) <= 1024):
-            raise ConfigError(f"--cpus-per-actor must be > 0 and <= 1024, got {self.cpus_per_actor}")
-        if self.num_gpus is not None and not (0 <= float(self.num_gpus) <= MAX_GPUS_PER_ACTOR):
-            raise ConfigError(f"--num-gpus must be >= 0 and <= {MAX_GPUS_PER_ACTOR}, got {self.num_gpus}")
-        if self.compile not in COMPILE:
-            raise ConfigError(f"--compile must be one of {', '.join(COMPILE)}, got {self.compile!r}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        validate(self, "score config")  # each field's rule (cropray.validate)
 
     def compile_arg(self):
         """The value `cropray.fastpath.build_scorer(compile=...)` takes."""

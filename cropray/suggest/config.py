@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from cropray.errors import ConfigError
+from cropray.validate import REQUIRED, integer, mapping, validate
 
 # Reasons, in the order their quotas are filled (a short pool hands its unused quota on).
 TOP, DISAGREE, UNCERTAIN, DIVERSE = "top_score", "disagrees_with_track", "uncertain", "diverse"
@@ -16,25 +17,21 @@ DEFAULT_SHARES = {TOP: 0.1, DISAGREE: 0.2, UNCERTAIN: 0.4, DIVERSE: 0.3}
 class SuggestConfig:
     """One selection. Dumped into the queue's metadata."""
 
-    n: int  # K: crops to pick
-    shares: dict = field(default_factory=lambda: dict(DEFAULT_SHARES))  # reason -> share of K
-    pool_factor: int = 8  # candidates kept per reason = pool_factor x its quota (diversity picks among them)
-    max_pool: int = 50_000  # hard cap per reason, whatever K: the driver's memory bound
-    features: int = 16  # dims of the projected model features that travel back per row
-    seed: int = 0  # the uniform reservoir's random keys
+    n: int = integer(REQUIRED, 1)  # K: crops to pick
+    shares: dict = mapping(default_factory=lambda: dict(DEFAULT_SHARES))  # reason -> share of K
+    pool_factor: int = integer(8, 1)  # candidates kept per reason = pool_factor x its quota (diversity picks
+    #   among them)
+    max_pool: int = integer(50_000, 1)  # hard cap per reason, whatever K: the driver's memory bound
+    features: int = integer(16, 1, 256)  # dims of the projected model features that travel back per row
+    seed: int = integer(0, 0)  # the uniform reservoir's random keys
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n, int) or self.n < 1:
-            raise ConfigError(f"--n must be an integer >= 1, got {self.n!r}")
+        validate(self, "suggest config")  # each field's rule (cropray.validate)
         unknown = set(self.shares) - set(REASONS)
         if unknown:
-            raise ConfigError(f"unknown reasons {sorted(unknown)}; valid: {', '.join(REASONS)}")
+            raise ConfigError(f"unknown reasons {sorted(unknown)}; valid: {', '.join(REASONS)}", field="shares")
         if any(float(v) < 0 for v in self.shares.values()) or sum(map(float, self.shares.values())) <= 0:
-            raise ConfigError(f"shares must be >= 0 and not all 0, got {self.shares}")
-        if self.pool_factor < 1 or self.max_pool < 1:
-            raise ConfigError("pool_factor and max_pool must be >= 1")
-        if not 1 <= self.features <= 256:
-            raise ConfigError(f"features must be in [1, 256], got {self.features}")
+            raise ConfigError(f"shares must be >= 0 and not all 0, got {self.shares}", field="shares")
 
     def quotas(self) -> dict[str, int]:
         """reason -> picks, summing to n (largest remainders get the rounding)."""

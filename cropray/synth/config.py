@@ -6,11 +6,11 @@ checked on construction (ConfigError naming the field), and `to_dict()` is what 
 
 from __future__ import annotations
 
-import math
 import numbers
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from cropray.errors import ConfigError
+from cropray.validate import integer, mapping, number, pair, validate
 
 PROFILES = ("gaussian", "sinc2", "boxcar")
 ENVELOPES = ("constant", "scintillating", "pulsed")
@@ -26,76 +26,65 @@ def check_counts(n, files: int | None) -> None:
     """`n` crops in `files` Parquet files (None: one per chunk) must be integers within the bounds;
     ConfigError naming the field and the bound."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= MAX_CROPS:
-        raise ConfigError(f"n must be an integer in [1, {MAX_CROPS:,}], got {n!r}")
+        raise ConfigError(f"n must be an integer in [1, {MAX_CROPS:,}], got {n!r}", field="n")
     if files is not None and (isinstance(files, bool) or not isinstance(files, numbers.Integral)
                               or not 1 <= files <= min(n, MAX_FILES)):
         raise ConfigError(f"files must be an integer in [1, min(n, {MAX_FILES:,})] = [1, {min(n, MAX_FILES):,}], "
-                          f"got {files!r}")
+                          f"got {files!r}", field="files")
 
 
 @dataclass(frozen=True)
 class SynthConfig:
     # --- crop and labels ---
-    time_bins: int = 64  # T: rows (time) per crop
-    freq_channels: int = 64  # F: channels (frequency) per crop
-    positive_fraction: float = 0.5  # probability that a crop holds a narrowband signal (label 1)
+    time_bins: int = integer(64, 8, MAX_SIDE)  # T: rows (time) per crop
+    freq_channels: int = integer(64, 8, MAX_SIDE)  # F: channels (frequency) per crop
+    positive_fraction: float = number(0.5, 0.0, 1.0)  # probability that a crop holds a narrowband signal
+    #   (label 1)
     # --- noise (both classes) ---
-    noise_level_range: tuple[float, float] = (1e-2, 1e4)  # mean noise power per crop, log-uniform (>= 5 decades)
-    dof_range: tuple[float, float] = (1.0, 64.0)  # radiometer dof nu, log-uniform: power ~ chi2(2 nu)/(2 nu), std = mean/sqrt(nu)
-    bandpass_slope_std: float = 0.3  # std of the log-gain slope across the crop on every crop (0.3 ~ +-35 %)
-    ripple_max: float = 0.04  # max fractional amplitude of the slow bandpass ripple (period 16..128 channels)
-    bandpass_feature_prob: float = 0.15  # prob. of a strong slope, a gain step or an edge roll-off, on any crop
-    gain_drift_prob: float = 0.3  # prob. of a slow gain drift over time (ramp + slow wave, up to ~+-20 %)
+    noise_level_range: tuple[float, float] = pair((1e-2, 1e4), 1e-30)  # mean noise power per crop,
+    #   log-uniform (>= 5 decades)
+    dof_range: tuple[float, float] = pair((1.0, 64.0), 0.5)  # radiometer dof nu, log-uniform: power ~ chi2(2
+    #   nu)/(2 nu), std = mean/sqrt(nu)
+    bandpass_slope_std: float = number(0.3, 0.0, 3.0)  # std of the log-gain slope across the crop on every
+    #   crop (0.3 ~ +-35 %)
+    ripple_max: float = number(0.04, 0.0, 3.0)  # max fractional amplitude of the slow bandpass ripple (period
+    #   16..128 channels)
+    bandpass_feature_prob: float = number(0.15, 0.0, 1.0)  # prob. of a strong slope, a gain step or an edge
+    #   roll-off, on any crop
+    gain_drift_prob: float = number(0.3, 0.0, 1.0)  # prob. of a slow gain drift over time (ramp + slow wave,
+    #   up to ~+-20 %)
     # --- positives: one narrowband signal ---
-    snr_range: tuple[float, float] = (5.0, 100.0)  # SNR of the de-drifted time-integrated spectrum, log-uniform
-    drifting_fraction: float = 0.5  # fraction of signals with a linear drift (others stay in one channel)
-    track_weights: dict | None = None  # weights over TRACKS; None: straight w.p. drifting_fraction, else none
-    drift_range: tuple[float, float] = (0.05, 0.9)  # |drift| in channels per row for drifting signals, uniform
-    min_track_fraction: float = 0.85  # a drifting track stays inside the crop for at least this fraction of rows
-    width_range: tuple[float, float] = (1.0, 4.0)  # signal width in channels (FWHM / main lobe / boxcar), log-uniform
-    profile_weights: dict = field(default_factory=lambda: {"gaussian": 0.5, "sinc2": 0.25, "boxcar": 0.25})
-    envelope_weights: dict = field(default_factory=lambda: {"constant": 0.4, "scintillating": 0.3, "pulsed": 0.3})
-    rfi_on_positive: float = 0.1  # prob. that a positive also carries an impulse or blob (labels mean "has a signal")
+    snr_range: tuple[float, float] = pair((5.0, 100.0), 1e-6)  # SNR of the de-drifted time-integrated
+    #   spectrum, log-uniform
+    drifting_fraction: float = number(0.5, 0.0, 1.0)  # fraction of signals with a linear drift (others stay
+    #   in one channel)
+    track_weights: dict | None = mapping(default=None, nullable=True)  # weights over TRACKS; None: straight
+    #   w.p. drifting_fraction, else none
+    drift_range: tuple[float, float] = pair((0.05, 0.9), 0.0)  # |drift| in channels per row for drifting
+    #   signals, uniform
+    min_track_fraction: float = number(0.85, 0.0, 1.0)  # a drifting track stays inside the crop for at least
+    #   this fraction of rows
+    width_range: tuple[float, float] = pair((1.0, 4.0), 0.5)  # signal width in channels (FWHM / main lobe /
+    #   boxcar), log-uniform
+    profile_weights: dict = mapping(default_factory=lambda: {"gaussian": 0.5, "sinc2": 0.25, "boxcar": 0.25})
+    envelope_weights: dict = mapping(default_factory=lambda: {"constant": 0.4, "scintillating": 0.3, "pulsed": 0.3})
+    rfi_on_positive: float = number(0.1, 0.0, 1.0)  # prob. that a positive also carries an impulse or blob
+    #   (labels mean "has a signal")
     # --- negatives ---
-    negative_weights: dict = field(
+    negative_weights: dict = mapping(
         default_factory=lambda: {"noise": 0.2, "impulse": 0.2, "blob": 0.2, "bump": 0.2, "bandpass": 0.2}
     )
     # --- metadata a detector would emit (Breakthrough-Listen-like high-resolution products) ---
-    channel_width_hz: float = 2.7939677238464355  # frequency step between channels
-    row_seconds: float = 18.253611008  # time step between rows
+    channel_width_hz: float = number(2.7939677238464355, 0.0, 1e300, lo_open=True)  # frequency step between
+    #   channels
+    row_seconds: float = number(18.253611008, 0.0, 1e300, lo_open=True)  # time step between rows
 
     def __post_init__(self):
-        def bad(name, why):
-            raise ConfigError(f"synth config: {name} {why} (got {getattr(self, name)!r})")
+        validate(self, "synth config")  # each field's rule (cropray.validate)
 
-        for name in ("time_bins", "freq_channels"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or not 8 <= v <= MAX_SIDE:
-                bad(name, f"must be an integer in [8, {MAX_SIDE}]")
-        for name in (
-            "positive_fraction", "bandpass_feature_prob", "gain_drift_prob", "drifting_fraction",
-            "min_track_fraction", "rfi_on_positive",
-        ):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and 0.0 <= v <= 1.0):
-                bad(name, "must be a number in [0, 1]")
-        for name in ("bandpass_slope_std", "ripple_max"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and 0.0 <= v <= 3.0):
-                bad(name, "must be a number in [0, 3]")
-        # (name, smallest allowed low end): SNR, noise level and widths must be > 0, drift may be 0.
-        for name, lo_min in (
-            ("noise_level_range", 1e-30), ("dof_range", 0.5), ("snr_range", 1e-6),
-            ("drift_range", 0.0), ("width_range", 0.5),
-        ):
-            r = getattr(self, name)
-            try:
-                lo, hi = (float(v) for v in r)
-            except (TypeError, ValueError):
-                bad(name, "must be a pair (low, high)")
-            if not (math.isfinite(hi) and lo_min <= lo <= hi):
-                bad(name, f"must satisfy {lo_min:g} <= low <= high, both finite")
-            object.__setattr__(self, name, (lo, hi))
+        def bad(name, why):
+            raise ConfigError(f"synth config: {name} {why} (got {getattr(self, name)!r})", field=name)
+
         if self.drift_range[1] * (self.time_bins - 1) > 2 * self.freq_channels:
             bad("drift_range", "lets a track cross more than twice the crop width")
         for name, valid in (
@@ -105,14 +94,10 @@ class SynthConfig:
             w = getattr(self, name)
             if name == "track_weights" and w is None:
                 continue
-            if not isinstance(w, dict) or set(w) - set(valid):
+            if set(w) - set(valid):
                 bad(name, f"must be a dict with keys among {', '.join(valid)}")
             if any(not isinstance(v, int | float) or v < 0 for v in w.values()) or sum(w.values()) <= 0:
                 bad(name, "must have non-negative weights with a positive sum")
-        for name in ("channel_width_hz", "row_seconds"):
-            v = getattr(self, name)
-            if not (isinstance(v, int | float) and v > 0 and math.isfinite(v)):
-                bad(name, "must be a positive number")
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -10,23 +10,18 @@ every bundle; `from_dict()` is how `--config` JSON and sweep configurations come
 from __future__ import annotations
 
 import dataclasses
-import numbers
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
-
-import numpy as np
 
 from cropray.errors import ConfigError
 from cropray.models import policy
+from cropray.validate import boolean, choice, describe, integer, mapping, number, validate
 
 # loss family (ArchSpec.loss_family: what the model's `loss_inputs` returns) -> the losses that fit it
 LOSS_FAMILIES: dict[str, tuple[str, ...]] = {"logit": ("bce", "focal"), "metric": ("supcon", "contrastive")}
 CNN_LOSSES, METRIC_LOSSES = LOSS_FAMILIES["logit"], LOSS_FAMILIES["metric"]
 BALANCES = ("pos_weight", "sampler", "none")
 DEVICES = ("auto", "cpu", "cuda")
-# Fields that may be null (= architecture or model default).
-_NULLABLE = {"epochs", "batch_size", "lr", "dropout", "embedding_dim", "loss", "focal_alpha", "balance",
-             "patience", "min_epochs"}
 
 
 def arch_choices() -> tuple[str, ...]:
@@ -35,79 +30,66 @@ def arch_choices() -> tuple[str, ...]:
     return ("auto", *policy.arch_names())
 
 
-# field -> (kind, lo, hi) for numbers, or (kind, choices) for strings. Ranges are inclusive.
-_RULES: dict[str, tuple] = {
-    "arch": ("choice", arch_choices),
-    "seed": ("int", 0, 2**31 - 1),
-    "epochs": ("int", 0, 1000),
-    "batch_size": ("int", 2, 4096),
-    "epoch_crops": ("int", 1, 10_000_000),
-    "lr": ("float", 1e-6, 1.0),
-    "weight_decay": ("float", 0.0, 1.0),
-    "dropout": ("float", 0.0, 0.95),
-    "embedding_dim": ("int", 2, 1024),
-    "model_kwargs": ("dict",),
-    "loss": ("choice", CNN_LOSSES + METRIC_LOSSES),
-    "focal_gamma": ("float", 0.0, 10.0),
-    "focal_alpha": ("float", 0.0, 1.0),
-    "temperature": ("float", 0.01, 1.0),
-    "margin": ("float", 0.0, 2.0),
-    "balance": ("choice", BALANCES),
-    "augment": ("bool",),
-    "aug_freq_roll": ("int", 0, 256),
-    "aug_freq_flip": ("bool",),
-    "aug_time_shift": ("int", 0, 64),
-    "aug_noise": ("float", 0.0, 1.0),
-    "aug_level_decades": ("float", 0.0, 6.0),
-    "aug_tilt": ("float", 0.0, 3.0),
-    "pre_normalise": ("bool",),
-    "ema": ("float", 0.0, 0.9999),
-    "val_fraction": ("float", 0.05, 0.5),
-    "patience": ("int", 1, 1000),
-    "min_epochs": ("int", 0, 1000),
-    "device": ("choice", DEVICES),
-}
+def _registered(v: Any) -> bool:  # a registered architecture, maybe one a plugin registers on first use
+    return isinstance(v, str) and policy.known(v)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train one model. `None` = the architecture's default (its spec's `train_defaults`)."""
 
-    arch: str = "auto"  # auto (by label count) or a registered architecture (cropray.models.list_models())
-    seed: int = 0  # seeds torch, numpy, folds, augmentations: same seed + data -> same model
-    epochs: int | None = None  # maximum passes over the training split (early stopping may end sooner)
-    batch_size: int | None = None  # crops per optimiser step
-    epoch_crops: int = 256  # minimum crops drawn per epoch: small sets are cycled (fresh augmented views)
-    lr: float | None = None  # AdamW learning rate
-    weight_decay: float = 1e-4  # AdamW decoupled weight decay
-    dropout: float | None = None  # model dropout; None keeps the model's own default
-    embedding_dim: int | None = None  # siamese embedding size; None = model default (64); ignored by CNNs
-    model_kwargs: dict = field(default_factory=dict)  # other build_model hyperparameters (checked there)
-    loss: str | None = None  # bce | focal for logit models (CNNs), supcon | contrastive for metric (siamese)
-    focal_gamma: float = 2.0  # focal loss focusing exponent (0 = BCE)
-    focal_alpha: float | None = None  # focal loss positive-class weight; None = no alpha weighting
-    temperature: float = 0.1  # supcon softmax temperature (lower = harder negatives weigh more)
-    margin: float = 1.0  # contrastive loss negative margin on L2 distance of unit embeddings (0..2)
-    balance: str | None = None  # class imbalance: pos_weight (loss) | sampler (balanced batches) | none
-    augment: bool = True  # apply the spectrogram-valid augmentations of cropray.train.augment
-    aug_freq_roll: int = 16  # max circular roll along frequency, in bins
-    aug_freq_flip: bool = True  # random frequency mirror (flips drift sign)
-    aug_time_shift: int = 4  # max circular roll along time, in rows
-    aug_noise: float = 0.1  # max added Gaussian noise, as a fraction of the crop's robust noise scale
-    aug_level_decades: float = 2.0  # random overall gain spread, decades (log-uniform, +-half)
-    aug_tilt: float = 0.5  # max bandpass tilt: gain exp(a*f), f in [-1, 1], |a| <= aug_tilt
-    pre_normalise: bool = True  # normalise crops once with the model's parameter-free preprocessing and
-    #   augment after it (~2x faster steps on CPU); level/tilt augmentations are then skipped (no-ops there)
-    ema: float = 0.98  # decay of the weight moving average that is validated and kept (0 = raw weights)
-    val_fraction: float = 0.2  # share of the training split held out for early stopping (stratified)
-    patience: int | None = None  # epochs without validation improvement before stopping
-    min_epochs: int | None = None  # no stopping, and no earlier weights kept, before this epoch (None = epochs // 2)
-    device: str = "auto"  # auto (CUDA when present, else CPU) | cpu | cuda
+    arch: str = choice("auto", arch_choices, accept=_registered)  # auto (by label count) or a registered
+    #   architecture (cropray.models.list_models())
+    seed: int = integer(0, 0, 2**31 - 1)  # seeds torch, numpy, folds, augmentations: same seed + data -> same
+    #   model
+    epochs: int | None = integer(None, 0, 1000, nullable=True)  # maximum passes over the training split
+    #   (early stopping may end sooner)
+    batch_size: int | None = integer(None, 2, 4096, nullable=True)  # crops per optimiser step
+    epoch_crops: int = integer(256, 1, 10_000_000)  # minimum crops drawn per epoch: small sets are cycled
+    #   (fresh augmented views)
+    lr: float | None = number(None, 1e-6, 1.0, nullable=True)  # AdamW learning rate
+    weight_decay: float = number(1e-4, 0.0, 1.0)  # AdamW decoupled weight decay
+    dropout: float | None = number(None, 0.0, 0.95, nullable=True)  # model dropout; None keeps the model's
+    #   own default
+    embedding_dim: int | None = integer(None, 2, 1024, nullable=True)  # siamese embedding size; None = model
+    #   default (64); ignored by CNNs
+    model_kwargs: dict = mapping(default_factory=dict)  # other build_model hyperparameters (checked there)
+    loss: str | None = choice(None, CNN_LOSSES + METRIC_LOSSES, nullable=True)  # bce | focal for logit models
+    #   (CNNs), supcon | contrastive for metric (siamese)
+    focal_gamma: float = number(2.0, 0.0, 10.0)  # focal loss focusing exponent (0 = BCE)
+    focal_alpha: float | None = number(None, 0.0, 1.0, nullable=True)  # focal loss positive-class weight;
+    #   None = no alpha weighting
+    temperature: float = number(0.1, 0.01, 1.0)  # supcon softmax temperature (lower = harder negatives weigh
+    #   more)
+    margin: float = number(1.0, 0.0, 2.0)  # contrastive loss negative margin on L2 distance of unit
+    #   embeddings (0..2)
+    balance: str | None = choice(None, BALANCES, nullable=True)  # class imbalance: pos_weight (loss) |
+    #   sampler (balanced batches) | none
+    augment: bool = boolean(True)  # apply the spectrogram-valid augmentations of cropray.train.augment
+    aug_freq_roll: int = integer(16, 0, 256)  # max circular roll along frequency, in bins
+    aug_freq_flip: bool = boolean(True)  # random frequency mirror (flips drift sign)
+    aug_time_shift: int = integer(4, 0, 64)  # max circular roll along time, in rows
+    aug_noise: float = number(0.1, 0.0, 1.0)  # max added Gaussian noise, as a fraction of the crop's robust
+    #   noise scale
+    aug_level_decades: float = number(2.0, 0.0, 6.0)  # random overall gain spread, decades (log-uniform,
+    #   +-half)
+    aug_tilt: float = number(0.5, 0.0, 3.0)  # max bandpass tilt: gain exp(a*f), f in [-1, 1], |a| <= aug_tilt
+    pre_normalise: bool = boolean(True)  # normalise crops once with the model's parameter-free preprocessing
+    #   and augment after it (~2x faster steps on CPU); level/tilt augmentations are then skipped (no-ops there)
+    ema: float = number(0.98, 0.0, 0.9999)  # decay of the weight moving average that is validated and kept (0
+    #   = raw weights)
+    val_fraction: float = number(0.2, 0.05, 0.5)  # share of the training split held out for early stopping
+    #   (stratified)
+    patience: int | None = integer(None, 1, 1000, nullable=True)  # epochs without validation improvement
+    #   before stopping
+    min_epochs: int | None = integer(None, 0, 1000, nullable=True)  # no stopping, and no earlier weights
+    #   kept, before this epoch (None = epochs // 2)
+    device: str = choice("auto", DEVICES)  # auto (CUDA when present, else CPU) | cpu | cuda
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            # Coerce numpy scalars / integral floats (sweep samplers produce them) to plain Python.
-            object.__setattr__(self, f.name, _check(f.name, getattr(self, f.name)))
+        # Each field's rule (cropray.validate); numpy scalars / integral floats from sweep samplers
+        # become plain Python.
+        validate(self, "training config")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -127,7 +109,7 @@ class TrainConfig:
     @classmethod
     def describe(cls) -> str:
         """One line per key with its valid range, for error messages and --help."""
-        return "; ".join(f"{k}: {_rule_text(_RULES[k])}" for k in cls.keys())
+        return describe(cls)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -155,52 +137,10 @@ class TrainConfig:
             return cfg
         if cfg.epochs < 1:
             raise ConfigError(f"epochs = {cfg.epochs}: {arch} must train for >= 1 epoch "
-                              f"(0 is only for label-free models: {', '.join(policy.label_free())})")
+                              f"(0 is only for label-free models: {', '.join(policy.label_free())})", field="epochs")
         valid_losses = LOSS_FAMILIES[spec.loss_family]
         if cfg.loss not in valid_losses:
-            raise ConfigError(f"loss {cfg.loss!r} does not fit arch {arch!r}; valid: {', '.join(valid_losses)}")
+            raise ConfigError(f"loss {cfg.loss!r} does not fit arch {arch!r}; valid: {', '.join(valid_losses)}",
+                              field="loss")
         return cfg
 
-
-def _check(name: str, v: Any) -> Any:
-    """Validate one field; return it as a plain Python value. ConfigError names the key and range."""
-    rule = _RULES[name]
-    kind = rule[0]
-    if v is None:
-        if name not in _NULLABLE:
-            raise ConfigError(f"training config {name!r} must not be null; valid: {_rule_text(rule)}")
-        return None
-    if kind == "choice":
-        if name == "arch" and isinstance(v, str) and policy.known(v):  # registered (maybe via a plugin)
-            return v
-        if v not in _choices(rule):
-            raise ConfigError(f"training config {name!r} = {v!r} is not valid; valid: {_rule_text(rule)}")
-        return v
-    if kind == "bool" and not isinstance(v, (bool, np.bool_)):
-        raise ConfigError(f"training config {name!r} = {v!r} must be true or false")
-    if kind == "bool":
-        return bool(v)
-    if kind == "dict":
-        if not isinstance(v, dict):
-            raise ConfigError(f"training config {name!r} must be a JSON object, got {v!r}")
-        return dict(v)
-    ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
-    if ok and kind == "int":
-        ok = float(v).is_integer()
-    if not ok or not (rule[1] <= v <= rule[2]):
-        raise ConfigError(f"training config {name!r} = {v!r} is out of range; valid: {_rule_text(rule)}")
-    return int(v) if kind == "int" else float(v)
-
-
-def _rule_text(rule: tuple) -> str:
-    kind = rule[0]
-    if kind == "choice":
-        return " | ".join(_choices(rule))
-    if kind in ("bool", "dict"):
-        return {"bool": "true | false", "dict": "JSON object"}[kind]
-    fmt = "{}" if kind == "int" else "{:g}"
-    return f"{kind} in [{fmt.format(rule[1])}, {fmt.format(rule[2])}]"
-
-
-def _choices(rule: tuple) -> tuple:
-    return rule[1]() if callable(rule[1]) else rule[1]

@@ -7,11 +7,12 @@ so a resumed sweep runs with exactly the settings it started with.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from cropray.errors import ConfigError
 from cropray.models.policy import REGIMES
+from cropray.validate import boolean, choice, integer, mapping, number, validate
 
 # `regime` values: auto (by label count) or a regime of the one regime table (cropray.models.policy)
 REGIME_CHOICES = ("auto", *(r.name for r in REGIMES))
@@ -34,51 +35,41 @@ RESERVED = ("arch", "seed", "epochs", "device")
 class TuneConfig:
     """How to run one sweep. The search space itself is data in `cropray.tune.spaces`."""
 
-    regime: str = "auto"  # auto (by label count) | few | mid | many: the regime table in cropray.models.policy
-    samples: int = 16  # trials to run (the first is the regime's default configuration)
-    epochs: int = 30  # max epochs per trial = ASHA max_t; also each trial's cosine LR schedule length
-    grace_epochs: int | None = None  # epochs before ASHA may stop a trial; None = max(1, epochs // 10)
-    reduction_factor: int = 3  # ASHA keeps the top 1/rf of trials at each rung
-    metric: str = "cv_auc"  # objective, see METRICS (all maximised)
-    search: str = "auto"  # auto (Optuna TPE when installed, else random) | optuna | random
-    max_concurrent: int | None = None  # trials at once; None = cluster CPUs // cpus_per_trial
-    cpus_per_trial: float = 1.0  # CPUs reserved per trial (also its torch thread count)
-    gpus_per_trial: float = 0.0  # GPUs per trial; > 0 trains on CUDA
-    time_budget_s: float | None = None  # stop every trial once the sweep has run this long
-    seed: int = 0  # one seed for every trial: same folds, same init -> configs compared on equal terms
-    folds: int | None = None  # k of the cross-validation; None = min(5, minority class count)
-    include_default: bool = True  # trial 0 = the regime's default configuration (a baseline to beat)
-    fixed: dict = field(default_factory=dict)  # unsearched training keys, and per-arch model kwargs
+    regime: str = choice("auto", REGIME_CHOICES)  # auto (by label count) | few | mid | many: the regime table
+    #   in cropray.models.policy
+    samples: int = integer(16, 1, LIMITS["samples"])  # trials to run (the first is the regime's default
+    #   configuration)
+    epochs: int = integer(30, 1, LIMITS["epochs"])  # max epochs per trial = ASHA max_t; also each trial's
+    #   cosine LR schedule length
+    grace_epochs: int | None = integer(None, 1, LIMITS["grace_epochs"], nullable=True)  # epochs before ASHA
+    #   may stop a trial; None = max(1, epochs // 10)
+    reduction_factor: int = integer(3, 2, LIMITS["reduction_factor"])  # ASHA keeps the top 1/rf of trials at
+    #   each rung
+    metric: str = choice("cv_auc", tuple(METRICS))  # objective, see METRICS (all maximised)
+    search: str = choice("auto", SEARCHES)  # auto (Optuna TPE when installed, else random) | optuna | random
+    max_concurrent: int | None = integer(None, 1, LIMITS["max_concurrent"], nullable=True)  # trials at once;
+    #   None = cluster CPUs // cpus_per_trial
+    cpus_per_trial: float = number(1.0, 0.0, LIMITS["cpus_per_trial"], lo_open=True)  # CPUs reserved per
+    #   trial (also its torch thread count)
+    gpus_per_trial: float = number(0.0, 0.0, LIMITS["gpus_per_trial"])  # GPUs per trial; > 0 trains on CUDA
+    time_budget_s: float | None = number(None, 0.0, LIMITS["time_budget_s"], lo_open=True, nullable=True)  # stop every trial once the sweep has run this long
+    seed: int = integer(0, 0, LIMITS["seed"])  # one seed for every trial: same folds, same init -> configs
+    #   compared on equal terms
+    folds: int | None = integer(None, 2, LIMITS["folds"], nullable=True)  # k of the cross-validation; None =
+    #   min(5, minority class count)
+    include_default: bool = boolean(True)  # trial 0 = the regime's default configuration (a baseline to beat)
+    fixed: dict = mapping(default_factory=dict)  # unsearched training keys, and per-arch model kwargs
     #   under the arch's name, e.g. {"batch_size": 64, "shallow_cnn": {"channels": [16, 32, 64]}}
 
     def __post_init__(self) -> None:
-        _choice("regime", self.regime, REGIME_CHOICES)
-        _choice("search", self.search, SEARCHES)
-        _choice("metric", self.metric, tuple(METRICS))
-        _int("samples", self.samples, 1)
-        _int("epochs", self.epochs, 1)
-        _int("reduction_factor", self.reduction_factor, 2)
-        _int("seed", self.seed, 0)
-        if self.grace_epochs is not None:
-            _int("grace_epochs", self.grace_epochs, 1)
-            if self.grace_epochs > self.epochs:
-                raise ConfigError(f"grace_epochs {self.grace_epochs} must be <= epochs {self.epochs}")
-        if self.max_concurrent is not None:
-            _int("max_concurrent", self.max_concurrent, 1)
-        if self.folds is not None:
-            _int("folds", self.folds, 2)
-        _num("cpus_per_trial", self.cpus_per_trial, 0.0, exclusive=True)
-        _num("gpus_per_trial", self.gpus_per_trial, 0.0)
-        if self.time_budget_s is not None:
-            _num("time_budget_s", self.time_budget_s, 0.0, exclusive=True)
-        if not isinstance(self.include_default, bool):
-            raise ConfigError(f"include_default must be true or false, got {self.include_default!r}")
-        if not isinstance(self.fixed, dict):
-            raise ConfigError(f"fixed must be a JSON object, got {type(self.fixed).__name__}")
+        validate(self, "sweep config")  # each field's rule (cropray.validate)
+        if self.grace_epochs is not None and self.grace_epochs > self.epochs:
+            raise ConfigError(f"sweep config grace_epochs {self.grace_epochs} must be <= epochs {self.epochs}",
+                              field="grace_epochs")
         bad = sorted(set(self.fixed) & set(RESERVED))
         if bad:
-            raise ConfigError(f"fixed: {', '.join(bad)} cannot be fixed (set by the sweep: --regime, --seed, "
-                              "--epochs, --gpus-per-trial)")
+            raise ConfigError(f"sweep config fixed: {', '.join(bad)} cannot be fixed (set by the sweep's own "
+                              "regime, seed, epochs and gpus_per_trial)", field="fixed")
 
     @property
     def mode(self) -> str:
@@ -108,21 +99,3 @@ class TuneConfig:
     def replace(self, **changes: Any) -> TuneConfig:
         return dataclasses.replace(self, **changes)
 
-
-def _choice(name: str, v, valid: tuple) -> None:
-    if v not in valid:
-        raise ConfigError(f"{name} {v!r} is not valid; valid: {', '.join(valid)}")
-
-
-def _int(name: str, v, lo: int) -> None:
-    hi = LIMITS[name]
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ConfigError(f"{name} must be an integer in [{lo}, {hi:,}], got {v!r}")
-
-
-def _num(name: str, v, lo: float, exclusive: bool = False) -> None:
-    hi = LIMITS[name]
-    ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and (v > lo if exclusive else v >= lo)
-          and v <= hi)
-    if not ok:
-        raise ConfigError(f"{name} must be a number in {'(' if exclusive else '['}{lo:g}, {hi:,}], got {v!r}")

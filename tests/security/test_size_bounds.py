@@ -48,11 +48,11 @@ def test_library_configs_name_the_field_and_the_bound(tmp_path):
     cases = [
         (lambda: ScoreConfig(bundle="m", input="i", output="o", model_batch=10**9), "model_batch", "4,096"),
         (lambda: ScoreConfig(bundle="m", input="i", output="o", batch_size=10**9), "batch_size", "65,536"),
-        (lambda: ScoreConfig(bundle="m", input="i", output="o", num_gpus=1e9), "--num-gpus", "16"),
+        (lambda: ScoreConfig(bundle="m", input="i", output="o", num_gpus=1e9), "num_gpus", "16"),
         (lambda: parse_actors("1,99999999"), "--actors", "4096"),
         (lambda: synth_archive(tmp_path / "s", 10**20), "n must be", "100,000,000"),
         (lambda: synth_archive(tmp_path / "s", 10, files=10**6), "files must be", "[1, 10]"),
-        (lambda: SynthConfig(time_bins=10**6), "time_bins", "4096"),
+        (lambda: SynthConfig(time_bins=10**6), "time_bins", "4,096"),
         (lambda: TuneConfig(samples=10**9), "samples", "10,000"),
         (lambda: TuneConfig(epochs=10**9), "epochs", "1,000"),
         (lambda: TuneConfig(cpus_per_trial=1e9), "cpus_per_trial", "1,024"),

@@ -20,7 +20,7 @@ def test_unknown_key_lists_valid_keys():
 
 
 @pytest.mark.parametrize("key,value,hint", [
-    ("lr", 5.0, r"float in \[1e-06, 1\]"), ("epochs", 2.5, r"int in \[0, 1000\]"),
+    ("lr", 5.0, r"float in \[1e-06, 1\]"), ("epochs", 2.5, r"int in \[0, 1,000\]"),
     ("dropout", -0.1, r"float in \[0, 0.95\]"), ("arch", "resnet", "auto | siamese"),
     ("augment", 1, "true or false"), ("seed", None, "must not be null"), ("batch_size", True, "int in"),
 ])
