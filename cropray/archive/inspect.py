@@ -16,6 +16,55 @@ from cropray.archive.spec import CROP_ID
 from cropray.errors import ArchiveError
 
 
+class _Tally:
+    """What a full scan adds up over every batch of every file: invalid-row reasons, label counts,
+    the SNR range and the crop ids (for duplicate counting)."""
+
+    def __init__(self) -> None:
+        self.invalid: Counter = Counter()
+        self.labels: Counter = Counter()
+        self.snr_min, self.snr_max = np.inf, -np.inf
+        self.ids: list[pa.Array] = []
+
+    def scan(self, pf, spec) -> int:
+        """Read every row of the open Parquet file `pf`; returns its invalid-row count."""
+        names = pf.schema_arrow.names
+        bad = 0
+        for rb in pf.iter_batches(batch_size=32768):
+            t = pa.Table.from_batches([rb])
+            _, check = validate_decode(t, spec)
+            self.invalid.update(check.counts())
+            bad += check.n_invalid
+            if "label" in names:
+                vc = pc.value_counts(t.column("label"))
+                for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
+                    self.labels[str(int(v)) if v is not None else "null"] += c
+            if "snr" in names:
+                mm = pc.min_max(t.column("snr"))
+                if mm["min"].is_valid:
+                    self.snr_min = min(self.snr_min, mm["min"].as_py())
+                    self.snr_max = max(self.snr_max, mm["max"].as_py())
+            if CROP_ID in names:
+                self.ids.append(t.column(CROP_ID).combine_chunks())
+        return bad
+
+    def summary(self) -> dict:
+        dup_ids = dup_rows = 0
+        if self.ids:
+            vc = pc.value_counts(pa.chunked_array(self.ids).combine_chunks())
+            counts = vc.field("counts").to_numpy()
+            dup_ids = int((counts > 1).sum())
+            dup_rows = int((counts[counts > 1] - 1).sum())
+        return dict(
+            invalid_rows=int(sum(self.invalid.values())),
+            invalid=dict(self.invalid),
+            duplicate_ids=dup_ids,
+            duplicate_rows=dup_rows,
+            labels=dict(self.labels) or None,
+            snr_range=[self.snr_min, self.snr_max] if np.isfinite(self.snr_min) else None,
+        )
+
+
 def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: bool = False) -> dict:
     """Read every file's footer and (with scan) every row; returns a JSON-able summary dict.
 
@@ -25,11 +74,8 @@ def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: 
     files = resolve_archive(path, keep_unusable=True)  # a non-UTF-8 name is a failed file, not a crash
     per_file = []
     failed = [{"file": name, "error": f"{name}: {why}"} for name, why in files.unusable]
-    invalid: Counter = Counter()
-    labels: Counter = Counter()
+    tally = _Tally()
     specs, schema_str = set(), None
-    ids = []
-    snr_min, snr_max = np.inf, -np.inf
     nbytes = 0
     it = files.paths
     if progress:
@@ -47,42 +93,17 @@ def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: 
         nbytes += files.filesystem.get_file_info(p).size or 0
         specs.add(spec.describe())
         schema_str = schema_str or str(pf.schema_arrow)
-        rows = md.num_rows
-        entry = {"file": src, "rows": rows, "row_groups": md.num_row_groups, "crop": spec.describe()}
+        entry = {"file": src, "rows": md.num_rows, "row_groups": md.num_row_groups, "crop": spec.describe()}
         if scan:
-            names = pf.schema_arrow.names
-            bad = 0
             try:
-                for rb in pf.iter_batches(batch_size=32768):
-                    t = pa.Table.from_batches([rb])
-                    _, check = validate_decode(t, spec)
-                    invalid.update(check.counts())
-                    bad += check.n_invalid
-                    if "label" in names:
-                        vc = pc.value_counts(t.column("label"))
-                        for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
-                            labels[str(int(v)) if v is not None else "null"] += c
-                    if "snr" in names:
-                        mm = pc.min_max(t.column("snr"))
-                        if mm["min"].is_valid:
-                            snr_min = min(snr_min, mm["min"].as_py())
-                            snr_max = max(snr_max, mm["max"].as_py())
-                    if CROP_ID in names:
-                        ids.append(t.column(CROP_ID).combine_chunks())
+                entry["invalid"] = tally.scan(pf, spec)
             except Exception as e:
                 failed.append({"file": src, "error": f"read failed ({type(e).__name__}: {e})"})
                 continue
-            entry["invalid"] = bad
         per_file.append(entry)
     if not per_file:
         raise ArchiveError(f"no readable Parquet file in {printable(str(path))}: "
                            + "; ".join(f["error"] for f in failed))
-    dup_ids = dup_rows = 0
-    if ids:
-        vc = pc.value_counts(pa.chunked_array(ids).combine_chunks())
-        counts = vc.field("counts").to_numpy()
-        dup_ids = int((counts > 1).sum())
-        dup_rows = int((counts[counts > 1] - 1).sum())
     out = {
         "archive": printable(str(path)),
         "files": len(files.paths) + len(files.unusable),
@@ -98,12 +119,5 @@ def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: 
         "seconds": round(time.perf_counter() - t0, 3),
     }
     if scan:
-        out.update(
-            invalid_rows=int(sum(invalid.values())),
-            invalid=dict(invalid),
-            duplicate_ids=dup_ids,
-            duplicate_rows=dup_rows,
-            labels=dict(labels) or None,
-            snr_range=[snr_min, snr_max] if np.isfinite(snr_min) else None,
-        )
+        out.update(tally.summary())
     return out
