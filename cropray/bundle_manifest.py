@@ -32,8 +32,8 @@ CALIBRATION_FILE = "calibration.safetensors"
 MAX_SIDE = 4096  # crop side (H or W) a bundle may declare
 MAX_BUNDLE_BYTES = 2 << 30  # every file of a bundle together
 MAX_MANIFEST_BYTES = 16 << 20
-# What a score can be, per architecture: a threshold outside it is absurd. Unlisted: |t| <= 1e6.
-SCORE_RANGE = {"shallow_cnn": (0.0, 1.0), "deep_cnn": (0.0, 1.0), "siamese": (0.0, 1.0)}
+# A threshold outside what the architecture's scores can be (ArchSpec.score_range) is absurd; for an
+# unbounded score (or an unknown architecture, refused later anyway) |threshold| <= 1e6.
 MAX_ABS_THRESHOLD = 1e6
 _SHA = re.compile(r"[0-9a-f]{64}")
 _UNSIGNED = ("created", "bundle_sha256")  # not covered by the digest: creation time, the digest itself
@@ -173,10 +173,17 @@ def _check_values(m: BundleManifest, where) -> None:
             raise BundleError(f"{where}: files[{name!r}] must be a sha256 hex digest, got {digest!r}")
     if not all(1 <= v <= MAX_SIDE for v in m.input_shape):
         raise BundleError(f"{where}: input_shape {list(m.input_shape)} must be within 1..{MAX_SIDE} per side")
-    lo, hi = SCORE_RANGE.get(m.arch, (-MAX_ABS_THRESHOLD, MAX_ABS_THRESHOLD))
+    lo, hi = _score_range(m.arch)
     if not (math.isfinite(m.threshold) and lo <= m.threshold <= hi):
         raise BundleError(f"{where}: threshold={m.threshold!r} is absurd: {m.arch!r} scores lie in "
                           f"[{lo:g}, {hi:g}]")
+
+
+def _score_range(arch: str) -> tuple[float, float]:
+    from cropray.models.policy import arch_spec, known  # the torch-free registry of architectures
+
+    r = arch_spec(arch).score_range if known(arch) else None
+    return tuple(r) if r is not None else (-MAX_ABS_THRESHOLD, MAX_ABS_THRESHOLD)
 
 
 def read_bundle_files(path) -> tuple[BundleManifest, dict[str, bytes]]:

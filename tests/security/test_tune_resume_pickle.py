@@ -1,7 +1,7 @@
 """`cropray tune --resume` never unpickles what a user can plant in --out (issue 13 item 4), and a
 damaged or foreign sweep state is refused with a message, exit 2 (item 10).
 
-One real sweep is interrupted (its driver SIGKILLed once a trial has finished, as a crash would);
+One real sweep is interrupted (its driver SIGKILLed right after a trial finished, as a crash would);
 each test works on a copy of that directory.
 """
 
@@ -13,7 +13,6 @@ import pickle
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -79,29 +78,20 @@ def _finished_in_tune(out: Path) -> int:
 
 @pytest.fixture(scope="module")
 def interrupted(ray_local, labels, tmp_path_factory) -> Path:
-    """OUT of a 2-trial sweep whose driver was killed after trial 0 finished, before trial 1 did."""
+    """OUT of a 2-trial sweep whose driver SIGKILLed itself right after recording trial 0 as finished
+    (the CROPRAY_TEST_KILL_AFTER_TRIALS hook in cropray/tune/sweep.py): a crash at a known point."""
     out = tmp_path_factory.mktemp("sweep") / "out"
     cmd = _cmd(labels, out, ray_local, "--samples", "2", "--epochs", "1", "--folds", "2", "--max-concurrent", "1",
                "--search", "random", "--fixed", json.dumps(TINY_FIXED))
     log = out.parent / "driver.log"
     with open(log, "w") as logf:
-        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + 240
-            while time.time() < deadline and proc.poll() is None:
-                # Kill once a trial has finished and (where cropray keeps records) its record says so.
-                recorded = not (out / "trials").exists() or any(
-                    r["status"] in FINISHED for r in _records(out).values())
-                if _finished_in_tune(out) and recorded:
-                    break
-                time.sleep(0.2)
-        finally:
-            proc.kill()  # SIGKILL: no clean-up in the driver
-            proc.wait()
-    assert _finished_in_tune(out) >= 1, f"no trial finished before the kill:\n{log.read_text()[-3000:]}"
+        r = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, timeout=300,
+                           env={**os.environ, "CROPRAY_TEST_KILL_AFTER_TRIALS": "1"})
     if (out / "trials").exists():  # cropray's records: exactly one trial finished, one to rerun
-        finished = [r for r in _records(out).values() if r["status"] in FINISHED]
-        assert len(finished) == 1, f"expected one finished trial at the kill:\n{log.read_text()[-3000:]}"
+        finished = [rec for rec in _records(out).values() if rec["status"] in FINISHED]
+        assert r.returncode == -9 and len(finished) == 1, log.read_text()[-3000:]
+    else:  # a cropray without records (nor the hook) runs to the end: still a sweep to resume
+        assert _finished_in_tune(out) >= 1, f"no trial finished (rc {r.returncode}):\n{log.read_text()[-3000:]}"
     return out
 
 
