@@ -134,6 +134,7 @@ def _start_embedded(num_cpus: int | None) -> None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    _make_token_private()
     try:
         from ray._private.authentication.authentication_utils import is_token_auth_enabled
 
@@ -142,6 +143,21 @@ def _start_embedded(num_cpus: int | None) -> None:
                   "listens on 127.0.0.1 only, but any local user can reach it", file=sys.stderr)
     except ImportError:
         pass
+
+
+def _make_token_private(path: Path | None = None) -> None:
+    """Ray writes ~/.ray/auth_token world-readable (0644); whoever reads it can run code on the cluster.
+
+    Tighten it to 0600 (and its folder to 0700) when it is ours; a file of another user is left alone.
+    """
+    path = path or Path.home() / ".ray" / "auth_token"
+    for p, mode in ((path, 0o600), (path.parent, 0o700)):
+        try:
+            st = p.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o077:
+                os.chmod(p, mode)
+        except OSError:
+            pass
 
 
 def open_session(address: str | None = None, *, num_cpus: int | None = None,

@@ -49,3 +49,17 @@ def test_an_initialised_ray_is_reused_and_left_running(ray_local, monkeypatch):
     assert s.resources().cpus == 2.0
     s.close()
     assert ray_local.is_initialized()
+
+
+def test_auth_token_is_made_private(tmp_path):
+    """Ray writes its token 0644; anyone who reads it can run code on the cluster."""
+    from cropray.ray_session import _make_token_private
+
+    folder = tmp_path / ".ray"
+    folder.mkdir(mode=0o755)
+    token = folder / "auth_token"
+    token.write_text("x" * 64)
+    token.chmod(0o644)
+    _make_token_private(token)
+    assert token.stat().st_mode & 0o777 == 0o600
+    assert folder.stat().st_mode & 0o777 == 0o700
