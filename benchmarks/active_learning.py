@@ -157,6 +157,9 @@ def main(argv=None) -> int:
     p.add_argument("--pool", type=int, default=4000)
     p.add_argument("--test", type=int, default=2000)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seed-list", default=None, help="run only these seeds, e.g. 1,2 (parallel processes)")
+    p.add_argument("--merge", default=None, metavar="DIRS",
+                   help="comma-separated output dirs of earlier runs: table + plot of all their rows, no training")
     p.add_argument("--start", type=int, default=25)
     p.add_argument("--step", type=int, default=25)
     p.add_argument("--rounds", type=int, default=8)
@@ -174,7 +177,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     rows = []
-    for s in range(args.seeds):
+    if args.merge:
+        for d in args.merge.split(","):
+            rows += json.loads((Path(d) / "rounds.json").read_text())["rows"]
+    seeds = [] if args.merge else ([int(v) for v in args.seed_list.split(",")] if args.seed_list
+                                   else list(range(args.seeds)))
+    for s in seeds:
         rows += run_seed(s, args, lambda m: print(m, flush=True))
         (out / "rounds.json").write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     plot(rows, args.rounds, out / "active_learning.png")
