@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -19,9 +20,12 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the final summary as JSON on stdout")
 
 
-def emit(summary: dict[str, Any], human: str, as_json: bool, out: TextIO | None = None) -> None:
-    """Print the end-of-job summary: JSON (machine) or the human text, to `out` (default stdout)."""
+def emit(summary: Any, human: str, as_json: bool, out: TextIO | None = None) -> None:
+    """Print the end-of-job summary: JSON (machine) or the human text, to `out` (default stdout).
+    `summary`: a typed job result (its `dataclasses.asdict` is the JSON) or a JSON-able dict."""
     out = out or sys.stdout
+    if dataclasses.is_dataclass(summary):
+        summary = dataclasses.asdict(summary)
     if as_json:
         print(json.dumps(summary, indent=2, sort_keys=True, default=_json_default), file=out)
     else:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, json_stdout, positive_int
 from cropray.scoring.config import LIMITS  # torch- and Ray-free: the bounds of the size flags
+
+if TYPE_CHECKING:
+    from cropray.scoring.result import ScoreResult
 
 EPILOG = """\
 example:
@@ -69,45 +73,45 @@ def config_from_args(args):
                        overwrite=args.overwrite)
 
 
-def human(s: dict) -> str:
-    if s["noop"]:
+def human(s: ScoreResult) -> str:
+    if s.noop:
         # already done, or why there was nothing to score (every file failed, no rows)
-        head = s.get("noop_reason") or f"nothing to do: {s['output']} already holds every unit"
+        head = s.noop_reason or f"nothing to do: {s.output} already holds every unit"
     else:
-        rate = f"{s['crops_per_s']:,.0f} crops/s" if s["crops_per_s"] else "-"
-        head = f"scored {s['rows_this_run']:,} rows in {s['wall_s']:.1f} s ({rate})" + (
-            f", resumed after {s['units_already_done']} units done before" if s["resumed"] else "")
-    ok = "ok" if s["reconciled"] else "MISMATCH"
+        rate = f"{s.crops_per_s:,.0f} crops/s" if s.crops_per_s else "-"
+        head = f"scored {s.rows_this_run:,} rows in {s.wall_s:.1f} s ({rate})" + (
+            f", resumed after {s.units_already_done} units done before" if s.resumed else "")
+    ok = "ok" if s.reconciled else "MISMATCH"
     lines = [
         head,
-        f"  model      {s['model_id']}",
-        f"  rows       read {s['rows_read']:,} = scored {s['rows_scored']:,} + quarantined {s['rows_quarantined']:,} ({ok})",
-        f"  positives  {s['positives']:,} ({s['positives'] / max(1, s['rows_scored']):.2%} of scored)",
-        f"  files      {s['files_done']} done, {s['files_failed']} failed, {s['files_pending']} pending (of {s['files']})",
+        f"  model      {s.model_id}",
+        f"  rows       read {s.rows_read:,} = scored {s.rows_scored:,} + quarantined {s.rows_quarantined:,} ({ok})",
+        f"  positives  {s.positives:,} ({s.positives / max(1, s.rows_scored):.2%} of scored)",
+        f"  files      {s.files_done} done, {s.files_failed} failed, {s.files_pending} pending (of {s.files})",
     ]
-    if s["reasons"]:
-        lines.append("  quarantine " + ", ".join(f"{k} {v:,}" for k, v in sorted(s["reasons"].items())))
-    d = s["duplicates"]
-    if d["crop_ids"]:
-        lines.append(f"  duplicates {d['crop_ids']:,} crop_ids appear more than once ({d['extra_rows']:,} extra rows), "
-                     f"e.g. {', '.join(d['examples'][:3])}")
-    for f in s["failed"][:10]:
-        lines.append(f"  FAILED     {f['error']}")
-    if s.get("first_block_s") is not None:
-        steady = f"{s['steady_crops_per_s']:,.0f} crops/s" if s.get("steady_crops_per_s") else "-"
-        paths = ", ".join(sorted({a["path"] for a in s["actors"] if a.get("path")})) or "-"
-        lines.append(f"  timing     first results after {s['first_block_s']:.1f} s (actor start-up: imports, "
+    if s.reasons:
+        lines.append("  quarantine " + ", ".join(f"{k} {v:,}" for k, v in sorted(s.reasons.items())))
+    d = s.duplicates
+    if d.crop_ids:
+        lines.append(f"  duplicates {d.crop_ids:,} crop_ids appear more than once ({d.extra_rows:,} extra rows), "
+                     f"e.g. {', '.join(d.examples[:3])}")
+    for f in s.failed[:10]:
+        lines.append(f"  FAILED     {f.error}")
+    if s.first_block_s is not None:
+        steady = f"{s.steady_crops_per_s:,.0f} crops/s" if s.steady_crops_per_s else "-"
+        paths = ", ".join(sorted({a.path for a in s.actors if a.path})) or "-"
+        lines.append(f"  timing     first results after {s.first_block_s:.1f} s (actor start-up: imports, "
                      f"bundle, path build); then {steady}; path {paths}")
-    if s["actors"]:
-        mem = ", ".join(f"{a['peak_rss_mb']:.0f}" for a in s["actors"])
-        lines.append(f"  memory     driver {s['driver_peak_rss_mb']:.0f} MB peak RSS; actors {mem} MB")
-    lines.append(f"  output     {s['output']} (report: {s['output'].rstrip('/')}/_manifest.json)")
+    if s.actors:
+        mem = ", ".join(f"{a.peak_rss_mb:.0f}" for a in s.actors)
+        lines.append(f"  memory     driver {s.driver_peak_rss_mb:.0f} MB peak RSS; actors {mem} MB")
+    lines.append(f"  output     {s.output} (report: {s.output.rstrip('/')}/_manifest.json)")
     return "\n".join(lines)
 
 
-def exit_status(s: dict) -> int:
-    attention = s["rows_quarantined"] or s["files_failed"] or s["files_pending"] or s["duplicates"]["crop_ids"]
-    return EXIT_ATTENTION if attention or not s["reconciled"] else EXIT_OK
+def exit_status(s: ScoreResult) -> int:
+    attention = s.rows_quarantined or s.files_failed or s.files_pending or s.duplicates.crop_ids
+    return EXIT_ATTENTION if attention or not s.reconciled else EXIT_OK
 
 
 def run(args) -> int:

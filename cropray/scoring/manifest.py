@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from cropray.errors import CroprayError
+from cropray.scoring.result import ScoreResult
 
 FORMAT = "cropray-score/1"
 MANIFEST = "_manifest.json"
@@ -132,9 +133,46 @@ class Manifest:
     def done_keys(self) -> set[str]:
         return {k for k, r in self.data["units"].items() if r.get("status") == "done"}
 
+    def rows_done(self, keys) -> int:
+        """Rows read by those of the units `keys` that are committed."""
+        units = self.data["units"]
+        return sum(units[k]["rows"] for k in keys if units.get(k, {}).get("status") == "done")
+
     # -- updates ----------------------------------------------------------------------------------
+    def resume_with(self, config: dict) -> None:
+        """A resumed run records its own settings (the resumability checks passed)."""
+        self.data["config"] = config
+
+    def forget_unfinished(self) -> None:
+        """Drop the records of units that failed or never finished: this run tries them again."""
+        units = self.data["units"]
+        for key in [k for k, r in units.items() if r.get("status") != "done"]:
+            del units[key]
+
     def record_unit(self, key: str, record: dict) -> None:
         self.data["units"][key] = record
+
+    def record_duplicates(self, duplicates: dict) -> None:
+        """crop_ids seen more than once over the committed output (cropray.scoring.dups)."""
+        self.data["duplicates"] = duplicates
+
+    def record_on_disk(self, scores: int, quarantine: int) -> None:
+        """Rows counted in the committed files: the totals reconcile only if they match the records."""
+        t = self.data["totals"]
+        t["rows_on_disk"] = {"scores": scores, "quarantine": quarantine}
+        t["reconciled"] &= (scores, quarantine) == (t["rows_scored"], t["rows_quarantined"])
+
+    def finish_run(self, run: dict) -> None:
+        """Append this run's record and set the state from the totals (summarize first)."""
+        totals = self.data["totals"]
+        self.data["runs"].append(run)
+        complete = totals["files_pending"] == 0 and totals["files_failed"] == 0
+        self.data["state"] = "complete" if complete else "incomplete"
+        self.data["throughput_crops_per_s"], self.data["wall_s"] = run.get("crops_per_s"), run.get("wall_s")
+
+    def result(self) -> ScoreResult:
+        """The typed summary of the output (totals) and of the last run."""
+        return ScoreResult.from_manifest(self.data)
 
     def summarize(self, plan) -> dict:
         """Recompute `files` and `totals` from the unit records and the plan's pre-checks."""

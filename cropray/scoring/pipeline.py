@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from cropray.archive import resolve_archive
-from cropray.archive.files import printable
+from cropray.archive.files import ArchiveFiles, printable
 from cropray.errors import ConfigError, CroprayError
 from cropray.outlock import LOCK_NAME
 from cropray.scoring.commit import (
@@ -41,6 +41,7 @@ from cropray.scoring.commit import (
 from cropray.scoring.config import ScoreConfig
 from cropray.scoring.manifest import MANIFEST, Manifest
 from cropray.scoring.plan import Plan, plan_archive
+from cropray.scoring.result import ScoreResult
 
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -61,14 +62,14 @@ def _open_output(cfg: ScoreConfig, plan: Plan, model: dict) -> tuple[Manifest, b
         old = None
     if old is not None:
         old.check_resumable(model, plan.signature(), plan.units, plan.fingerprints())
-        old.data["config"] = cfg.to_dict()
+        old.resume_with(cfg.to_dict())
         return old, True
     out.mkdir(parents=True, exist_ok=True)
     return Manifest.new(out, model=model, input_root=cfg.input, signature=plan.signature(), config=cfg.to_dict(),
                         inputs=plan.fingerprints()), False
 
 
-def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Manifest, *, strict: bool,
+def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manifest: Manifest, *, strict: bool,
                    on_block=None):
     """One Ray Data pipeline per crop encoding among the pending units; returns (pool plan, actor stats,
     timing: "first_block" = when the first scored block reached the driver (time.time()), and
@@ -83,7 +84,6 @@ def _run_pipelines(cfg, plan: Plan, pending, committer: Committer, manifest: Man
     pool = plan_pool(cfg.actors, cfg.cpus_per_actor, cfg.num_gpus, cluster_cpus=res.get("CPU", 0.0),
                      cluster_gpus=res.get("GPU", 0.0), strict=strict)
     bundle_ref = ray.put(bundle_files(cfg.bundle))  # loaded (and hash-checked) once per actor
-    files = _inputs(cfg)
     actors: dict[str, dict] = {}
     timing: dict = {}
     for group, spec in plan.specs.items():
@@ -129,15 +129,17 @@ def _note_actors(actors: dict, block) -> None:
         a["peak_rss_mb"] = max(a["peak_rss_mb"], round(kb / 1024, 1))
 
 
-def _inputs(cfg: ScoreConfig):
-    """The archive's files, minus any under OUTPUT (scoring `dir/` into `dir/scores/`, then rerunning)."""
+def _inputs(cfg: ScoreConfig, files: ArchiveFiles | None = None) -> ArchiveFiles:
+    """The archive's files (`files`, or `cfg.input` resolved now), minus any under OUTPUT (scoring
+    `dir/` into `dir/scores/`, then rerunning)."""
     import dataclasses
 
     import pyarrow.fs as pafs
 
     from cropray.errors import ArchiveError
 
-    files = resolve_archive(cfg.input, keep_unusable=True)  # non-UTF-8 names: failed files, not a crash
+    if files is None:
+        files = resolve_archive(cfg.input, keep_unusable=True)  # non-UTF-8 names: failed files, not a crash
     if isinstance(files.filesystem, pafs.LocalFileSystem):
         out = str(Path(cfg.output).resolve()) + "/"
         kept = [p for p in files.paths if not str(Path(p).resolve()).startswith(out)]
@@ -147,8 +149,12 @@ def _inputs(cfg: ScoreConfig):
     return files
 
 
-def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> dict:
+def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None,
+                  files: ArchiveFiles | None = None) -> ScoreResult:
     """Score `cfg.input` into `cfg.output`; returns the summary (also in OUTPUT/_manifest.json).
+
+    files: `cfg.input` already resolved (cropray.archive.resolve_archive(..., keep_unusable=True)) by
+    a caller that reads the archive again afterwards (cropray suggest): it is listed once per job.
 
     log(str): progress messages. on_commit(key, record): called in the driver after each unit is
     committed or failed (progress displays; the multi-node test kills a node from it).
@@ -173,10 +179,11 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None) -> 
     bundle = read_manifest(cfg.bundle)  # digest + weight hashes checked; the model is built in the actors only
     model = {"model_id": bundle.model_id, "bundle_sha256": bundle.bundle_sha256, "bundle": str(cfg.bundle),
              "threshold": float(bundle.threshold), "input_shape": list(bundle.input_shape)}
-    plan = plan_archive(_inputs(cfg), model_shape=tuple(bundle.input_shape), keep=cfg.keep, unit_rows=cfg.unit_rows)
+    files = _inputs(cfg, files)  # listed once: the plan and the read tasks use the same list
+    plan = plan_archive(files, model_shape=tuple(bundle.input_shape), keep=cfg.keep, unit_rows=cfg.unit_rows)
     with output_lock(out, read_only_ok=True) as lock:
         try:
-            return _score_locked(cfg, plan, bundle.model_id, model, lock, log, on_commit, on_block, t0)
+            return _score_locked(cfg, plan, files, bundle.model_id, model, lock, log, on_commit, on_block, t0)
         except OSError as e:
             err = disk_error(e, out)
             if err is None:
@@ -202,13 +209,13 @@ def disk_error(e: OSError, out: Path) -> CroprayError | None:
         f"(or make {out} writable) and rerun the same command to finish the rest")
 
 
-def _score_locked(cfg, plan: Plan, model_id: str, model: dict, lock, log, on_commit, on_block, t0: float) -> dict:
+def _score_locked(cfg, plan: Plan, files, model_id: str, model: dict, lock, log, on_commit, on_block,
+                  t0: float) -> ScoreResult:
     """Everything that reads or writes OUTPUT, under its lock."""
     out = Path(cfg.output)
     manifest, resumed = _open_output(cfg, plan, model)
     done = manifest.done_keys()
-    for key in [k for k, r in manifest.data["units"].items() if r.get("status") != "done"]:
-        del manifest.data["units"][key]  # failed or unfinished before: try again
+    manifest.forget_unfinished()  # failed or unfinished before: try again
     pending = [u for u in plan.units if u.key not in done]
     manifest.summarize(plan)
     run = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "resumed": resumed,
@@ -243,8 +250,8 @@ def _score_locked(cfg, plan: Plan, model_id: str, model: dict, lock, log, on_com
         t1 = time.time()
         # strict: an embedded cluster cropray started has a known, fixed size
         try:
-            pool, actors, timing = _run_pipelines(cfg, plan, pending, committer, manifest, strict=session.private,
-                                                  on_block=on_block)
+            pool, actors, timing = _run_pipelines(cfg, plan, files, pending, committer, manifest,
+                                                  strict=session.private, on_block=on_block)
         except BaseException:
             committer.abort()
             raise
@@ -260,9 +267,7 @@ def _score_locked(cfg, plan: Plan, model_id: str, model: dict, lock, log, on_com
                    retried_rows_dropped=committer.dropped_duplicates, lost=lost)
     finally:
         session.close()
-    rows = sum(manifest.data["units"][u.key]["rows"] for u in pending
-               if manifest.data["units"].get(u.key, {}).get("status") == "done")
-    return _finish(manifest, plan, run, t0, rows, actors)
+    return _finish(manifest, plan, run, t0, manifest.rows_done(u.key for u in pending), actors)
 
 
 def nothing_to_do(plan: Plan, out: Path) -> str:
@@ -282,7 +287,8 @@ def nothing_to_do(plan: Plan, out: Path) -> str:
             f"hold no rows ({names})")
 
 
-def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: dict, *, write: bool = True) -> dict:
+def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: dict, *,
+            write: bool = True) -> ScoreResult:
     """Totals, the duplicate check after new output, the run record; the manifest saved if `write`."""
     from cropray.scoring.dups import find_duplicates
 
@@ -291,39 +297,15 @@ def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: 
     done = manifest.done_keys()
     if rows is not None:  # the duplicate check reads every committed crop_id: only after new output
         paths = [p for k in sorted(done) for p in (scores_path(out, k), quarantine_path(out, k)) if p.exists()]
-        manifest.data["duplicates"] = find_duplicates(paths, totals["rows_read"])
-        # the files themselves, not only the counters, must add up
-        on_disk = rows_on_disk(out, done)
-        totals["rows_on_disk"] = {"scores": on_disk[0], "quarantine": on_disk[1]}
-        totals["reconciled"] &= on_disk == (totals["rows_scored"], totals["rows_quarantined"])
+        manifest.record_duplicates(find_duplicates(paths, totals["rows_read"]))
+        manifest.record_on_disk(*rows_on_disk(out, done))  # the files themselves must add up too
     wall = time.time() - t0
     run.update(wall_s=round(wall, 3), rows=rows or 0,
                crops_per_s=round((rows or 0) / run["scoring_s"], 1) if run.get("scoring_s") else None,
                driver_peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                actors=sorted(actors.values(), key=lambda a: a["worker"]))
-    manifest.data["runs"].append(run)
-    complete = totals["files_pending"] == 0 and totals["files_failed"] == 0
-    manifest.data["state"] = "complete" if complete else "incomplete"
-    manifest.data["throughput_crops_per_s"], manifest.data["wall_s"] = run["crops_per_s"], run["wall_s"]
+    manifest.finish_run(run)
     if write:
         manifest.save(force=True)
-    return summary_from_manifest(manifest.data)
+    return manifest.result()
 
-
-def summary_from_manifest(m: dict) -> dict:
-    t, run = m["totals"], m["runs"][-1]
-    dups = m.get("duplicates") or {"crop_ids": 0, "extra_rows": 0, "examples": []}
-    failed = [{"file": f["file"], "error": f["error"]} for f in m["files"] if f["status"] == "failed"]
-    return {
-        "output": str(m.get("config", {}).get("output")), "model_id": m["model"]["model_id"], "state": m["state"],
-        "noop": bool(run.get("noop")), "noop_reason": run.get("noop_reason"), "resumed": run.get("resumed", False),
-        "rows_read": t["rows_read"], "rows_scored": t["rows_scored"], "rows_quarantined": t["rows_quarantined"],
-        "reconciled": t["reconciled"], "reasons": t["reasons"], "positives": t["positives"],
-        "files": t["files"], "files_done": t["files_done"], "files_failed": t["files_failed"],
-        "files_pending": t["files_pending"], "failed": failed, "duplicates": dups,
-        "rows_this_run": run.get("rows", 0), "crops_per_s": run.get("crops_per_s"), "wall_s": run.get("wall_s"),
-        "units_already_done": run.get("units_already_done"), "units_scored": run.get("units_to_score"),
-        "driver_peak_rss_mb": run.get("driver_peak_rss_mb"), "actors": run.get("actors", []),
-        "pool": run.get("pool"), "first_block_s": run.get("first_block_s"),
-        "steady_crops_per_s": run.get("steady_rows_per_s"),
-    }

@@ -55,10 +55,11 @@ def suggest(model: str, archive: str, out: str, cfg: SuggestConfig, *, labels: s
     try:
         scfg = ScoreConfig(bundle=model, input=archive, output=str(work), overwrite=True,
                            features=cfg.features, **(score_kwargs or {}))
-        run = score_archive(scfg, log=log, on_block=col)
+        files = resolve_archive(archive, keep_unusable=True)  # listed once: scored, then the picks fetched
+        run = score_archive(scfg, log=log, on_block=col, files=files)
         picks = choose(col)
         t1 = time.time()
-        fs = resolve_archive(archive).filesystem
+        fs = files.filesystem
         where = [(*col.units[int(u)], int(r), c) for u, r, c in zip(picks.rows.unit, picks.rows.row, picks.rows.crop_id)]
         from cropray.suggest.fetch import fetch_crops
 

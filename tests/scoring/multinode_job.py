@@ -36,7 +36,7 @@ def main(bundle: str, inp: str, out: str) -> None:
                                       unit_rows=1), on_commit=on_commit)
     finally:
         cluster.shutdown()
-    print(json.dumps({"summary": s, "event": event}, default=str))
+    print(json.dumps({"summary": s.to_dict(), "event": event}, default=str))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from cropray.cli import main
 from cropray.fastpath import TOLERANCE
 from cropray.models import list_models
 from cropray.scoring import ScoreConfig, score_archive
+from cropray.scoring.manifest import Manifest
+from cropray.scoring.result import ScoreResult
 
 ONE_ACTOR = dict(actors=(1, 1), cpus_per_actor=0.5, precision="fp32", compile="off", batch_size=32)
 
@@ -32,7 +34,10 @@ def test_pipeline_scores_equal_in_process_scores(ray_local, tmp_path, bundle_dir
     write_good(tmp_path / "in", 48, files=3)
     s = score_archive(ScoreConfig(bundle=str(bundle_dir(arch)), input=str(tmp_path / "in"),
                                   output=str(tmp_path / "out"), keep=("obs",), **ONE_ACTOR))
-    assert s["rows_scored"] == 48 and s["rows_read"] == 48 and s["reconciled"] and s["state"] == "complete"
+    assert s.rows_scored == 48 and s.rows_read == 48 and s.reconciled and s.state == "complete"
+    assert isinstance(s, ScoreResult) and s.duplicates.crop_ids == 0 and s.actors and s.actors[0].rows == 48
+    # the manifest holds the same result the call returned (a no-op rerun reports it again)
+    assert Manifest.load(tmp_path / "out").result().rows_scored == 48
     df = pd.read_parquet(tmp_path / "out")  # plain pandas: the scores only, one table
     assert list(df.columns) == ["crop_id", "score", "is_signal", "model_id", "obs"] and len(df) == 48
     assert df["score"].dtype == np.float32 and df["crop_id"].is_unique
