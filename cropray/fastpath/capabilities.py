@@ -26,16 +26,23 @@ class Capabilities:
     cuda_bf16: bool
     inductor: bool  # torch._inductor importable, a C++ compiler on PATH, TORCH_COMPILE_DISABLE not set
     torchao: bool  # PT2E quantization lives in torchao since torch 2.9 (PERF_NOTES trap)
+    onnxruntime: bool = False  # onnxruntime + onnx importable: the `onnx_fp32` path (onnx_path.py)
 
     @property
     def bf16_cpu(self) -> bool:
         return self.avx512_bf16 or self.amx_bf16
 
-    def can_run(self, precision: str, device: str, compiled: bool) -> tuple[bool, str]:
+    def can_run(self, precision: str, device: str, compiled: bool, runtime: str = "torch") -> tuple[bool, str]:
         """(ok, reason). Reduced precision on hardware without native support is emulated and slower
         than fp32, so it counts as "cannot run" for `auto` (an explicit request still gets an error)."""
         if device == "cuda" and not self.cuda:
             return False, "CUDA is not available"
+        if runtime == "onnxruntime":
+            if device != "cpu":
+                return False, "the ONNX Runtime path is a CPU path"
+            if not self.onnxruntime:
+                return False, "needs onnxruntime and onnx (pip install 'cropray[fast]')"
+            return (True, "") if precision == "fp32" and not compiled else (False, "ONNX Runtime path is fp32")
         if compiled and not self.inductor:
             return False, "torch.compile unavailable (needs torch._inductor and a C++ compiler; TORCH_COMPILE_DISABLE unset)"
         if precision == "bf16":
@@ -99,4 +106,5 @@ def detect() -> Capabilities:
         and any(shutil.which(c) for c in ("g++", "c++", "clang++"))
         and os.environ.get("TORCH_COMPILE_DISABLE", "").lower() not in ("1", "true"),
         torchao=importlib.util.find_spec("torchao") is not None,
+        onnxruntime=all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx")),
     )

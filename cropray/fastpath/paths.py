@@ -88,6 +88,11 @@ def prepare(model: nn.Module, spec: PathSpec, *, device: str, batch: int, exampl
     On CPU the model's RobustNorm runs as numpy outside the (compiled) network (preprocess.py).
     Raises whatever torch raises when a path cannot be built; the caller decides on a fallback.
     """
+    if spec.runtime == "onnxruntime":  # the network exported and run by ONNX Runtime (onnx_path.py)
+        from cropray.fastpath import onnx_path
+
+        fn, info = onnx_path.build(model, example.cpu(), threads=torch.get_num_threads())
+        return Runner(fn, batch=batch, pad=False), info
     info: dict = {"bn_folded": 0, "bn_left": 0, "channels_last": False, "preprocess": "torch (in model)"}
     m, pre = model, None
     if spec.optimized:

@@ -1,4 +1,9 @@
-"""How `precision="auto"` / `compile="auto"` choose a path: a static ranking plus a cheap guard.
+"""Which paths `precision="auto"` / `compile="auto"` may choose, and the accuracy guard.
+
+Since issue 12 the choice among the candidates is measured (probe.py: a sub-second timing of each
+uncompiled candidate on the machine at hand, a compile charged against the rows, cached per CPU
+model and weights); the static ranking below is only the candidate list, the build order and the
+fallback when probing is off (CROPRAY_PROBE=0). The history of that ranking:
 
 Why static: measuring every path's accuracy on >= 10,000 crops at build time would cost each Ray actor
 ~25 s of fp32 eager scoring (400 crops/s on 2 cores) before it scores anything. `cropray bench`
@@ -22,8 +27,10 @@ import numpy as np
 from cropray.fastpath.capabilities import Capabilities
 from cropray.fastpath.paths import PATHS, TOLERANCE, PathSpec
 
+# The candidates of `auto` per device. On CPU their order is only the order they are built and the
+# tie-break: probe.py measures the candidates on the machine at hand and picks by speed (issue 12).
 AUTO_ORDER = {
-    "cpu": ("int8", "compile_bf16", "compile_fp32", "bf16", "fold_cl"),
+    "cpu": ("onnx_fp32", "int8", "compile_bf16", "compile_fp32", "bf16", "fold_cl"),
     "cuda": ("compile_bf16", "bf16", "compile_fp32", "fold_cl"),  # int8 PT2E x86 is a CPU path
 }
 GUARD_CROPS = 512
@@ -73,7 +80,7 @@ def candidates(caps: Capabilities, device: str, precision: str, compile_, *, has
         # int8 only runs compiled: an explicit --precision int8 keeps it even with compile=False
         if compile_ != "auto" and spec.compiled != bool(compile_) and precision != "int8":
             continue
-        ok, why = caps.can_run(spec.precision, device, spec.compiled)
+        ok, why = caps.can_run(spec.precision, device, spec.compiled, spec.runtime)
         if ok and spec.precision != "fp32" and not has_calibration and precision == "auto":
             ok, why = False, "no calibration crops in the bundle: reduced precision cannot be checked"
         if ok:

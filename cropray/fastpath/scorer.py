@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from cropray.errors import ConfigError, CroprayError
-from cropray.fastpath import policy
+from cropray.fastpath import policy, probe
 from cropray.fastpath.capabilities import Capabilities, detect
 from cropray.fastpath.paths import PATHS, PathSpec, Runner, prepare
 
@@ -86,8 +86,9 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
     batch_size: the chunk size (and the static batch compiled paths are traced at).
     calibration: (n,1,H,W) crops for int8 scales and the auto guard when the bundle has none.
     capabilities: what to assume this machine can run (default: `detect()`; tests pass others).
-    expected_rows: how many rows this scorer will see (None = unknown/many); with compile="auto" the
-    fp32 path is compiled only when that many rows repay the compile (policy.COMPILE_FP32_MIN_ROWS).
+    expected_rows: how many rows this scorer will see (None = unknown, charged as probe.ASSUMED_ROWS);
+    with a choice to make, auto times the uncompiled candidates on this machine and compiles only when
+    the compile pays back on those rows (probe.py; the figures are cached per CPU model and weights).
     An explicit request the machine cannot run raises ConfigError; a compile failure falls back
     (logged warning) to the next path, ending at the always-available fp32 `fold_cl`; when not even
     that can run the model, CroprayError lists every path's reason.
@@ -105,7 +106,13 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
                        calib=calib, threshold=threshold,
                        guarded=path is None and precision == "auto" and calib is not None)
     last_resort = [] if PATHS["fold_cl"] in specs else [PATHS["fold_cl"]]  # eager fp32 always runs
-    spec, runner, built, g = chooser.first_accepted([*specs, *last_resort])
+    probed = None
+    if path is None and len(specs) > 1 and probe.enabled():  # auto with a choice: measure (probe.py)
+        spec, runner, built, g, probed = probe.choose(chooser, [*specs, *last_resort], expected_rows=expected_rows,
+                                                      key=probe.cache_key(model, device=device, batch=batch))
+        skipped = skipped + probed["skipped_compiles"]
+    else:
+        spec, runner, built, g = chooser.first_accepted([*specs, *last_resort])
     info = {"path": spec.name, "precision": spec.precision, "compiled": spec.compiled,
             "channels_last": built["channels_last"], "bn_folded": built["bn_folded"], "bn_left": built["bn_left"],
             "preprocess": built["preprocess"],
@@ -114,7 +121,9 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
             "compile_s": built.get("compile_s"), "build_s": round(time.perf_counter() - t_build, 3),
             "auto": path is None and (precision == "auto" or compile == "auto"),
             "skipped": skipped, "fallbacks": chooser.fallbacks, "guard": g, "model_id": model_id,
-            "threshold": threshold, "capabilities": caps.to_dict()}
+            "threshold": threshold, "capabilities": caps.to_dict(), "probe": probed,
+            "runtime": spec.runtime,
+            **{k: built[k] for k in ("export_s", "check_max_abs_diff", "ort_threads") if k in built}}
     return Scorer(runner, device=device, threshold=threshold, info=info)
 
 
@@ -140,12 +149,13 @@ def _candidates(caps: Capabilities, device: str, precision: str, compile_, path:
         if path not in PATHS:
             raise ConfigError(f"unknown path {path!r}; valid: {', '.join(PATHS)}")
         specs = [PATHS[path]]
-        ok, why = caps.can_run(specs[0].precision, device, specs[0].compiled)
+        ok, why = caps.can_run(specs[0].precision, device, specs[0].compiled, specs[0].runtime)
         if not ok:
             raise ConfigError(f"path {path!r} cannot run here: {why}")
     else:
         specs, skipped = policy.candidates(caps, device, precision, compile_, has_calibration=calib is not None)
-        specs, unpaid = policy.drop_unpaid_compile(specs, compile_, expected_rows)
+        # with probing on, probe.choose charges a compile against the rows instead of this fixed rule
+        specs, unpaid = (specs, []) if probe.enabled() else policy.drop_unpaid_compile(specs, compile_, expected_rows)
         specs, inert = policy.drop_inert_precision(specs, precision, model)
         skipped += unpaid + inert
         if not specs and precision != "auto":

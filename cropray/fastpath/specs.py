@@ -14,6 +14,7 @@ class PathSpec:
     precision: str  # "fp32" | "bf16" (autocast) | "int8" (PT2E static quantization)
     compiled: bool  # torch.compile (inductor, freezing on)
     optimized: bool = True  # BN folded + channels_last; False only for the `eager` reference
+    runtime: str = "torch"  # "torch" | "onnxruntime" (onnx_path.py: the network exported, run by ORT)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -27,6 +28,7 @@ PATHS: dict[str, PathSpec] = {p.name: p for p in (
     PathSpec("compile_fp32", "fp32", True),
     PathSpec("compile_bf16", "bf16", True),
     PathSpec("int8", "int8", True),
+    PathSpec("onnx_fp32", "fp32", False, runtime="onnxruntime"),  # ORT session, numpy preprocessing
 )}
 
 # Max |score - fp32 eager score| a path may show on a trained model (tests and the auto guard).

@@ -1,0 +1,87 @@
+"""The ONNX Runtime path (`onnx_fp32`): built from the model's weights, checked against eager fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cropray.fastpath import TOLERANCE, build_scorer
+from cropray.fastpath.policy import flips
+from cropray.models import build_model
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+
+def _eager(model, x):
+    with torch.inference_mode():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def test_onnx_path_matches_eager_fp32_at_any_batch_size(trained_shallow, fixed_batch):
+    tm = trained_shallow
+    s = build_scorer(tm.model, path="onnx_fp32", threshold=tm.threshold, batch_size=64, threads=1)
+    d = s.describe()
+    assert d["path"] == "onnx_fp32" and d["runtime"] == "onnxruntime" and d["fallbacks"] == [], d
+    assert d["ort_threads"] == 1 == d["threads"]  # the actor's thread count, not every core
+    assert d["preprocess"].startswith("numpy") and d["check_max_abs_diff"] <= TOLERANCE["fp32"]
+    x = fixed_batch[:64 + 13]
+    ref = _eager(tm.model, x)
+    got = np.concatenate([s(x[:5]), s(x[5:69]), s(x[69:])])  # 5, 64 and 8 rows: one dynamic-batch graph
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    assert np.abs(got - ref).max() <= TOLERANCE["fp32"]
+    assert flips(ref, got, tm.threshold) == 0
+    np.testing.assert_array_equal(s(x)[:5], got[:5])
+
+
+@pytest.mark.parametrize("arch", ["siamese", "deep_cnn"])
+def test_onnx_path_exports_every_architecture(arch, fixed_batch):
+    torch.manual_seed(0)
+    model = build_model(arch).eval()
+    if arch == "siamese":  # scored against a gallery: give it one
+        from cropray.bench.trained import train_briefly
+
+        model = train_briefly(arch, seconds=float("inf"), max_steps=2, n_train=128, seed=0).model
+    x = fixed_batch[:32]
+    got = build_scorer(model, path="onnx_fp32", batch_size=32)(x)
+    assert np.abs(got - _eager(model, x)).max() <= TOLERANCE["fp32"]
+
+
+class _BatchTrap(nn.Module):
+    """Traced at batch 8 it bakes in the first branch; at other batch sizes eager takes the second, so
+    the exported graph and the eager model disagree by 1: the build check must refuse the graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        s = torch.log1p(x).mean(dim=(1, 2, 3)) * self.w
+        return s if x.shape[0] == 8 else s + 1.0
+
+
+def test_a_graph_that_disagrees_with_eager_is_refused(fixed_batch):
+    s = build_scorer(_BatchTrap().eval(), path="onnx_fp32", batch_size=32, calibration=fixed_batch[:32])
+    d = s.describe()
+    assert d["path"] == "fold_cl", d  # the last resort, not a wrong graph
+    reason = next(f["reason"] for f in d["fallbacks"] if f["path"] == "onnx_fp32")
+    assert "disagrees with the eager model" in reason
+
+
+class _MedianModel(nn.Module):
+    """torch.median along a dim: not exportable to ONNX, so the path cannot be built."""
+
+    def forward(self, x):
+        return x.flatten(1).median(dim=1).values
+
+
+def test_a_model_onnx_cannot_export_falls_back_with_the_reason(fixed_batch):
+    s = build_scorer(_MedianModel().eval(), path="onnx_fp32", batch_size=16)
+    d = s.describe()
+    x = fixed_batch[:16]
+    if d["path"] == "onnx_fp32":  # a newer exporter learned median: then it must agree
+        assert np.abs(s(x) - _eager(_MedianModel(), x)).max() <= TOLERANCE["fp32"]
+    else:
+        assert d["path"] == "fold_cl" and any(f["path"] == "onnx_fp32" for f in d["fallbacks"]), d
