@@ -55,6 +55,11 @@ def test_train_then_eval_with_report(trained, capsys):
     rc = main(["eval", str(d / "model"), str(lab), "--json"])  # own labels, with the 2 invalid rows
     e = json.loads(capsys.readouterr().out)
     assert rc == 1 and e["invalid_rows"] == 2 and e["training_labels"] is True
+    from dataclasses import fields
+
+    from cropray.evaluate.job import EvalResult
+
+    assert set(e) == {f.name for f in fields(EvalResult)}  # --json is the typed result's asdict
 
 
 def _err(capsys) -> str:

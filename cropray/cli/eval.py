@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, fmt_table
+
+if TYPE_CHECKING:
+    from cropray.evaluate.job import EvalResult
 
 EXAMPLE = """example:
   cropray synth /tmp/test --n 5000 --labeled --seed 99
@@ -39,28 +43,28 @@ def run(args) -> int:
     shape = parse_crop_shape(args.crop_shape) if args.crop_shape else None
     s = evaluate_bundle(args.model, args.labels, report=args.report, crop_shape=shape)
     emit(s, _human(s), args.json)
-    return EXIT_ATTENTION if s["invalid_rows"] else EXIT_OK
+    return EXIT_ATTENTION if s.invalid_rows else EXIT_OK
 
 
-def _human(s: dict) -> str:
-    m, cc = s["metrics"], s["class_counts"]
+def _human(s: EvalResult) -> str:
+    m, cc = s.metrics, s.class_counts
     rows = [[name, f"{m[k]['value']:.4f}", f"[{m[k]['lo']:.4f}, {m[k]['hi']:.4f}]"] for name, k in (
         ("ROC-AUC", "roc_auc"), ("PR-AUC (avg precision)", "pr_auc"), ("recall @ 1% FPR", "recall_at_1pct_fpr"),
         ("recall @ 5% FPR", "recall_at_5pct_fpr"), ("accuracy @ threshold", "accuracy"),
         ("balanced accuracy", "balanced_accuracy"))]
-    inv = s["invalid_rows"]
-    lines = [f"model      {s['model_id']} ({s['arch']}), threshold {s['threshold']:.4g}",
-             f"labels     {s['n_labels']:,} used of {s['n_read']:,} rows: {cc['signal']:,} signal, "
+    inv = s.invalid_rows
+    lines = [f"model      {s.model_id} ({s.arch}), threshold {s.threshold:.4g}",
+             f"labels     {s.n_labels:,} used of {s.n_read:,} rows: {cc['signal']:,} signal, "
              f"{cc['not_signal']:,} not; {inv:,} invalid rows skipped" + (" - needs attention" if inv else ""),
              "", fmt_table(rows, ["metric", "value", "95% interval"])]
-    if s.get("snr_recall"):
+    if s.snr_recall:
         lines += ["", fmt_table([[f"{b['snr_lo']:.3g}-{b['snr_hi']:.3g}", b["n_pos"], f"{b['recall']:.3f}",
-                                  f"[{b['lo']:.3f}, {b['hi']:.3f}]"] for b in s["snr_recall"]],
+                                  f"[{b['lo']:.3f}, {b['hi']:.3f}]"] for b in s.snr_recall],
                                 ["SNR bin", "signals", "recall", "95% interval"])]
-    lines.append(f"\nthreshold that would maximise Youden's J on this set: {s['threshold_here']:.4g}")
-    if s["training_labels"]:
+    lines.append(f"\nthreshold that would maximise Youden's J on this set: {s.threshold_here:.4g}")
+    if s.training_labels:
         lines.append("note       these are the model's own training labels: the figures are optimistic")
-    if s.get("report"):
-        lines.append(f"report     {s['report']['dir']} ({len(s['report']['files'])} files)")
-    lines.append(f"time       {s['seconds']:.1f} s")
+    if s.report:
+        lines.append(f"report     {s.report['dir']} ({len(s.report['files'])} files)")
+    lines.append(f"time       {s.seconds:.1f} s")
     return "\n".join(lines)

@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from cropray._result import JobResult
 from cropray.archive import read_labeled
 from cropray.bundle import load_bundle
 from cropray.errors import CroprayError
 from cropray.evaluate.report import evaluate_scores, write_report
 
 SCORE_BATCH = 256
+
+
+@dataclass(frozen=True)
+class EvalResult(JobResult):
+    """What `evaluate_bundle` returns and `cropray eval --json` prints (its `to_dict()`)."""
+
+    model: str  # the bundle directory
+    model_id: str
+    arch: str
+    labels: str  # the labelled archive evaluated on
+    n_read: int  # rows read
+    n_labels: int  # valid labelled rows used
+    class_counts: dict[str, int]  # signal / not_signal
+    invalid_rows: int
+    invalid_reasons: dict[str, int]
+    threshold: float  # the bundle's decision threshold, at which the metrics are taken
+    training_labels: bool  # the set is the one the bundle was trained on (optimistic figures)
+    metrics: dict[str, Any]  # name -> {value, lo, hi} (cropray.evaluate.metrics.binary_metrics)
+    threshold_here: float  # the Youden-J threshold on this set
+    snr_recall: list[dict] | None = None  # recall per SNR bin, when the archive has `snr`
+    report: dict | None = None  # {"dir", "files"} of the report directory, when written
+    seconds: float = 0.0
 
 
 @torch.inference_mode()
@@ -27,7 +51,7 @@ def score_array(model: torch.nn.Module, x: np.ndarray, batch: int = SCORE_BATCH)
 
 
 def evaluate_bundle(model_path, labels_path, *, report: str | Path | None = None, crop_shape=None,
-                    n_boot: int = 1000) -> dict[str, Any]:
+                    n_boot: int = 1000) -> EvalResult:
     """Score a labelled archive with a bundle; metrics (with intervals) at the bundle's threshold,
     per-SNR recall when the archive has `snr`, and optionally a report directory (metrics.json + PNGs)."""
     t0 = time.perf_counter()
@@ -44,19 +68,17 @@ def evaluate_bundle(model_path, labels_path, *, report: str | Path | None = None
     res = evaluate_scores(ls.y, scores, b.threshold, snr=ls.snr, n_boot=n_boot)
     trained_on = b.manifest.get("train_summary", {}).get("labels")
     same = trained_on is not None and _same_path(trained_on, labels_path)
-    summary = {
+    about = {  # what the set and the model are: also the head of the report's metrics.json
         "model": str(b.path), "model_id": b.model_id, "arch": b.arch, "labels": str(labels_path),
         "n_read": ls.n_read, "n_labels": int(len(ls.y)), "class_counts": {"signal": n_pos, "not_signal": n_neg},
         "invalid_rows": int(sum(ls.invalid.values())), "invalid_reasons": ls.invalid,
-        "threshold": b.threshold, "training_labels": same, **res,
+        "threshold": b.threshold, "training_labels": same,
     }
+    rep = None
     if report is not None:
-        rep = write_report(report, ls.y, scores, b.threshold, snr=ls.snr, results=res,
-                           extra={k: v for k, v in summary.items() if k not in res},
+        rep = write_report(report, ls.y, scores, b.threshold, snr=ls.snr, results=res, extra=about,
                            title=f"{b.model_id} on {Path(str(labels_path)).name}")
-        summary["report"] = rep
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    return summary
+    return EvalResult(**about, **res, report=rep, seconds=round(time.perf_counter() - t0, 2))
 
 
 def _same_path(a: str, b) -> bool:

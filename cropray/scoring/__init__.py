@@ -1,19 +1,20 @@
-"""Archive scoring on Ray Data (SPEC 5): `score_archive(ScoreConfig(...))` -> summary dict.
+"""Archive scoring on Ray Data (SPEC 5): `score_archive(ScoreConfig(...))` -> ScoreResult.
 
 Modules: config (ScoreConfig, no torch/Ray), plan (footers -> commit units), source (Ray read
 tasks), scorer (ScoreBatch, the actor's callable class), commit (exactly-once output protocol),
-manifest (_manifest.json), dups (duplicate crop_ids), cluster (joining Ray, pool sizing),
+manifest (_manifest.json, the Manifest object), result (ScoreResult), dups (duplicate crop_ids), cluster (joining Ray, pool sizing),
 pipeline (the driver).
 """
 
 from cropray.scoring.config import ScoreConfig
 
 
-def score_archive(cfg: ScoreConfig, log=None, on_commit=None) -> dict:
-    """Score `cfg.input` into `cfg.output` (see cropray.scoring.pipeline)."""
+def score_archive(cfg: ScoreConfig, log=None, on_commit=None, **kw):
+    """Score `cfg.input` into `cfg.output`; returns a cropray.scoring.result.ScoreResult (see
+    cropray.scoring.pipeline for on_block and files)."""
     from cropray.scoring.pipeline import score_archive as run
 
-    return run(cfg, log=log, on_commit=on_commit)
+    return run(cfg, log=log, on_commit=on_commit, **kw)
 
 
 __all__ = ["ScoreConfig", "score_archive"]
