@@ -60,6 +60,9 @@ def test_train_then_eval_with_report(trained, capsys):
     from cropray.evaluate.job import EvalResult
 
     assert set(e) == {f.name for f in fields(EvalResult)}  # --json is the typed result's asdict
+    from cropray.train.result import TrainResult
+
+    assert set(s) == {f.name for f in fields(TrainResult)}
 
 
 def _err(capsys) -> str:

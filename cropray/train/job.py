@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from cropray.errors import CroprayError
 from cropray.train.config import TrainConfig
 from cropray.train.cv import cross_validate
 from cropray.train.fit import check_labels, fit, resolve
+from cropray.train.result import TrainResult
 
 CALIBRATION_CROPS = 256  # crops stored in the bundle for int8 calibration (stratified sample)
 THRESHOLD_RULE = "Youden's J (max TPR - FPR) on out-of-fold cross-validation scores"
@@ -50,9 +50,9 @@ def calibration_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.nd
 
 def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int | None = None,
                      crop_shape=None, overwrite: bool = False, progress: bool | None = None,
-                     log: Callable[[str], None] | None = _stderr, extra: dict | None = None) -> dict[str, Any]:
-    """Train on the labelled archive at `labels_path` and write a bundle to `out`; return a JSON-able
-    summary (bundle path and model id, architecture, label counts, skipped rows, CV metrics with
+                     log: Callable[[str], None] | None = _stderr, extra: dict | None = None) -> TrainResult:
+    """Train on the labelled archive at `labels_path` and write a bundle to `out`; return the typed
+    result (cropray.train.result.TrainResult: bundle path and model id, architecture, label counts, skipped rows, CV metrics with
     intervals, threshold, epochs, seconds). CroprayError for unusable input (before any training).
     `extra` (JSON-able) goes into the bundle manifest as is (e.g. the sweep that chose the config)."""
     t0 = time.perf_counter()
@@ -85,10 +85,10 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     path = save_bundle(res.model, out, threshold=cv.threshold, train_summary=summary_train, metrics=metrics,
                        calibration_crops=calib, extra=extra, overwrite=overwrite)
     b = load_bundle(path)  # verify what was written loads (hashes, architecture) before reporting success
-    return {
+    return TrainResult(**{
         "bundle": str(path), "model_id": b.model_id, "arch": rcfg.arch, "n_labels": int(len(ls.y)),
         "n_read": ls.n_read, "class_counts": summary_train["class_counts"], "invalid_rows": invalid_rows,
         "invalid_reasons": ls.invalid, "k": cv.k, "threshold": cv.threshold, "threshold_rule": THRESHOLD_RULE,
         "cv_metrics": m, "final_epochs": final_epochs, "config": rcfg.to_dict(),
         "seconds": round(time.perf_counter() - t0, 2),
-    }
+    })
