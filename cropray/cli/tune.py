@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from cropray.cli._common import (
     EXIT_ATTENTION,
@@ -16,6 +17,9 @@ from cropray.cli._common import (
     positive_int,
 )
 from cropray.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cropray.tune.results import TuneResult
 
 EXAMPLE = """example:
   cropray synth /tmp/labels --n 300 --labeled --seed 1
@@ -159,42 +163,42 @@ def run(args) -> int:
             s = run_sweep(args.labels, args.out, tcfg, crop_shape=args.crop_shape, address=args.address,
                           resume=args.resume, overwrite=args.overwrite)
         emit(s, human(s), args.json, out)
-    attention = (s["trials"]["failed"] or s["invalid_rows"] or s["best"] is None
-                 or (s["bundle"] and s["bundle"]["error"]))
+    attention = (s.trials.failed or s.invalid_rows or s.best is None
+                 or (s.bundle and s.bundle.error))
     return EXIT_ATTENTION if attention else EXIT_OK
 
 
-def human(s: dict) -> str:
-    n, m = s["trials"], s["metric"]
+def human(s: TuneResult) -> str:
+    n, m = s.trials, s.metric
     lines = [
-        f"sweep      {s['experiment']}  ({s['regime']} regime, {s['search']} search, <= {s['epochs']} epochs/trial, "
-        f"objective {m})" + ("  [resumed]" if s["resumed"] else ""),
-        f"labels     {s['n_labels']:,}: {s['class_counts']['signal']:,} signal, {s['class_counts']['not_signal']:,} not"
-        + (f"; {s['invalid_rows']:,} invalid rows skipped" if s["invalid_rows"] else ""),
-        f"trials     {n['total']}: {n['completed']} completed, {n['stopped']} stopped early, {n['failed']} failed"
-        + (f", {n['not_run']} not run" if n["not_run"] else ""),
+        f"sweep      {s.experiment}  ({s.regime} regime, {s.search} search, <= {s.epochs} epochs/trial, "
+        f"objective {m})" + ("  [resumed]" if s.resumed else ""),
+        f"labels     {s.n_labels:,}: {s.class_counts['signal']:,} signal, {s.class_counts['not_signal']:,} not"
+        + (f"; {s.invalid_rows:,} invalid rows skipped" if s.invalid_rows else ""),
+        f"trials     {n.total}: {n.completed} completed, {n.stopped} stopped early, {n.failed} failed"
+        + (f", {n.not_run} not run" if n.not_run else ""),
     ]
-    if s["regime_warning"]:
-        lines.append(f"warning    {s['regime_warning']}")
-    b = s["best"]
+    if s.regime_warning:
+        lines.append(f"warning    {s.regime_warning}")
+    b = s.best
     if b is None:
         lines.append("best       none: no trial produced a score - see trials.csv (error column)")
     else:
-        d = s["default"]
-        ref = "" if not d else f"  (default config: {d['value']:.4f}" + (
-            f", stopped early at epoch {d['epochs_run']})" if d.get("status") == "stopped" else ")")
-        lines.append(f"best       trial {b['trial_id']}: {m} {b['value']:.4f}{ref}")
+        d = s.default
+        ref = "" if not d else f"  (default config: {d.value:.4f}" + (
+            f", stopped early at epoch {d.epochs_run})" if d.status == "stopped" else ")")
+        lines.append(f"best       trial {b.trial_id}: {m} {b.value:.4f}{ref}")
         lines.append("           " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                               for k, v in b["params"].items()))
-    if s["bundle"]:
-        c = s["bundle"]["cv_roc_auc"]
-        lines.append(f"bundle     {s['bundle']['path']}  ({s['bundle']['model_id']})")
-        if s["bundle"].get("error"):
-            lines.append(f"WARNING    {s['bundle']['error']}")
-        lines.append(f"           refit on all labels; CV k={s['bundle']['k']} ROC-AUC {c['value']:.3f} "
+                                               for k, v in b.params.items()))
+    if s.bundle:
+        c = s.bundle.cv_roc_auc
+        lines.append(f"bundle     {s.bundle.path}  ({s.bundle.model_id})")
+        if s.bundle.error:
+            lines.append(f"WARNING    {s.bundle.error}")
+        lines.append(f"           refit on all labels; CV k={s.bundle.k} ROC-AUC {c['value']:.3f} "
                      f"[{c['lo']:.3f}, {c['hi']:.3f}] (95% bootstrap, out-of-fold)")
-    lines.append(f"outputs    {s['out']}: trials.parquet, trials.csv, sweep_params.png, sweep_progress.png, "
+    lines.append(f"outputs    {s.out}: trials.parquet, trials.csv, sweep_params.png, sweep_progress.png, "
                  "best_config.json, summary.json")
-    t = s["seconds"]
-    lines.append(f"time       sweep {t['sweep']:.0f} s, retrain {t['retrain']:.0f} s, total {t['total']:.0f} s")
+    t = s.seconds
+    lines.append(f"time       sweep {t.sweep:.0f} s, retrain {t.retrain:.0f} s, total {t.total:.0f} s")
     return "\n".join(lines)

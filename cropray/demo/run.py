@@ -127,7 +127,8 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
     summary = {
         "workdir": str(wd), "config": cfg.to_dict(), "paths": {k: str(v) for k, v in paths.items()},
         "archive": {"rows": arch["rows"], "files": arch["files"], "bytes": arch["bytes"]},
-        "sweep": {k: sweep.get(k) for k in ("regime", "search", "metric", "trials", "best", "default", "bundle", "seconds")},
+        "sweep": {k: sweep.to_dict()[k] for k in ("regime", "search", "metric", "trials", "best", "default", "bundle",
+                                                  "seconds")},
         "score": score.to_dict(), "eval": ev.to_dict(), "baseline_dedoppler_auc": base_auc, "bundle": str(bundle),
     }
     html = write_demo_page(wd / "report.html", summary, cfg)

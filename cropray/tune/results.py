@@ -9,13 +9,93 @@ the out-of-fold ROC-AUC interval of finished trials, times, and the error of fai
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cropray._result import JobResult
 from cropray.tune.config import METRICS
 from cropray.tune.spaces import space_rows
+
+
+@dataclass(frozen=True)
+class TrialCounts(JobResult):
+    total: int
+    completed: int
+    stopped: int  # stopped early by ASHA (or the time budget)
+    failed: int
+    not_run: int
+
+
+@dataclass(frozen=True)
+class DefaultTrial(JobResult):
+    """Trial 0: the regime's default configuration, the baseline the search has to beat."""
+
+    trial_id: str
+    value: float  # its objective
+    status: str
+    epochs_run: int
+
+
+@dataclass(frozen=True)
+class BestTrial(JobResult):
+    trial_id: str
+    value: float  # its objective
+    params: dict[str, Any]  # the sampled point
+    epochs_run: int
+    status: str  # completed, or stopped when no trial completed
+    oof_auc: dict[str, float] | None  # out-of-fold ROC-AUC {value, lo, hi}
+    config: dict[str, Any]  # the TrainConfig it stands for (= best_config.json)
+
+
+@dataclass(frozen=True)
+class SweepBundle(JobResult):
+    """The best configuration refit on all labels (OUT/bundle)."""
+
+    path: str
+    model_id: str
+    k: int
+    threshold: float
+    cv_roc_auc: dict[str, float]  # {value, lo, hi}
+    final_epochs: int
+    error: str | None  # set when the refit's scores are not finite: do not use the bundle
+
+
+@dataclass(frozen=True)
+class SweepSeconds(JobResult):
+    sweep: float
+    retrain: float
+    total: float
+
+
+@dataclass(frozen=True)
+class TuneResult(JobResult):
+    """What `run_sweep` returns, `cropray tune --json` prints and OUT/summary.json holds (its `to_dict()`)."""
+
+    out: str
+    experiment: str
+    labels: str
+    n_labels: int
+    class_counts: dict[str, int]  # signal / not_signal
+    invalid_rows: int
+    regime: str
+    regime_warning: str | None
+    search: str  # optuna | random
+    metric: str
+    mode: str  # max | min
+    epochs: int
+    trials: TrialCounts
+    resumed: bool
+    best: BestTrial | None
+    default: DefaultTrial | None
+    bundle: SweepBundle | None
+    files: list[str]  # tables, plots, best_config.json
+    settings: dict[str, Any]  # the TuneConfig.to_dict() the sweep ran with
+    seconds: SweepSeconds | None = None
+
 
 METRIC_COLS = ["cv_auc", "cv_auc_std", "cv_auc_lcb", "val_auc", "train_loss"]
 FINAL_COLS = ["oof_auc", "oof_auc_lo", "oof_auc_hi", "best_epoch"]
@@ -67,10 +147,10 @@ def error_line(err) -> str:
     return (exc[-1] if exc else lines[-1] if lines else type(err).__name__)[:ERROR_CHARS]
 
 
-def counts(df: pd.DataFrame) -> dict[str, int]:
+def counts(df: pd.DataFrame) -> TrialCounts:
     c = df["status"].value_counts()
-    return {"total": int(len(df)), **{k.replace(" ", "_"): int(c.get(k, 0))
-                                      for k in ("completed", "stopped", "failed", "not run")}}
+    return TrialCounts(total=int(len(df)), **{k.replace(" ", "_"): int(c.get(k, 0))
+                                              for k in ("completed", "stopped", "failed", "not run")})
 
 
 def best_row(df: pd.DataFrame, metric: str) -> pd.Series | None:

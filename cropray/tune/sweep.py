@@ -15,6 +15,7 @@ it), bundle/, summary.json.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,7 +25,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from ray import tune
@@ -43,7 +43,18 @@ from cropray.tune.records import (
     status_of,
     write_json,
 )
-from cropray.tune.results import best_row, counts, error_line, trials_table, write_table
+from cropray.tune.results import (
+    BestTrial,
+    DefaultTrial,
+    SweepBundle,
+    SweepSeconds,
+    TuneResult,
+    best_row,
+    counts,
+    error_line,
+    trials_table,
+    write_table,
+)
 from cropray.tune.scheduler import BaselineASHA
 from cropray.tune.search import make_searcher, resolve_search
 from cropray.tune.spaces import SPACES, choose_regime, default_point
@@ -218,9 +229,9 @@ def _tuner(out: Path, x, y, regime: str, tcfg: TuneConfig, records: list[dict]) 
 
 def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, address: str | None = None,
               resume: bool = False, overwrite: bool = False, bundle: bool = True,
-              log: Callable[[str], None] | None = _stderr) -> dict[str, Any]:
-    """Sweep the regime's space on the labelled archive `labels`, write every output to `out`, return a
-    JSON-able summary. CroprayError (before any trial) for unusable labels, flags, OUT or sweep state."""
+              log: Callable[[str], None] | None = _stderr) -> TuneResult:
+    """Sweep the regime's space on the labelled archive `labels`, write every output to `out`, return the
+    typed result (OUT/summary.json is its to_dict()). CroprayError (before any trial) for unusable labels, flags, OUT or sweep state."""
     from cropray.archive import read_labeled
     from cropray.train import check_labels
 
@@ -269,60 +280,58 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
     t_sweep = time.perf_counter() - t0
     summary = _report(out, labels, ls, cc, regime, warning, kind, tcfg, resume)
     t1 = time.perf_counter()
-    if summary["best"] is not None and bundle:
-        summary["bundle"] = _retrain(out, labels, ls.x, summary, crop_shape, tcfg, log)
-    summary["seconds"] = {"sweep": round(t_sweep, 1), "retrain": round(time.perf_counter() - t1, 1),
-                          "total": round(time.perf_counter() - t0, 1)}
-    write_json(out / "summary.json", json.loads(json.dumps(summary, default=str)))
+    if summary.best is not None and bundle:
+        summary = dataclasses.replace(summary, bundle=_retrain(out, labels, ls.x, summary, crop_shape, tcfg, log))
+    summary = dataclasses.replace(summary, seconds=SweepSeconds(
+        sweep=round(t_sweep, 1), retrain=round(time.perf_counter() - t1, 1), total=round(time.perf_counter() - t0, 1)))
+    write_json(out / "summary.json", json.loads(json.dumps(summary.to_dict(), default=str)))
     return summary
 
 
 def _report(out: Path, labels, ls, cc, regime: str, warning, kind: str, tcfg: TuneConfig,
-            resume: bool) -> dict[str, Any]:
+            resume: bool) -> TuneResult:
     """The summary of the trials recorded so far; writes the table, the plots and best_config.json."""
     df, configs = trials_table(load_state(out)[2], regime)
     files = [str(p) for p in write_table(df, out)]
     files += [plot_params(df, regime, tcfg.metric, out / "sweep_params.png"),
               plot_progress(df, tcfg.metric, tcfg.mode, out / "sweep_progress.png")]
     best = best_row(df, tcfg.metric)
-    s: dict[str, Any] = {
-        "out": str(out), "experiment": str(out / EXPERIMENT), "labels": str(labels), "n_labels": int(len(ls.y)),
-        "class_counts": {"signal": cc[1], "not_signal": cc[0]}, "invalid_rows": int(sum(ls.invalid.values())),
-        "regime": regime, "regime_warning": warning, "search": kind, "metric": tcfg.metric, "mode": tcfg.mode,
-        "epochs": tcfg.epochs, "trials": counts(df), "resumed": resume, "best": None, "default": None,
-        "bundle": None, "files": files, "settings": tcfg.to_dict(),
-    }
+    default = chosen = None
     if tcfg.include_default and len(df) and df.iloc[0]["status"] in ("completed", "stopped"):
         d0 = df.iloc[0]
-        s["default"] = {"trial_id": d0["trial_id"], "value": float(d0[tcfg.metric]), "status": d0["status"],
-                        "epochs_run": int(d0["epochs_run"])}
+        default = DefaultTrial(trial_id=d0["trial_id"], value=float(d0[tcfg.metric]), status=d0["status"],
+                               epochs_run=int(d0["epochs_run"]))
     if best is not None:
         params = configs[best["trial_id"]]
         best_cfg = build_train_config(params, regime, tcfg).replace(device="auto")
         write_json(out / "best_config.json", best_cfg.to_dict())
         files.append(str(out / "best_config.json"))
-        s["best"] = {"trial_id": best["trial_id"], "value": float(best[tcfg.metric]), "params": params,
-                     "epochs_run": int(best["epochs_run"]), "status": best["status"], "oof_auc": _ci(best),
-                     "config": best_cfg.to_dict()}
-    return s
+        chosen = BestTrial(trial_id=best["trial_id"], value=float(best[tcfg.metric]), params=params,
+                           epochs_run=int(best["epochs_run"]), status=best["status"], oof_auc=_ci(best),
+                           config=best_cfg.to_dict())
+    return TuneResult(
+        out=str(out), experiment=str(out / EXPERIMENT), labels=str(labels), n_labels=int(len(ls.y)),
+        class_counts={"signal": cc[1], "not_signal": cc[0]}, invalid_rows=int(sum(ls.invalid.values())),
+        regime=regime, regime_warning=warning, search=kind, metric=tcfg.metric, mode=tcfg.mode,
+        epochs=tcfg.epochs, trials=counts(df), resumed=resume, best=chosen, default=default, bundle=None,
+        files=files, settings=tcfg.to_dict())
 
 
-def _retrain(out: Path, labels, x: np.ndarray, s: dict, crop_shape, tcfg: TuneConfig, log) -> dict:
+def _retrain(out: Path, labels, x: np.ndarray, s: TuneResult, crop_shape, tcfg: TuneConfig, log) -> SweepBundle:
     """The best configuration retrained on all labels into OUT/bundle (as `cropray train` would)."""
     from cropray.train import TrainConfig, train_and_bundle
 
-    best = s["best"]
-    (log or (lambda _m: None))(f"retraining the best config ({best['trial_id']}) on all labels")
-    extra = {"sweep": {"experiment": s["experiment"], "regime": s["regime"], "search": s["search"],
-                       "metric": tcfg.metric, "best_trial": best["trial_id"], "best_value": best["value"],
-                       "trials": s["trials"]}}
-    r = train_and_bundle(labels, out / "bundle", TrainConfig.from_dict(best["config"]), k=tcfg.folds,
+    best = s.best
+    (log or (lambda _m: None))(f"retraining the best config ({best.trial_id}) on all labels")
+    extra = {"sweep": {"experiment": s.experiment, "regime": s.regime, "search": s.search,
+                       "metric": tcfg.metric, "best_trial": best.trial_id, "best_value": best.value,
+                       "trials": s.trials.to_dict()}}
+    r = train_and_bundle(labels, out / "bundle", TrainConfig.from_dict(best.config), k=tcfg.folds,
                          crop_shape=crop_shape, overwrite=True, progress=False, log=log, extra=extra)
-    b = {"path": r["bundle"], "model_id": r["model_id"], "k": r["k"], "threshold": r["threshold"],
-         "cv_roc_auc": r["cv_metrics"]["roc_auc"], "final_epochs": r["final_epochs"],
-         "error": _check_bundle(r["bundle"], x)}
-    if b["error"] and log:
-        log(f"warning: {b['error']}")
+    b = SweepBundle(path=r.bundle, model_id=r.model_id, k=r.k, threshold=r.threshold,
+                    cv_roc_auc=r.cv_metrics["roc_auc"], final_epochs=r.final_epochs, error=_check_bundle(r.bundle, x))
+    if b.error and log:
+        log(f"warning: {b.error}")
     return b
 
 
