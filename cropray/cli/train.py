@@ -15,6 +15,7 @@ EXAMPLE = """example:
   cropray train /tmp/labels --out /tmp/model --arch siamese --epochs 30 --seed 2 --overwrite
   cropray train /tmp/labels --out /tmp/model --config '{"lr": 0.001, "dropout": 0.3}' --overwrite
   cropray train /tmp/labels --out /tmp/model --config train.json --json
+  cropray train /tmp/labels --out /tmp/model --archive /tmp/archive --archive-crops 20000   # + injections
 
 --arch auto picks {regimes}. The model is
 cross-validated (stratified k-fold, k = min(5, minority class count)); the decision threshold maximises
@@ -47,6 +48,17 @@ def register(sub) -> None:
     p.add_argument("--folds", type=positive_int("--folds"), default=None, metavar="K",
                    help="cross-validation folds (default min(5, minority class count))")
     p.add_argument("--crop-shape", default=None, metavar="HxW", help="crop shape for plain list columns")
+    p.add_argument("--archive", default=None, metavar="ARCHIVE",
+                   help="unlabelled archive of the same crops: backgrounds drawn from it get synthetic signals "
+                   "injected in its own units and join training (never folds, threshold or metrics)")
+    p.add_argument("--archive-crops", type=positive_int("--archive-crops", 2_000_000), default=None, metavar="N",
+                   help="background crops drawn from --archive (default 20000; ~16 KB each in memory)")
+    p.add_argument("--inject-config", default=None, metavar="JSON",
+                   help="injection settings (inline JSON or file): archive_crops, inject_fraction, snr_range, "
+                   "kinds, exclude_quantile, min_backgrounds, real_share, per_epoch, read_oversample")
+    p.add_argument("--compare", action="store_true",
+                   help="with --arch auto: cross-validate every candidate for the label count and dedoppler on "
+                   "the same folds and bundle the best (always on with --archive)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL directory")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -84,14 +96,35 @@ def run(args) -> int:
         raise ConfigError(f"--config {args.config}: {e}") from None
     cfg = cfg.replace(arch=args.arch, epochs=args.epochs, seed=args.seed)  # a bad value names its flag
     shape = parse_crop_shape(args.crop_shape) if args.crop_shape else None
+    inject = _inject_config(args, cfg.seed)
     from cropray.outlock import output_lock
 
     # one writer per bundle: PARENT/.MODEL.lock (the bundle directory itself is replaced by a rename)
     with output_lock(args.out, beside=True):
         s = train_and_bundle(args.labels, args.out, cfg, k=args.folds, crop_shape=shape, overwrite=args.overwrite,
-                             progress=None if not args.json else False)
+                             progress=None if not args.json else False, archive=args.archive, inject=inject,
+                             compare=args.compare or args.archive is not None)
     emit(s, _human(s), args.json)
-    return EXIT_ATTENTION if s["invalid_rows"] else EXIT_OK
+    archive_trouble = bool(s.get("archive") and (s["archive"]["files_failed"] or s["archive"]["warnings"]))
+    return EXIT_ATTENTION if s["invalid_rows"] or archive_trouble else EXIT_OK
+
+
+def _inject_config(args, seed: int):
+    """--archive-crops / --inject-config -> InjectConfig (None without --archive); ConfigError names the flag."""
+    if args.archive is None:
+        if args.archive_crops is not None or args.inject_config is not None:
+            raise ConfigError("--archive-crops and --inject-config need --archive ARCHIVE")
+        return None
+    from cropray.inject import InjectConfig
+
+    d = load_config(args.inject_config, "--inject-config")
+    if args.archive_crops is not None:
+        d["archive_crops"] = args.archive_crops
+    d.setdefault("seed", seed)
+    try:
+        return InjectConfig.from_dict(d)
+    except ConfigError as e:
+        raise ConfigError(f"--inject-config: {e}") from None
 
 
 def _ci(m: dict) -> str:
@@ -114,6 +147,19 @@ def _human(s: dict) -> str:
         f"threshold  {s['threshold']:.4g}  ({s['threshold_rule']})",
         f"time       {s['seconds']:.1f} s",
     ]
+    comp = s.get("auto_comparison")
+    if comp:
+        lines.append("compared   " + ", ".join(f"{c['arch']}{'+archive' if c['archive'] else ''} {c['cv_auc']:.3f}"
+                                              + (" *" if c["chosen"] else "") for c in comp["candidates"]))
+        lines.append(f"           {comp['reason']}")
+    a = s.get("archive")
+    if a:
+        failed = ", ".join(f["file"] for f in a["files_failed"][:3])
+        lines.append(f"archive    {a['drawn']:,} backgrounds from {a['files']} file(s), {a['excluded']:,} excluded "
+                     f"(may hold signals), {a['injected']:,} injected + {a['plain']:,} plain; training only")
+        if a["files_failed"]:
+            lines.append(f"           {len(a['files_failed'])} unreadable file(s) skipped: {failed} - needs attention")
+        lines.extend(f"warning    {w}" for w in a["warnings"])
     if s["n_labels"] < 100:
         lines.append(f"note       {s['n_labels']} labels: every figure above is uncertain - read the intervals")
     return "\n".join(lines)

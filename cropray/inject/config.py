@@ -22,17 +22,20 @@ class InjectConfig:
     exclude_quantile: float = 0.99  # backgrounds above this quantile of the labelled negatives' track statistic are dropped
     min_backgrounds: int = 500  # fewer usable backgrounds than this: a warning with the count
     read_oversample: float = 2.0  # row groups are read until they hold this many times the budget (spread vs. cost)
+    real_share: float = 0.5  # training: share of each epoch's draws that are real labelled crops
+    per_epoch: int = 2048  # training: archive crops drawn per epoch (a fresh subset each epoch)
 
     def __post_init__(self):
         def bad(name, why):
             raise ConfigError(f"inject config: {name} {why} (got {getattr(self, name)!r})")
 
         for name, lo, hi in (("archive_crops", 1, MAX_ARCHIVE_CROPS), ("seed", 0, 2**63 - 1),
-                             ("min_backgrounds", 0, MAX_ARCHIVE_CROPS)):
+                             ("min_backgrounds", 0, MAX_ARCHIVE_CROPS), ("per_epoch", 1, MAX_ARCHIVE_CROPS)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= v <= hi:
                 bad(name, f"must be an integer in [{lo}, {hi:,}]")
-        for name, lo, hi in (("inject_fraction", 0.05, 0.95), ("exclude_quantile", 0.5, 1.0), ("read_oversample", 1.0, 100.0)):
+        for name, lo, hi in (("inject_fraction", 0.05, 0.95), ("exclude_quantile", 0.5, 1.0),
+                             ("read_oversample", 1.0, 100.0), ("real_share", 0.05, 0.95)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not lo <= v <= hi:
                 bad(name, f"must be a number in [{lo}, {hi}]")

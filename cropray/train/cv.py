@@ -54,10 +54,12 @@ def choose_k(y) -> int:
 
 def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
                    on_epoch: Callable[[int, dict], Any] | None = None, progress: bool | None = None,
-                   n_boot: int = 1000) -> CVResult:
+                   n_boot: int = 1000, extra=None) -> CVResult:
     """k-fold stratified CV of `cfg` on x (N, 1, H, W), y (N,). on_epoch(epoch, metrics) is called after
     every lockstep epoch with metrics = {"cv_auc", "cv_auc_std", "val_auc", "train_loss", "folds_active",
-    "epoch"}; a truthy return stops all folds (e.g. a scheduler's decision)."""
+    "epoch"}; a truthy return stops all folds (e.g. a scheduler's decision). extra (ExtraCrops): archive
+    crops added to every fold's training part only; held-out folds, validation splits, the threshold
+    and every metric use the real labelled crops alone."""
     t0 = time.perf_counter()
     y = np.asarray(y).astype(np.int64)
     cfg = resolve(cfg, len(y))
@@ -74,7 +76,7 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
             fit_idx, val_idx = tr_idx[a], tr_idx[b]
         trainers.append(Trainer(cfg, x[fit_idx], y[fit_idx],
                                 None if val_idx is None else x[val_idx],
-                                None if val_idx is None else y[val_idx], seed=seed))
+                                None if val_idx is None else y[val_idx], seed=seed, extra=extra))
         held.append(te_idx)
     oof = np.zeros(len(y), np.float64)
     rules_oof: dict[str, np.ndarray] = {}  # the model's alternative scoring rules, e.g. Siamese gallery rules

@@ -77,7 +77,8 @@ def progress_bar(total: int, desc: str, progress: bool | None):
 
 
 def fit(cfg: TrainConfig, x, y, *, x_val=None, y_val=None, epochs: int | None = None,
-        progress: bool | None = None, on_epoch: Callable[[EpochStats], object] | None = None) -> FitResult:
+        progress: bool | None = None, on_epoch: Callable[[EpochStats], object] | None = None,
+        extra=None) -> FitResult:
     """Train one model on x (N, 1, H, W) raw power, y (N,) in {0, 1}.
 
     Validation: (x_val, y_val) when given; else, when `epochs` is None, a stratified `cfg.val_fraction`
@@ -94,7 +95,7 @@ def fit(cfg: TrainConfig, x, y, *, x_val=None, y_val=None, epochs: int | None = 
     if x_val is None and epochs is None and cfg.epochs > 0:
         tr, va = stratified_split(y, cfg.val_fraction, cfg.seed)
         x, x_val, y, y_val = x[tr], x[va], y[tr], y[va]
-    tr = Trainer(cfg, x, y, x_val, y_val)
+    tr = Trainer(cfg, x, y, x_val, y_val, extra=extra)  # extra: training-only archive crops (ExtraCrops)
     with progress_bar(cfg.epochs, f"train {cfg.arch}", progress) as bar:
         while not tr.done:
             st = tr.run_epoch()

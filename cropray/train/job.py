@@ -50,11 +50,16 @@ def calibration_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.nd
 
 def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int | None = None,
                      crop_shape=None, overwrite: bool = False, progress: bool | None = None,
-                     log: Callable[[str], None] | None = _stderr, extra: dict | None = None) -> TrainResult:
+                     log: Callable[[str], None] | None = _stderr, extra: dict | None = None,
+                     archive=None, inject=None, compare: bool = False) -> TrainResult:
     """Train on the labelled archive at `labels_path` and write a bundle to `out`; return the typed
     result (cropray.train.result.TrainResult: bundle path and model id, architecture, label counts, skipped rows, CV metrics with
     intervals, threshold, epochs, seconds). CroprayError for unusable input (before any training).
-    `extra` (JSON-able) goes into the bundle manifest as is (e.g. the sweep that chose the config)."""
+    `extra` (JSON-able) goes into the bundle manifest as is (e.g. the sweep that chose the config).
+    `archive` (with `inject`, a cropray.inject.InjectConfig): also train on crops injected into that
+    archive's backgrounds (cropray.train.archive_data); folds, threshold and metrics stay real-only.
+    `compare` with arch auto: cross-validate the label count's candidates (with and without the archive)
+    and dedoppler on the same folds and keep the best (cropray.train.auto)."""
     t0 = time.perf_counter()
     cfg = cfg or TrainConfig()
     say = log or (lambda _m: None)
@@ -63,15 +68,33 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     counts = check_labels(ls.y, where=str(labels_path))
     invalid_rows = int(sum(ls.invalid.values()))
     rcfg = resolve(cfg, len(ls.y))
+    crops, archive_info = None, None
+    if archive is not None:
+        from cropray.inject import InjectConfig
+        from cropray.train.archive_data import archive_extra
+
+        crops, archive_info = archive_extra(archive, ls.x, ls.y, inject or InjectConfig(seed=rcfg.seed),
+                                            crop_shape=crop_shape, say=say)
+        say(f"archive {archive}: {archive_info['drawn']:,} backgrounds drawn, {archive_info['excluded']:,} "
+            f"excluded, {archive_info['injected']:,} injected + {archive_info['plain']:,} plain for training")
     say(f"{len(ls.y)} labels ({counts[1]} signal, {counts[0]} not; {invalid_rows} invalid rows skipped) "
         f"-> {rcfg.arch}")
-    cv = cross_validate(rcfg, ls.x, ls.y, k=k, snr=ls.snr, progress=progress)
+    comparison = None
+    if compare and cfg.arch == "auto":
+        from cropray.train.auto import compare_candidates
+
+        choice = compare_candidates(cfg, ls.x, ls.y, k=k, snr=ls.snr, extra=crops, progress=progress, say=say)
+        rcfg, cv, crops = choice.cfg, choice.cv, (crops if choice.with_archive else None)
+        comparison = {"candidates": choice.table, "reason": choice.reason}
+        say(f"auto: {choice.reason}")
+    else:
+        cv = cross_validate(rcfg, ls.x, ls.y, k=k, snr=ls.snr, progress=progress, extra=crops)
     m = cv.metrics
     say(f"{cv.k}-fold CV: ROC-AUC {m['roc_auc']['value']:.3f} [{m['roc_auc']['lo']:.3f}, "
         f"{m['roc_auc']['hi']:.3f}], threshold {cv.threshold:.4g}; refitting on all labels")
     final_epochs = int(np.median(cv.best_epochs)) if rcfg.epochs > 0 else 0
     final_epochs = max(1, final_epochs) if rcfg.epochs > 0 else 0
-    res = fit(rcfg, ls.x, ls.y, epochs=final_epochs, progress=progress)
+    res = fit(rcfg, ls.x, ls.y, epochs=final_epochs, progress=progress, extra=crops)
     summary_train = {
         "labels": str(labels_path), "files": ls.files, "n_read": ls.n_read, "n_labels": int(len(ls.y)),
         "class_counts": {"signal": counts[1], "not_signal": counts[0]}, "invalid_rows": invalid_rows,
@@ -80,6 +103,10 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
         "cv": {"k": cv.k, "fold_auc": cv.fold_auc, "best_epochs": cv.best_epochs, "seconds": round(cv.seconds, 2)},
         "final_epochs": final_epochs, "final_fit_seconds": round(res.seconds, 2),
     }
+    if archive_info is not None:  # injection settings, archive fingerprint, background counts
+        summary_train["archive"] = {**archive_info, "used_by_model": crops is not None}
+    if comparison is not None:
+        summary_train["auto_comparison"] = comparison
     metrics = {"cv": m}
     calib = calibration_sample(ls.x, ls.y, CALIBRATION_CROPS, rcfg.seed)
     path = save_bundle(res.model, out, threshold=cv.threshold, train_summary=summary_train, metrics=metrics,
@@ -91,4 +118,6 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
         "invalid_reasons": ls.invalid, "k": cv.k, "threshold": cv.threshold, "threshold_rule": THRESHOLD_RULE,
         "cv_metrics": m, "final_epochs": final_epochs, "config": rcfg.to_dict(),
         "seconds": round(time.perf_counter() - t0, 2),
+        **({"archive": summary_train["archive"]} if archive_info is not None else {}),
+        **({"auto_comparison": comparison} if comparison is not None else {}),
     })

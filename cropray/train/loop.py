@@ -17,6 +17,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cropray.models import build_model, hparam_names
+from cropray.train.archive_data import gather
 from cropray.train.augment import SpectrogramAugment
 from cropray.train.config import TrainConfig
 from cropray.train.losses import make_loss
@@ -63,7 +64,7 @@ class Trainer:
     gallery), so nothing here depends on which architecture it is.
     """
 
-    def __init__(self, cfg: TrainConfig, x, y, x_val=None, y_val=None, *, seed: int | None = None):
+    def __init__(self, cfg: TrainConfig, x, y, x_val=None, y_val=None, *, seed: int | None = None, extra=None):
         self.cfg = cfg
         self.seed = cfg.seed if seed is None else seed
         self.device = pick_device(cfg.device)
@@ -94,6 +95,10 @@ class Trainer:
         self.steps = 0
         self.x = self._prepare(x)  # (N, 1, H, W) on CPU: raw, or normalised on the fast path
         self.y = torch.as_tensor(np.asarray(y).astype(np.int64))  # (N,)
+        # training-only archive crops (cropray.train.archive_data.ExtraCrops): held once for every fold
+        self.extra = extra
+        self.held_extra = None if extra is None else extra.held(
+            self._prepare, None if self._pre is None else repr(self._pre.describe()))
         self.has_val = x_val is not None and len(x_val) > 0
         if self.has_val:
             self.x_val = self._prepare(x_val)
@@ -138,7 +143,12 @@ class Trainer:
         """Indices for one epoch: >= cfg.epoch_crops draws, so a 20-crop set still gets several steps
         (each repeat is a fresh augmented view)."""
         n = len(self.y)
-        draws = max(n, self.cfg.epoch_crops)
+        draws = max(n, self.cfg.epoch_crops, 0 if self.extra is None else self.extra.real_draws(n))
+        if self.extra is not None:
+            return self.extra.mix(self._order_real(n, draws), n, self.gen)
+        return self._order_real(n, draws)
+
+    def _order_real(self, n: int, draws: int) -> torch.Tensor:
         if self.cfg.balance == "sampler":
             # Balanced sampling with replacement: each class drawn with probability 1/2 per slot.
             cls_n = torch.bincount(self.y, minlength=2).clamp_min(1).double()
@@ -180,10 +190,11 @@ class Trainer:
             idx = order[i:i + bs]
             if len(idx) < 2:  # BatchNorm cannot normalise one crop; it rejoins next epoch's shuffle
                 continue
-            xb = self.x[idx]  # (B, 1, H, W) CPU
+            xb, yb = (self.x[idx], self.y[idx]) if self.extra is None else \
+                gather(self.x, self.y, self.held_extra, idx)  # (B, 1, H, W) CPU, (B,)
             if self.augment is not None:
                 xb = self.augment(xb, self.gen)
-            xb, yb = xb.to(self.device, non_blocking=True), self.y[idx].to(self.device)
+            xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device)
             loss = self.loss_fn(self._forward_train(xb), yb)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
