@@ -58,7 +58,7 @@ from cropray.tune.results import (
 from cropray.tune.scheduler import BaselineASHA
 from cropray.tune.search import make_searcher, resolve_search
 from cropray.tune.spaces import SPACES, choose_regime, default_point
-from cropray.tune.trainable import build_train_config, check_fixed, train_trial
+from cropray.tune.trainable import TrialData, TrialSetup, build_train_config, check_fixed, train_trial
 
 EXPERIMENT = "sweep"
 OUTPUTS = ("sweep", "trials", "tune_config.json", "data.json", "trials.parquet", "trials.csv", "sweep_params.png",
@@ -209,7 +209,7 @@ def _tuner(out: Path, x, y, regime: str, tcfg: TuneConfig, records: list[dict]) 
     recorder = _Recorder(out, tcfg.metric, name, [r["trial"] for r in reruns], base)
     # The labelled crops go to the object store once; every trial reads the same (read-only) copy.
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data={"x": x, "y": y}, setup={"tune": tcfg.to_dict(), "regime": regime}),
+        tune.with_parameters(train_trial, data=TrialData(x=x, y=y), setup=TrialSetup(tune=tcfg, regime=regime)),
         {"cpu": tcfg.cpus_per_trial, "gpu": tcfg.gpus_per_trial})
     # metric/mode live in TuneConfig only: ASHA takes them from there (giving them to both fails).
     baseline = default_point(SPACES[regime]) if tcfg.include_default else None

@@ -12,6 +12,7 @@ saving k folds' optimiser state each epoch would only save the in-flight trials'
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,22 @@ from cropray.tune.config import RESERVED, TuneConfig
 from cropray.tune.spaces import AUG_KEYS, SPACES, Choice, Int, default_point, train_dict
 
 N_BOOT = 200  # bootstrap resamples for each trial's interval (the final bundle's CV uses 1000)
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """The labelled crops every trial cross-validates on (one read-only copy in the object store)."""
+
+    x: np.ndarray  # (N, 1, H, W) float32 raw power
+    y: np.ndarray  # (N,) int64, 1 = signal
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial of one sweep shares besides the data."""
+
+    tune: TuneConfig  # the sweep's settings (folds, seed, epochs, fixed keys, resources)
+    regime: str  # the regime whose space the sampled point comes from
 
 
 def _arch_names() -> tuple[str, ...]:
@@ -99,21 +116,20 @@ def epoch_row(m: dict[str, Any]) -> dict[str, Any]:
             "finished": False}
 
 
-def train_trial(config: dict, *, data: dict, setup: dict) -> None:
+def train_trial(config: dict, *, data: TrialData, setup: TrialSetup) -> None:
     """One trial: cross-validate the sampled config, reporting the CV metric after every epoch.
 
-    config: the sampled point (flat branch-path names); data: {"x": (N, 1, H, W) float32 raw power,
-    "y": (N,) int64}; setup: {"tune": TuneConfig.to_dict(), "regime": str}."""
+    config: the sampled point (flat branch-path names); data, setup: shared by every trial."""
     import torch
     from ray import tune
 
     from cropray.train import cross_validate
 
-    tcfg = TuneConfig.from_dict(setup["tune"])
+    tcfg = setup.tune
     # The trial holds `cpus_per_trial` CPUs; more torch threads would contend with the next trial.
     torch.set_num_threads(max(1, int(tcfg.cpus_per_trial)))
-    cfg = build_train_config(config, setup["regime"], tcfg)
-    res = cross_validate(cfg, data["x"], data["y"], k=tcfg.folds, progress=False, n_boot=N_BOOT,
+    cfg = build_train_config(config, setup.regime, tcfg)
+    res = cross_validate(cfg, data.x, data.y, k=tcfg.folds, progress=False, n_boot=N_BOOT,
                          on_epoch=lambda epoch, m: tune.report(epoch_row(m)))
     roc = res.metrics["roc_auc"]
     last = epoch_row(res.history[-1]) if res.history else epoch_row({})
