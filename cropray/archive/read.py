@@ -93,6 +93,7 @@ def read_labeled(path, *, crop_shape=None, require_label: bool = True) -> Labele
     """
     files = path if isinstance(path, ArchiveFiles) else resolve_archive(path)
     xs, ys, snrs, ids = [], [], [], []
+    any_snr = False
     invalid: Counter = Counter()
     n_read = 0
     spec0 = None
@@ -115,8 +116,13 @@ def read_labeled(path, *, crop_shape=None, require_label: bool = True) -> Labele
             xs.append(x)
             if "label" in names:
                 ys.append(_labels(t, src, offset)[ok])
+            # a file without `snr` contributes NaN (unknown) rows, so the column stays aligned with x
+            # when a folder mixes files with and without it (e.g. synth output next to labelled answers)
             if "snr" in names:
                 snrs.append(t.column("snr").cast(pa.float32()).fill_null(np.nan).to_numpy(zero_copy_only=False)[ok])
+                any_snr = True
+            else:
+                snrs.append(np.full(int(ok.sum()), np.nan, np.float32))
             if has_id:
                 ids.append(t.column(CROP_ID).to_numpy(zero_copy_only=False)[ok])
             else:
@@ -133,7 +139,7 @@ def read_labeled(path, *, crop_shape=None, require_label: bool = True) -> Labele
     return LabeledSet(
         x=np.ascontiguousarray(x),
         y=np.concatenate(ys) if ys else None,
-        snr=np.concatenate(snrs) if snrs else None,
+        snr=np.concatenate(snrs) if any_snr else None,
         crop_id=crop_id,
         n_read=n_read,
         invalid=dict(invalid),

@@ -88,3 +88,19 @@ def test_labels_checked_and_duplicates_counted(tmp_path):
     write_archive(tmp_path / "nolabel", {"crop_id": ["a", "b", "c", "d"]}, crops)
     with pytest.raises(ArchiveError, match="no 'label' column"):
         read_labeled(tmp_path / "nolabel")
+
+
+def test_snr_stays_aligned_when_only_some_files_have_it(tmp_path):
+    """A folder of synth output (with `snr`) next to hand labels (without): NaN for the unknown rows."""
+    d = tmp_path / "mixed"
+    d.mkdir()
+    write_archive(d / "a.parquet", {"crop_id": ["a", "b", "c"], "label": [1, 0, 1], "snr": [8.0, None, 20.0]},
+                  np.ones((3, 4, 4), np.float32))
+    write_archive(d / "b.parquet", {"crop_id": ["d", "e"], "label": [0, 1]}, np.ones((2, 4, 4), np.float32))
+    ls = read_labeled(d)
+    assert ls.x.shape[0] == len(ls.snr) == 5
+    by_id = dict(zip(ls.crop_id.tolist(), ls.snr.tolist()))
+    assert by_id["a"] == 8.0 and by_id["c"] == 20.0
+    assert all(np.isnan(by_id[k]) for k in ("b", "d", "e"))
+    write_archive(tmp_path / "none.parquet", {"crop_id": ["x", "y"], "label": [0, 1]}, np.ones((2, 4, 4), np.float32))
+    assert read_labeled(tmp_path / "none.parquet").snr is None
