@@ -51,10 +51,11 @@ def calibration_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.nd
 def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int | None = None,
                      crop_shape=None, overwrite: bool = False, progress: bool | None = None,
                      log: Callable[[str], None] | None = _stderr, extra: dict | None = None,
-                     archive=None, inject=None, compare: bool = False) -> TrainResult:
+                     archive=None, inject=None, compare: bool = False, labeled=None) -> TrainResult:
     """Train on the labelled archive at `labels_path` and write a bundle to `out`; return the typed
-    result (cropray.train.result.TrainResult: bundle path and model id, architecture, label counts, skipped rows, CV metrics with
-    intervals, threshold, epochs, seconds). CroprayError for unusable input (before any training).
+    result (cropray.train.result.TrainResult: bundle path and model id, architecture, label counts,
+    skipped rows, CV metrics with intervals, threshold, epochs, seconds). `labeled`: the LabeledSet
+    already read from `labels_path` by the caller (a sweep's refit), so the archive is read once per job. CroprayError for unusable input (before any training).
     `extra` (JSON-able) goes into the bundle manifest as is (e.g. the sweep that chose the config).
     `archive` (with `inject`, a cropray.inject.InjectConfig): also train on crops injected into that
     archive's backgrounds (cropray.train.archive_data); folds, threshold and metrics stay real-only.
@@ -64,7 +65,7 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     cfg = cfg or TrainConfig()
     say = log or (lambda _m: None)
     out = check_out_dir(out, overwrite)
-    ls = read_labeled(labels_path, crop_shape=crop_shape)
+    ls = labeled if labeled is not None else read_labeled(labels_path, crop_shape=crop_shape)
     counts = check_labels(ls.y, where=str(labels_path))
     invalid_rows = int(sum(ls.invalid.values()))
     rcfg = resolve(cfg, len(ls.y))

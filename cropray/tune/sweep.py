@@ -281,7 +281,7 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
     summary = _report(out, labels, ls, cc, regime, warning, kind, tcfg, resume)
     t1 = time.perf_counter()
     if summary.best is not None and bundle:
-        summary = dataclasses.replace(summary, bundle=_retrain(out, labels, ls.x, summary, crop_shape, tcfg, log))
+        summary = dataclasses.replace(summary, bundle=_retrain(out, labels, ls, summary, crop_shape, tcfg, log))
     summary = dataclasses.replace(summary, seconds=SweepSeconds(
         sweep=round(t_sweep, 1), retrain=round(time.perf_counter() - t1, 1), total=round(time.perf_counter() - t0, 1)))
     write_json(out / "summary.json", json.loads(json.dumps(summary.to_dict(), default=str)))
@@ -317,7 +317,7 @@ def _report(out: Path, labels, ls, cc, regime: str, warning, kind: str, tcfg: Tu
         files=files, settings=tcfg.to_dict())
 
 
-def _retrain(out: Path, labels, x: np.ndarray, s: TuneResult, crop_shape, tcfg: TuneConfig, log) -> SweepBundle:
+def _retrain(out: Path, labels, ls, s: TuneResult, crop_shape, tcfg: TuneConfig, log) -> SweepBundle:
     """The best configuration retrained on all labels into OUT/bundle (as `cropray train` would)."""
     from cropray.train import TrainConfig, train_and_bundle
 
@@ -327,9 +327,10 @@ def _retrain(out: Path, labels, x: np.ndarray, s: TuneResult, crop_shape, tcfg: 
                        "metric": tcfg.metric, "best_trial": best.trial_id, "best_value": best.value,
                        "trials": s.trials.to_dict()}}
     r = train_and_bundle(labels, out / "bundle", TrainConfig.from_dict(best.config), k=tcfg.folds,
-                         crop_shape=crop_shape, overwrite=True, progress=False, log=log, extra=extra)
+                         crop_shape=crop_shape, overwrite=True, progress=False, log=log, extra=extra,
+                         labeled=ls)  # the labels the sweep read: the archive is read once per job
     b = SweepBundle(path=r.bundle, model_id=r.model_id, k=r.k, threshold=r.threshold,
-                    cv_roc_auc=r.cv_metrics["roc_auc"], final_epochs=r.final_epochs, error=_check_bundle(r.bundle, x))
+                    cv_roc_auc=r.cv_metrics["roc_auc"], final_epochs=r.final_epochs, error=_check_bundle(r.bundle, ls.x))
     if b.error and log:
         log(f"warning: {b.error}")
     return b
