@@ -55,7 +55,8 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     """Train on the labelled archive at `labels_path` and write a bundle to `out`; return the typed
     result (cropray.train.result.TrainResult: bundle path and model id, architecture, label counts,
     skipped rows, CV metrics with intervals, threshold, epochs, seconds). `labeled`: the LabeledSet
-    already read from `labels_path` by the caller (a sweep's refit), so the archive is read once per job. CroprayError for unusable input (before any training).
+    already read from `labels_path` by the caller (a sweep's refit), so the archive is read once per job.
+    CroprayError for unusable input (before any training).
     `extra` (JSON-able) goes into the bundle manifest as is (e.g. the sweep that chose the config).
     `archive` (with `inject`, a cropray.inject.InjectConfig): also train on crops injected into that
     archive's backgrounds (cropray.train.archive_data); folds, threshold and metrics stay real-only.
