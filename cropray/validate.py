@@ -14,7 +14,7 @@ would have to be declared and pinned against Ray's own pin); `import pydantic.da
 ~0.35 s, against the front door's 0.26 s `--help`; its lax mode turns "3" into 3 where a config file
 should say what it means, and its ValidationError text would have to be rewritten anyway to name the
 flag at the CLI. This module (under 200 lines) keeps the frozen dataclasses, the messages and the
-`to_dict()` JSON as they are, and import nothing.
+`to_dict()` JSON as they are, and imports nothing.
 """
 
 from __future__ import annotations
