@@ -45,9 +45,10 @@ def _baseline_auc(eval_path: Path) -> float | None:
     from cropray.archive import read_labeled
     from cropray.evaluate.job import score_array
     from cropray.models import build_model
+    from cropray.models.policy import baseline_arch
 
     ls = read_labeled(eval_path)
-    s = score_array(build_model("dedoppler"), ls.x)
+    s = score_array(build_model(baseline_arch()), ls.x)
     return float(roc_auc_score(ls.y, s))
 
 

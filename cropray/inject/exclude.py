@@ -24,8 +24,9 @@ def track_statistic(x: np.ndarray) -> np.ndarray:
     import torch
 
     from cropray.models import build_model
+    from cropray.models.policy import baseline_arch
 
-    model = build_model("dedoppler").eval()
+    model = build_model(baseline_arch()).eval()
     out = np.empty(len(x), np.float32)
     with torch.inference_mode():
         for i in range(0, len(x), CHUNK):

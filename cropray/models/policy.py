@@ -182,6 +182,11 @@ def label_free() -> tuple[str, ...]:
     return tuple(n for n, s in _SPECS.items() if s.fit_free)
 
 
+def baseline_arch() -> str:
+    """The label-free baseline every report compares against (the first label-free architecture)."""
+    return label_free()[0]
+
+
 def reference_arch() -> str:
     return next(n for n, s in _SPECS.items() if s.reference)
 

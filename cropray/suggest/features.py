@@ -42,12 +42,13 @@ class SuggestFeatures:
 
     def __init__(self, model: torch.nn.Module, dim: int = 16):
         from cropray.models import build_model
+        from cropray.models.policy import baseline_arch
 
         if not 1 <= int(dim) <= 256:
             raise ValueError(f"feature dim must be in [1, 256], got {dim}")
         self.model = model.eval()
         self.dim = int(dim)
-        self.track = build_model("dedoppler").eval()  # label-free baseline, default settings
+        self.track = build_model(baseline_arch()).eval()  # label-free baseline, default settings
         self._pool = getattr(model, "pool", None)  # AdaptiveAvgPool2d of the CNNs and the Siamese encoder
         self._proj: torch.Tensor | None = None
         self._captured: list[torch.Tensor] = []

@@ -38,6 +38,7 @@ def suggest(model: str, archive: str, out: str, cfg: SuggestConfig, *, labels: s
     """Write QUEUE and return the summary (picked per reason, rows seen, skipped, timing)."""
     from cropray.archive import resolve_archive
     from cropray.bundle import load_bundle
+    from cropray.models.policy import arch_spec
     from cropray.scoring.config import ScoreConfig
     from cropray.scoring.pipeline import score_archive
     from cropray.suggest.collect import Collector
@@ -50,7 +51,7 @@ def suggest(model: str, archive: str, out: str, cfg: SuggestConfig, *, labels: s
     _check_out(out_p, overwrite)
     known = label_map(labels) if labels else {}
     bundle = load_bundle(model)
-    col = Collector(cfg, bundle.threshold, probability=bundle.arch != "dedoppler", labelled_ids=known)
+    col = Collector(cfg, bundle.threshold, probability=arch_spec(bundle.arch).score_range == (0.0, 1.0), labelled_ids=known)
     work = Path(scores) if scores else Path(tempfile.mkdtemp(prefix=f".{out_p.name}.scores-", dir=out_p.parent))
     try:
         scfg = ScoreConfig(bundle=model, input=archive, output=str(work), overwrite=True,
