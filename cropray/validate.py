@@ -39,6 +39,7 @@ class Rule:
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False  # lo itself is not allowed (a strictly positive number)
+    hi_open: bool = False  # hi itself is not allowed
     choices: tuple | Callable[[], tuple] = ()
     accept: Callable[[Any], bool] | None = None  # choice: also admits a value this says yes to (plugins)
     nullable: bool = False
@@ -53,7 +54,8 @@ class Rule:
             return f"a pair (low, high), {fmt(self.lo)} <= low <= high, both finite"
         if self.hi is None:
             return f"{self.kind} {'>' if self.lo_open else '>='} {fmt(self.lo)}"
-        return f"{self.kind} in {'(' if self.lo_open else '['}{fmt(self.lo)}, {fmt(self.hi)}]"
+        return (f"{self.kind} in {'(' if self.lo_open else '['}{fmt(self.lo)}, {fmt(self.hi)}"
+                f"{')' if self.hi_open else ']'}")
 
     def values(self) -> tuple:
         return self.choices() if callable(self.choices) else self.choices
@@ -84,7 +86,8 @@ class Rule:
         ok = isinstance(v, numbers.Real) and type(v).__name__ not in ("bool", "bool_")
         if ok and self.kind == "int":
             ok = math.isfinite(v) and float(v).is_integer()
-        ok = ok and (v > self.lo if self.lo_open else v >= self.lo) and (self.hi is None or v <= self.hi)
+        ok = ok and (v > self.lo if self.lo_open else v >= self.lo)
+        ok = ok and (self.hi is None or (v < self.hi if self.hi_open else v <= self.hi))
         if not ok:  # NaN fails every comparison, so it lands here too
             raise _Invalid(f"is out of range; valid: {self.text()}")
         return int(v) if self.kind == "int" else float(v)
@@ -123,10 +126,10 @@ def integer(default: Any, lo: int, hi: int | None = None, *, nullable: bool = Fa
     return _field(Rule("int", lo, hi, nullable=nullable), default, MISSING)
 
 
-def number(default: Any, lo: float, hi: float | None = None, *, lo_open: bool = False,
+def number(default: Any, lo: float, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False,
            nullable: bool = False) -> Any:
-    """A float field in [lo, hi] ((lo, hi] with lo_open)."""
-    return _field(Rule("float", lo, hi, lo_open=lo_open, nullable=nullable), default, MISSING)
+    """A float field in [lo, hi] (an open end with lo_open / hi_open)."""
+    return _field(Rule("float", lo, hi, lo_open=lo_open, hi_open=hi_open, nullable=nullable), default, MISSING)
 
 
 def choice(default: Any, choices: tuple | Callable[[], tuple], *, accept: Callable[[Any], bool] | None = None,

@@ -69,16 +69,19 @@ def test_every_config_uses_the_validator():
     """Each *Config dataclass carries rules in its fields, and their refusals name a field."""
     from cropray.bench.config import BenchConfig
     from cropray.demo.config import DemoConfig
+    from cropray.inject.config import InjectConfig
     from cropray.scoring.config import ScoreConfig
     from cropray.suggest.config import SuggestConfig
     from cropray.synth.config import SynthConfig
     from cropray.train.config import TrainConfig
+    from cropray.train.self_train import SelfTrainConfig
     from cropray.tune.config import TuneConfig
     from cropray.validate import RULE
 
     bad = {BenchConfig: {"repeats": 0}, DemoConfig: {"top": 0}, SuggestConfig: {"n": 0},
            SynthConfig: {"ripple_max": 9.0}, TrainConfig: {"ema": 2.0}, TuneConfig: {"folds": 1},
-           ScoreConfig: {"bundle": "b", "input": "i", "output": "o", "read_rows": 0}}
+           ScoreConfig: {"bundle": "b", "input": "i", "output": "o", "read_rows": 0},
+           InjectConfig: {"real_share": 0.99}, SelfTrainConfig: {"tau": 1.0}}  # tau's interval is open
     for cls, kw in bad.items():
         assert any(RULE in f.metadata for f in dataclasses.fields(cls)), cls
         with pytest.raises(ConfigError) as e:

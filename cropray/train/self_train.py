@@ -25,21 +25,22 @@ from cropray.errors import ConfigError
 from cropray.train.archive_data import ExtraCrops
 from cropray.train.config import TrainConfig
 from cropray.train.fit import fit, resolve
+from cropray.validate import integer, number, validate
 
 WEAK = dict(aug_noise=0.0, aug_level_decades=0.0, aug_time_shift=2)  # weak views: geometry only, no added noise
 
 
 @dataclass(frozen=True)
 class SelfTrainConfig:
-    rounds: int = 1  # teacher -> student rounds
-    tau: float = 0.95  # confidence threshold on sigmoid(logit), both classes
-    views: int = 4  # weakly augmented views that must all agree
-    max_pseudo: int = 2000  # pseudo-labelled crops kept per class per round (the most confident)
-    seed: int = 0
+    rounds: int = integer(1, 1, 5)  # teacher -> student rounds
+    tau: float = number(0.95, 0.5, 1.0, lo_open=True, hi_open=True)  # confidence threshold on sigmoid(logit),
+    #   both classes
+    views: int = integer(4, 1, 16)  # weakly augmented views that must all agree
+    max_pseudo: int = integer(2000, 1)  # pseudo-labelled crops kept per class per round (the most confident)
+    seed: int = integer(0, 0)  # the weak views and the student's training
 
     def __post_init__(self):
-        if not (1 <= self.rounds <= 5 and 0.5 < self.tau < 1.0 and 1 <= self.views <= 16 and self.max_pseudo >= 1):
-            raise ConfigError(f"self-training: rounds 1..5, tau in (0.5, 1), views 1..16, max_pseudo >= 1; got {self}")
+        validate(self, "self-training config")  # each field's rule (cropray.validate)
 
 
 def weak_probabilities(model, pool: np.ndarray, cfg: TrainConfig, views: int, seed: int) -> np.ndarray:
