@@ -16,8 +16,8 @@ ALL_PATHS = tuple(PATHS)
 
 @dataclass(frozen=True)
 class BenchConfig:
-    n: int = integer(20_000, 1)  # crops in the synthetic archive scored end to end (and by the naive
-    #   baseline)
+    n: int = integer(100_000, 1)  # crops in the synthetic archive scored end to end (and by the naive
+    #   baseline): --e2e-rows
     n_accuracy: int = integer(10_000, 1)  # crops each path is compared with fp32 eager on (flips, max |d
     #   score|)
     archs: tuple[str, ...] = ALL_ARCHS  # architectures measured in-process (registered ones)
@@ -37,6 +37,7 @@ class BenchConfig:
     #   this process may use)
     quick: bool = boolean(False)  # the quick preset (recorded in the report)
     seed: int = integer(0, 0)  # synthetic data and brief training
+    cascade_crops: int = integer(4096, 0)  # crops per positive fraction in the cascade measurement (0 = skip)
 
     def __post_init__(self):
         validate(self, "bench config")  # each field's rule (cropray.validate); the lists below
@@ -56,7 +57,7 @@ class BenchConfig:
     def quick_preset(cls, **over) -> BenchConfig:
         """< 1 minute on 2 shared cores: one architecture, the eager paths, small counts, no compile."""
         base = dict(n=2048, n_accuracy=1024, archs=(reference_arch(),), paths=("eager", "fold_cl", "bf16"),
-                    batch_sizes=(64,), repeats=3, forward_crops=256, train_seconds=3.0, train_crops=512,
+                    cascade_crops=512, batch_sizes=(64,), repeats=3, forward_crops=256, train_seconds=3.0, train_crops=512,
                     memory_scale=1,
                     e2e_path="fold_cl", quick=True)
         return replace(cls(**base), **over)

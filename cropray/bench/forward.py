@@ -53,7 +53,7 @@ def measure_path(model, name: str, *, batch_sizes, x_time: np.ndarray, x_acc: np
     accuracy of the path (measured with the scorer of the first batch size): on x_acc against `ref`,
     and what auto's build-time guard decides on the calibration crops against `ref_cal`."""
     spec = PATHS[name]
-    ok, why = detect().can_run(spec.precision, "cpu", spec.compiled)
+    ok, why = detect().can_run(spec.precision, "cpu", spec.compiled, spec.runtime)
     if spec.precision == "int8" and calibration is None:
         ok, why = False, "no calibration crops"
     rows, acc = [], None

@@ -32,13 +32,18 @@ def render(res: dict) -> str:
             fmt_table(rows, ["arch", "path", "batch", "crops/s", "GFLOP/s", "of peak", "compile s",
                              "max|d score|", "flips"]), ""]
     auto = res["auto"]
-    out.append(f"auto ranking here: {' > '.join(auto['policy_order'])}; per bundle, after the calibration-crop guard:")
+    out.append(f"auto candidates here: {', '.join(auto['policy_order'])}; per bundle, what build_scorer measured "
+               "and chose (probe: crops/s of each uncompiled candidate; a compile charged against the rows):")
     for arch, v in auto["per_arch"].items():
         g = ", ".join(f"{p} {'ok' if x['ok'] else 'rejected'} ({x['at_risk']} at risk/{x['n']})"
                       for p, x in v["guard"].items())
-        out.append(f"  {arch}: auto -> {v['auto_path']} (within 0.1% flips on the accuracy set: "
-                   f"{v['auto_path_eligible']}); fastest measured within 0.1%: {v['fastest_eligible_measured']}; "
-                   f"guard: {g}")
+        pr = v.get("probe") or {}
+        meas = ", ".join(f"{k} {r:.0f}" for k, r in (pr.get("measured") or {}).items())
+        comp = "; ".join(f"{c['path']}: {c['reason']}" for c in pr.get("skipped_compiles") or [])
+        out.append(f"  {arch}: auto -> {v['auto_path']} in {_f(v.get('build_s'), '{:.1f}')} s (probe: {meas or '-'}"
+                   f"{'; ' + comp if comp else ''}); within 0.1% flips on the accuracy set: {v['auto_path_eligible']}; "
+                   f"fastest measured within 0.1%: {v['fastest_eligible_measured']}; guard: {g or '-'}")
+    out += _cascade_lines(res.get("cascade"))
     if res["peers"]:
         prow = [[p["runtime"], p["precision"], p.get("status"), _f(p.get("crops_per_s")),
                  _f(p.get("crops_per_s_torch_pre")), _f(p.get("net_crops_per_s")),
@@ -58,6 +63,9 @@ def render(res: dict) -> str:
                    f"{_f(r['actor_peak_rss_mb'])} MB, process tree peak {_f(r['tree_peak_rss_mb'])} MB"
                    + (f"; first results after {r['first_block_s']:.1f} s, then {_f(r.get('steady_crops_per_s'))} "
                       "crops/s" if r.get("first_block_s") is not None else ""))
+    out.append(f"e2e / naive: {_f(res.get('ratios', {}).get('e2e_over_naive'), '{:.2f}')}x on "
+               f"{_f(res.get('ratios', {}).get('e2e_crops'), '{:,.0f}')} crops; first scored rows after "
+               f"{_f(res.get('ratios', {}).get('e2e_first_block_s'), '{:.1f}')} s (target 5 s)")
     ra = res.get("ratios", {})
     if ra.get("accurate_forward_over_accurate_peer") is not None:
         a, p = ra["best_accurate_forward"], ra["best_accurate_peer"]
@@ -74,3 +82,23 @@ def render(res: dict) -> str:
                    f"{t['goal']}) {'met' if t['met'] else 'MISSED' if t['met'] is False else 'n/a'}")
     out.append(f"bench peak RSS {res['peak_rss_mb']:.0f} MB, wall {res['wall_s']:.0f} s")
     return "\n".join(out)
+
+
+def _cascade_lines(c: dict | None) -> list[str]:
+    """The cascade's speed-up and recall lost by positive fraction (bench/levers.py)."""
+    if not c:
+        return []
+    out = ["", f"cascade (dedoppler statistic {c['stat_crops_per_s']:.0f} crops/s; cuts: " + "; ".join(
+        f"{k} {v['cut']:.2f} ({v['n_flagged']} flagged, {'rank bound' if v['certified'] else 'tail margin'})"
+        for k, v in c["cuts"].items() if v) + ")"]
+    rows = []
+    for r in c["by_positive_fraction"]:
+        for k in ("calibration", "labelled"):
+            if k in r:
+                x = r[k]
+                rows.append([f"{r['positive_fraction']:.0%}", k, _f(r["plain_crops_per_s"]), _f(x["crops_per_s"]),
+                             f"{x['speedup']:.2f}x", f"{x['skipped_fraction']:.1%}",
+                             f"{x['lost']}/{x['true_positives']}", x["flips_vs_plain"]])
+    out.append(fmt_table(rows, ["positives", "cut", "plain crops/s", "cascade crops/s", "speed-up", "skipped",
+                                "TP lost", "flips"]))
+    return out

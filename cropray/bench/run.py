@@ -14,6 +14,7 @@ import torch
 from cropray.bench.config import BenchConfig
 from cropray.bench.e2e import end_to_end, naive_baseline
 from cropray.bench.forward import measure_path, reference_scores
+from cropray.bench.levers import auto_choice, measure_cascade
 from cropray.bench.peak import flops_per_crop, matmul_peak
 from cropray.bench.peers import measure_peers
 from cropray.bench.trained import BENCH_SNR, synth_xy, train_briefly
@@ -54,6 +55,8 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    # auto's probe (fastpath/probe.py) measures afresh in this run, in-process and in the e2e actors
+    os.environ.setdefault("CROPRAY_CACHE_DIR", str(workdir / "probe-cache"))
     threads = torch.get_num_threads()
     res: dict = {"config": cfg.to_dict(), "machine": machine_info(), "phases_s": {}}
     mark = [time.perf_counter()]
@@ -92,7 +95,15 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
             if acc:
                 res["accuracy"].append({"arch": arch, **acc})
             phase("forward")
-    res["auto"] = _auto_report(res)
+    res["auto"] = _auto_report(res, trained, cfg, log)
+    phase("auto")
+    if cfg.cascade_crops:
+        log(f"cascade ({E2E_ARCH}, behind auto's path) ...")
+        tm = trained[E2E_ARCH]
+        res["cascade"] = measure_cascade(tm, _auto_scorers.pop(E2E_ARCH, None) or _auto_scorer(tm, cfg)[1],
+                                         n=cfg.cascade_crops, rounds=3, seed=cfg.seed, log=log)
+        phase("cascade")
+    _auto_scorers.clear()
 
     tm = trained[E2E_ARCH]
     peer_batch = min(cfg.batch_sizes, key=lambda b: abs(b - 128))
@@ -116,10 +127,19 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     return res
 
 
-def _auto_report(res: dict) -> dict:
-    """What `auto` picks on this machine: the static ranking, then per architecture the first path
-    whose calibration-crop guard passes (as build_scorer would decide for this bundle), checked
-    against the 10k-crop truth (`auto_eligible`) and the fastest eligible path measured."""
+_auto_scorers: dict = {}  # arch -> the auto scorer built by _auto_report (reused by the cascade)
+
+
+def _auto_scorer(tm, cfg: BenchConfig):
+    # Rows charged as one embedded-cluster actor would see them (e2e archive / usable CPUs - 1).
+    rows = max(1, cfg.n // max(1, len(os.sched_getaffinity(0)) - 1))
+    return auto_choice(tm.model, threshold=tm.threshold, calibration=tm.calibration_crops, expected_rows=rows)
+
+
+def _auto_report(res: dict, trained: dict, cfg: BenchConfig, log) -> dict:
+    """What `auto` builds on this machine, per architecture: the scorer build_scorer makes for this
+    bundle (probe.py measures the candidates, a fresh probe cache), checked against the 10k-crop
+    truth (`auto_eligible`) and against the fastest eligible path the forward table measured."""
     specs, skipped = candidates(detect(), "cpu", "auto", "auto", has_calibration=True)
     out = {"policy_order": [s.name for s in specs], "skipped": skipped, "per_arch": {}}
     for arch in res["models"]:
@@ -127,10 +147,13 @@ def _auto_report(res: dict) -> dict:
         eligible = [p for p, a in acc.items() if a["auto_eligible"]]
         best = max((r for r in res["forward"] if r["arch"] == arch and r.get("status") == "ok"
                     and r["path"] in eligible), key=lambda r: r["crops_per_s"], default=None)
-        pick = next((p for p in out["policy_order"] if p in acc and (acc[p]["precision"] == "fp32"
-                                                                     or acc[p].get("guard", {}).get("ok"))), None)
+        choice, _auto_scorers[arch] = _auto_scorer(trained[arch], cfg)
+        pick = choice["path"]
+        log(f"{arch}: auto -> {pick} (build {choice['build_s']:.1f} s; probe "
+            + ", ".join(f"{k} {v:.0f}" for k, v in ((choice["probe"] or {}).get("measured") or {}).items())
+            + " crops/s)")
         out["per_arch"][arch] = {"auto_path": pick, "auto_path_eligible": acc.get(pick, {}).get("auto_eligible"),
-                                 "fastest_eligible_measured": best and best["path"],
+                                 "fastest_eligible_measured": best and best["path"], **choice,
                                  "guard": {p: a.get("guard") for p, a in acc.items() if a.get("guard")}}
     first = next(iter(out["per_arch"].values()), {})
     out["picks"] = first.get("auto_path") or (specs[0].name if specs else None)

@@ -14,7 +14,8 @@ from cropray.cli._common import EXIT_OK, add_json_flag, emit, positive_int
 EPILOG = """\
 example:
   cropray bench --quick                         # < 1 minute: shallow_cnn, eager paths, small archive
-  cropray bench --json > bench.json             # every architecture, path and batch size (~15 min)
+  cropray bench --json > bench.json             # every architecture, path and batch size (~25 min)
+  cropray bench --archs shallow_cnn --e2e-rows 100000 --memory-scale 1   # e2e / naive on 100k crops
   cropray bench --archs shallow_cnn --paths fold_cl,compile_bf16,int8 --batch-sizes 64,128 --n 50000
 
 Measures on a synthetic archive made on the spot: the matmul peak (fp32/bf16/int8 GFLOP/s),
@@ -23,7 +24,8 @@ peak, compile time), each path's accuracy vs fp32 eager (max |d score|, is_signa
 (ONNX Runtime, OpenVINO; `pip install 'cropray[bench]'`), `cropray score` end to end through Ray
 Data and the naive baseline (pandas + eager fp32 batch-32 loop), their ratios and peak memory.
 The machine may be shared: compare figures within one run (medians over --repeats).
-paths: eager, fold_cl, bf16, compile_fp32, compile_bf16, int8."""
+Also what `auto` measures and picks here (its probe's figure per path) and the cascade's speed-up
+by positive fraction. paths: eager, fold_cl, bf16, compile_fp32, compile_bf16, int8, onnx_fp32."""
 
 
 def _csv(flag: str, cast=str):
@@ -45,7 +47,8 @@ def register(sub) -> None:
                                    "baseline and peers on a synthetic archive.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small, eager-only run that finishes in < 1 minute")
-    p.add_argument("--n", type=positive_int("--n"), default=None, help="crops in the archive (default 20000)")
+    p.add_argument("--e2e-rows", "--n", dest="n", type=positive_int("--e2e-rows"), default=None,
+                   help="crops in the archive scored end to end and by the naive loop (default 100000; --quick 2048)")
     p.add_argument("--n-accuracy", type=positive_int("--n-accuracy"), default=None,
                    help="crops each path is compared with fp32 eager on (default 10000)")
     p.add_argument("--archs", type=_csv("--archs"), default=None, help="architectures (default: all)")

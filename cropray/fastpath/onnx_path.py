@@ -4,12 +4,13 @@ Why: on the CPUs measured (PERF_NOTES, `cropray bench`) ONNX Runtime's fp32 conv
 the fp32 matmul peak where our best torch fp32 path reaches 0.55-0.60, and it needs no compile: the
 session is built in ~0.1 s, so an actor scores its first rows as soon as the bundle is loaded.
 
-The graph is built from the bundle's weights at load time (nothing new is stored in a bundle, nothing
-is read from disk): the model is copied, its RobustNorm is moved out into the numpy copy the other
+The graph is built from the bundle's weights at load time (nothing new is stored in a bundle): the model is copied, its RobustNorm is moved out into the numpy copy the other
 fast paths use (ONNX has no Median operator), and the rest -- conv trunk, head and the track prior's
 Taylor tree -- is exported with `torch.onnx.export` into memory with a dynamic batch axis. Every build
 is checked against the eager model on the example crops (the bundle's calibration crops when it has
-them): more than `TOLERANCE["fp32"]` apart and the path is refused (the scorer falls back).
+them): more than `TOLERANCE["fp32"]` apart and the path is refused (the scorer falls back). The
+exported bytes are kept next to the probe cache (`<cache>/onnx/<weights hash>.onnx`) so the next
+actor skips the 1-6 s export; a kept graph goes through the same check (and is re-exported if it fails).
 
 Threads: `intra_op_num_threads` = torch's thread count, which `build_scorer(threads=)` has set to the
 actor's CPUs; spinning is off so that an idle session does not burn the CPU the Ray read tasks need.
@@ -86,6 +87,42 @@ class OrtNet:
         return torch.from_numpy(np.asarray(out, dtype=np.float32).reshape(-1))
 
 
+def _graph_file(model: nn.Module, z: torch.Tensor):
+    """Where this model's exported graph is kept: the probe cache's folder, keyed by weights + torch."""
+    import hashlib
+
+    from cropray.fastpath import probe
+
+    key = hashlib.sha256(f"{probe.model_hash(model)}|{torch.__version__}|{tuple(z.shape[1:])}".encode()).hexdigest()
+    return probe.cache_path().parent / "onnx" / f"{key[:24]}.onnx"
+
+
+def _graph(model: nn.Module, net: nn.Module, z: torch.Tensor) -> tuple[bytes, bool]:
+    """(ONNX bytes, from the cache?). Exporting costs 1-6 s per actor on 2 shared cores, so the graph of
+    a model this machine exported before is read back; it is data (a protobuf graph, no code) and the
+    eager check below refuses it exactly as a fresh export if it does not reproduce the model."""
+    f = _graph_file(model, z)
+    try:
+        return f.read_bytes(), True
+    except OSError:
+        return export_network(net, z), False
+
+
+def _store(model: nn.Module, z: torch.Tensor, graph: bytes) -> None:
+    import os
+    import tempfile
+
+    f = _graph_file(model, z)
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=f.parent, suffix=".onnx.tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(graph)
+        os.replace(tmp, f)  # atomic: a concurrent actor reads the old file or the whole new one
+    except OSError:
+        pass  # a read-only cache costs the next actor an export, nothing else
+
+
 def build(model: nn.Module, example: torch.Tensor, *, threads: int) -> tuple[callable, dict]:
     """(fn raw (B,1,H,W) -> (B,), info) for `model`; RuntimeError when it cannot be built or disagrees.
 
@@ -102,15 +139,21 @@ def build(model: nn.Module, example: torch.Tensor, *, threads: int) -> tuple[cal
     pre = pre or nn.Identity()
     with torch.no_grad():
         z = pre(example)  # (B,1,H,W) normalised
-    ort_net = OrtNet(session(export_network(net, z[:8]), threads))
+    graph, cached = _graph(model, net, z[:8])
+    ort_net = OrtNet(session(graph, threads))
     build_s = time.perf_counter() - t0
     with torch.inference_mode():
         ref = model(example).float()  # the model as trained, fp32 eager
     got = ort_net(z)
     err = float((got - ref).abs().max()) if got.shape == ref.shape else float("inf")
+    if not err <= TOLERANCE["fp32"] and cached:  # a stale or damaged cached graph: export afresh
+        _graph_file(model, z).unlink(missing_ok=True)
+        return build(model, example, threads=threads)
     if not err <= TOLERANCE["fp32"]:  # also catches NaN
         raise RuntimeError(f"ONNX graph disagrees with the eager model by {err:.3g} > {TOLERANCE['fp32']}")
+    if not cached:
+        _store(model, z, graph)
     info = {"bn_folded": 0, "bn_left": 0, "channels_last": False, "preprocess": how,
-            "runtime": "onnxruntime", "export_s": round(build_s, 3), "check_max_abs_diff": err,
+            "runtime": "onnxruntime", "export_s": round(build_s, 3), "graph_cached": cached, "check_max_abs_diff": err,
             "ort_threads": max(1, int(threads))}
     return (lambda x: ort_net(pre(x))), info

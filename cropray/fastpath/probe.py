@@ -182,8 +182,13 @@ def choose(chooser, specs: list, *, key: str, expected_rows: int | None) -> tupl
     pick = _compile_if_it_pays(chooser, compiled, cached, best_rate, rows, report)
     compile_s = {}
     if pick is not None:
-        name, entry, rate = pick
-        rates[name], compile_s[name] = rate, entry[2].get("compile_s")
+        name, entry = pick
+        # timed side by side with the best uncompiled runner: the same load on both
+        pair = {name: entry[1], **({best: built[best][1]} if best else {})}
+        both = time_runners(pair, chooser.example)
+        rates.update(both)
+        report["measured"].update(both)
+        best_rate, rate, compile_s[name] = both.get(best, 0.0), both[name], entry[2].get("compile_s")
         if best is None or rate > best_rate:
             built[name], best = entry, name
         else:
@@ -205,12 +210,9 @@ def choose(chooser, specs: list, *, key: str, expected_rows: int | None) -> tupl
 
 def _compile_if_it_pays(chooser, compiled: list, cached: dict, best_rate: float, rows: int, report: dict):
     """Build (at most) the one compiled path whose charged compile pays back the most; None if none does.
-    Returns (name, (spec, runner, built, guard), measured rate) or None."""
+    Returns (name, (spec, runner, built, guard)) or None."""
     plans = []
     for s in compiled:
-        if chooser.guarded and s.precision != "fp32" and chooser._precheck(s.precision)["ok"] is False:
-            chooser._reject(s, f"accuracy pre-guard ({s.precision}, uncompiled): {chooser._checked[s.precision]}")
-            continue
         c = cached.get(s.name)
         rate = float(c["crops_per_s"]) if c else EXPLORE_GAIN[s.precision] * best_rate
         cost = float(c.get("compile_s") or EXPLORE_COMPILE_S[s.precision]) if c else EXPLORE_COMPILE_S[s.precision]
@@ -226,11 +228,11 @@ def _compile_if_it_pays(chooser, compiled: list, cached: dict, best_rate: float,
             report["skipped_compiles"].append({
                 "path": s.name, "reason": f"~{rows:,} rows for this scorer: compiling pays back only from "
                 f"~{need:,.0f} ({how}: {rate:.0f} crops/s after ~{cost:.0f} s vs {best_rate:.0f} uncompiled)"})
-    for _saved, s, _rate, _cost, _was_cached in sorted(plans, key=lambda p: -p[0])[:1]:
-        got = chooser._try(s)
-        if got is None:
-            return None
-        runner = got[0]
-        rate = time_runners({s.name: runner}, chooser.example)[s.name]
-        return s.name, (s, *got), rate
+    for _saved, s, _rate, _cost, _was_cached in sorted(plans, key=lambda p: -p[0]):
+        # the (memoized) uncompiled check of a reduced precision only for a compile that would pay
+        if chooser.guarded and s.precision != "fp32" and chooser._precheck(s.precision)["ok"] is False:
+            chooser._reject(s, f"accuracy pre-guard ({s.precision}, uncompiled): {chooser._checked[s.precision]}")
+            continue
+        got = chooser._try(s)  # at most one compile per build
+        return None if got is None else (s.name, (s, *got))
     return None

@@ -123,7 +123,7 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
             "skipped": skipped, "fallbacks": chooser.fallbacks, "guard": g, "model_id": model_id,
             "threshold": threshold, "capabilities": caps.to_dict(), "probe": probed,
             "runtime": spec.runtime,
-            **{k: built[k] for k in ("export_s", "check_max_abs_diff", "ort_threads") if k in built}}
+            **{k: built[k] for k in ("export_s", "graph_cached", "check_max_abs_diff", "ort_threads") if k in built}}
     return Scorer(runner, device=device, threshold=threshold, info=info)
 
 

@@ -15,6 +15,12 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROPRAY_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def _eager(model, x):
     with torch.inference_mode():
         return model(torch.from_numpy(x)).numpy()
@@ -85,3 +91,24 @@ def test_a_model_onnx_cannot_export_falls_back_with_the_reason(fixed_batch):
         assert np.abs(s(x) - _eager(_MedianModel(), x)).max() <= TOLERANCE["fp32"]
     else:
         assert d["path"] == "fold_cl" and any(f["path"] == "onnx_fp32" for f in d["fallbacks"]), d
+
+
+def test_a_kept_graph_is_reused_and_a_wrong_one_is_re_exported(trained_shallow, fixed_batch, cache_dir):
+    tm = trained_shallow
+    x = fixed_batch[:32]
+    ref = _eager(tm.model, x)
+    first = build_scorer(tm.model, path="onnx_fp32", batch_size=32)
+    assert first.describe()["graph_cached"] is False
+    (kept,) = (cache_dir / "onnx").glob("*.onnx")
+    again = build_scorer(tm.model, path="onnx_fp32", batch_size=32)
+    assert again.describe()["graph_cached"] is True and np.abs(again(x) - ref).max() <= TOLERANCE["fp32"]
+    # Replace the kept graph with another model's: the eager check refuses it and the path re-exports.
+    torch.manual_seed(3)
+    other = build_model("shallow_cnn", **tm.model.hparams).eval()
+    build_scorer(other, path="onnx_fp32", batch_size=32)
+    wrong = next(f for f in (cache_dir / "onnx").glob("*.onnx") if f != kept)
+    kept.write_bytes(wrong.read_bytes())
+    fixed = build_scorer(tm.model, path="onnx_fp32", batch_size=32)
+    d = fixed.describe()
+    assert d["path"] == "onnx_fp32" and d["graph_cached"] is False, d
+    assert np.abs(fixed(x) - ref).max() <= TOLERANCE["fp32"]
