@@ -7,24 +7,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from _lockholder import hold_lock
 
 from cropray.cli import main
 from cropray.outlock import LOCK_NAME, OutputBusy, lock_path, output_lock
-
-ROOT = Path(__file__).resolve().parents[1]
-HOLD = ("import sys, time\nfrom cropray.outlock import output_lock\n"
-        "with output_lock(sys.argv[1], beside=sys.argv[2] == '1'):\n    print('locked', flush=True)\n    time.sleep(600)\n")
-
-
-def hold_lock(directory, beside: bool = False) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(directory), "1" if beside else "0"], cwd=ROOT,
-                         stdout=subprocess.PIPE)
-    assert p.stdout.readline().strip() == b"locked"
-    return p
 
 
 def _kill(p: subprocess.Popen) -> None:

@@ -13,32 +13,19 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from _lockholder import hold_lock
 from conftest import ids, write_good
 
 from cropray.cli import main
 from cropray.outlock import LOCK_NAME, output_lock
 
-ROOT = Path(__file__).resolve().parents[2]
 FLAGS = ("--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--compile", "off", "--batch-size", "64")
-HOLD = ("import sys, time\nfrom cropray.outlock import output_lock\n"
-        "with output_lock(sys.argv[1], beside=sys.argv[2] == '1'):\n    print('locked', flush=True)\n    time.sleep(600)\n")
-
-
-def hold_lock(directory, beside: bool = False) -> subprocess.Popen:
-    """Another process holding the output lock (as a running `cropray score` would)."""
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(directory), "1" if beside else "0"], cwd=ROOT,
-                         stdout=subprocess.PIPE)
-    assert p.stdout.readline().strip() == b"locked"
-    return p
-
-
 def score(capsys, bundle, inp, out, *extra):
     rc = main(["score", str(bundle), str(inp), str(out), *FLAGS, *extra, "--json"])
     cap = capsys.readouterr()
