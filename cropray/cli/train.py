@@ -156,7 +156,8 @@ def _human(s: dict) -> str:
     if a:
         failed = ", ".join(f["file"] for f in a["files_failed"][:3])
         lines.append(f"archive    {a['drawn']:,} backgrounds from {a['files']} file(s), {a['excluded']:,} excluded "
-                     f"(may hold signals), {a['injected']:,} injected + {a['plain']:,} plain; training only")
+                     f"(may hold signals), {a['injected']:,} injected + {a['plain']:,} plain; "
+                     + ("training only" if a.get("used_by_model", True) else f"not used by the chosen {s['arch']}"))
         if a["files_failed"]:
             lines.append(f"           {len(a['files_failed'])} unreadable file(s) skipped: {failed} - needs attention")
         lines.extend(f"warning    {w}" for w in a["warnings"])
