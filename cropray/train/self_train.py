@@ -44,7 +44,8 @@ class SelfTrainConfig:
 
 
 def weak_probabilities(model, pool: np.ndarray, cfg: TrainConfig, views: int, seed: int) -> np.ndarray:
-    """(views, P) sigmoid(score) of weakly augmented views of pool (P, 1, H, W) raw crops."""
+    """(views, P) probabilities of weakly augmented views of pool (P, 1, H, W) raw crops: a logit
+    model's score is already sigmoid(logit) (its ArchSpec's score_range (0, 1))."""
     import torch
 
     from cropray.train.augment import SpectrogramAugment
@@ -58,7 +59,7 @@ def weak_probabilities(model, pool: np.ndarray, cfg: TrainConfig, views: int, se
             for i in range(0, len(pool), 512):
                 xb = torch.from_numpy(np.ascontiguousarray(pool[i:i + 512], np.float32))
                 xb = aug(xb, gen) if v > 0 else xb  # view 0: the crop itself
-                out[v, i:i + 512] = torch.sigmoid(model(xb)).numpy()
+                out[v, i:i + 512] = model(xb).float().numpy()  # logit models score sigmoid(logit)
     return out
 
 
@@ -83,7 +84,8 @@ def self_train(cfg: TrainConfig, x, y, pool: np.ndarray, st: SelfTrainConfig, *,
     rcfg = resolve(cfg, len(y))
     from cropray.models.policy import arch_spec
 
-    if arch_spec(rcfg.arch).loss_family != "logit":
+    spec = arch_spec(rcfg.arch)
+    if spec.loss_family != "logit" or spec.score_range != (0.0, 1.0):
         raise ConfigError(f"self-training needs a logit model (sigmoid = confidence); {rcfg.arch} is not one")
     res = fit(rcfg, x, y, extra=extra, progress=progress)
     info = []

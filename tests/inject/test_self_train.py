@@ -32,6 +32,10 @@ def test_self_training_round_trains_a_student_on_confident_archive_crops():
     assert r["pool"] == 120 and 0 < r["pseudo_signal"] + r["pseudo_not"] <= 60
     p = weak_probabilities(res.model, pool.crops[:8, None], cfg.resolve("shallow_cnn"), 2, 0)
     assert p.shape == (2, 8) and ((p >= 0) & (p <= 1)).all()
+    import torch
+
+    with torch.inference_mode():  # view 0 is the crop itself, and the score is already the probability
+        np.testing.assert_allclose(p[0], res.model(torch.from_numpy(pool.crops[:8, None])).numpy(), rtol=1e-5)
     with pytest.raises(ConfigError, match="logit model"):
         self_train(TrainConfig(arch="siamese", epochs=1), lab.crops[:, None], lab.label, pool.crops[:, None],
                    SelfTrainConfig())
