@@ -136,6 +136,8 @@ def time_runners(runners: dict, example: torch.Tensor) -> dict[str, float]:
                     continue
                 t0 = time.perf_counter()
                 r(example)
+                if example.is_cuda:  # kernels run asynchronously: time the work, not the launch
+                    torch.cuda.synchronize()
                 dt = time.perf_counter() - t0
                 spent[n] += dt
                 per[n].append(b / max(dt, 1e-9))
@@ -166,16 +168,17 @@ def choose(chooser, specs: list, *, key: str, expected_rows: int | None) -> tupl
         plain = sorted((s for s in plain if "crops_per_s" in cached[s.name]),
                        key=lambda s: -float(cached[s.name]["crops_per_s"]))
     built: dict = {}
-    for s in plain:
-        got = chooser._try(s)
-        if got is not None:
-            built[s.name] = (s, *got)
-            if report["cache_hit"]:
+    if report["cache_hit"]:
+        for s in plain:
+            got = chooser._try(s)
+            if got is not None:
+                built[s.name] = (s, *got)
                 break  # the fastest cached path that still builds and passes its guard
+        rates = {n: float(cached[n]["crops_per_s"]) for n in built}
+    else:
+        built, rates = _probe_plain(chooser, plain)
     if not built and not compiled:
         return (*chooser.first_accepted([]), report)  # raises CroprayError naming every path
-    rates = ({n: float(cached[n]["crops_per_s"]) for n in built} if report["cache_hit"]
-             else time_runners({n: b[1] for n, b in built.items()}, chooser.example))
     report["measured"] = {} if report["cache_hit"] else dict(rates)
     best = max(rates, key=rates.get, default=None)
     best_rate = rates.get(best, 0.0)
@@ -206,6 +209,37 @@ def choose(chooser, specs: list, *, key: str, expected_rows: int | None) -> tupl
     report["expected_s"] = round(_seconds(rows, rates[best], built[best][2].get("compile_s") or 0.0), 1)
     spec, runner, info, g = built[best]
     return spec, runner, info, g, report
+
+
+def _probe_plain(chooser, plain: list) -> tuple[dict, dict]:
+    """Build every uncompiled candidate, time them, then run the accuracy guard on the fastest only
+    (next fastest when it fails): the guard's fp32 reference over the calibration crops costs more
+    than the probe itself (1-5 s per actor on 2 shared cores), so it is spent on the path that won."""
+    from cropray.fastpath.policy import GUARD_CROPS
+    from cropray.fastpath.scorer import _guard
+
+    guarded, chooser.guarded = chooser.guarded, False
+    try:
+        built = {}
+        for s in plain:
+            got = chooser._try(s)  # builds; no guard yet
+            if got is not None:
+                built[s.name] = (s, *got)
+    finally:
+        chooser.guarded = guarded
+    rates = time_runners({n: b[1] for n, b in built.items()}, chooser.example)
+    for name in sorted(rates, key=rates.get, reverse=True):
+        s, runner, info, _ = built[name]
+        if not guarded or s.precision == "fp32":
+            break
+        g = _guard(chooser.model, runner, s, chooser.calib[:GUARD_CROPS].to(chooser.device), chooser.threshold)
+        chooser._checked.setdefault(s.precision, g)  # what a compiled path of this precision is pre-checked by
+        if g["ok"]:
+            built[name] = (s, runner, info, g)
+            break
+        chooser._reject(s, f"accuracy guard: {g}")
+        del built[name], rates[name]
+    return built, rates
 
 
 def _compile_if_it_pays(chooser, compiled: list, cached: dict, best_rate: float, rows: int, report: dict):
