@@ -1,7 +1,9 @@
 """Fast scoring path: `build_scorer(bundle_or_model, ...)` -> a callable scorer (np (B,1,H,W) -> np (B,)).
 
-Files: capabilities.py (what this machine can run), fold.py (BN folding), paths.py (execution paths and
-the padded fixed-batch runner), quantize.py (int8 PT2E), policy.py (how `auto` chooses), scorer.py.
+Files: capabilities.py (what this machine can run), specs.py (the paths, torch-free), fold.py (BN
+folding), paths.py (execution paths and the padded fixed-batch runner), onnx_path.py (ONNX Runtime),
+quantize.py (int8 PT2E), policy.py (static rules), probe.py (how `auto` measures and chooses, cached),
+cascade.py (the track-statistic cascade, bench only), scorer.py (`build_scorer`).
 """
 
 from cropray._lazy import lazy_exports
