@@ -181,3 +181,14 @@ def validate(obj: Any, what: str) -> None:
 def refuse(what: str, name: str, message: str) -> ConfigError:
     """A ConfigError for a check that ties fields together: '{what} {message}', naming `name`."""
     return ConfigError(f"{what} {message}", field=name)
+
+
+def from_json_dict(cls: Any, d: dict, what: str) -> Any:
+    """Build the dataclass `cls` from a JSON-like dict: JSON lists become tuples; an unknown key is a
+    ConfigError listing the valid ones (a typo in a config file must fail loudly, not be ignored)."""
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(d) - set(valid))
+    if unknown:
+        raise ConfigError(f"{what}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}",
+                          field=unknown[0])
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from cropray.errors import ConfigError
 from cropray.synth.kinds import parse_kinds
-from cropray.validate import integer, number, pair, validate
+from cropray.validate import from_json_dict, integer, number, pair, validate
 
 MAX_ARCHIVE_CROPS = 2_000_000  # 64x64 float32: ~33 GB; the budget is held in memory
 
@@ -42,8 +41,4 @@ class InjectConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> InjectConfig:
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(valid))
-        if unknown:
-            raise ConfigError(f"inject config: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return from_json_dict(cls, d, "inject config")

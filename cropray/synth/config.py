@@ -7,10 +7,10 @@ checked on construction (ConfigError naming the field), and `to_dict()` is what 
 from __future__ import annotations
 
 import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from cropray.errors import ConfigError
-from cropray.validate import integer, mapping, number, pair, validate
+from cropray.validate import from_json_dict, integer, mapping, number, pair, validate
 
 PROFILES = ("gaussian", "sinc2", "boxcar")
 ENVELOPES = ("constant", "scintillating", "pulsed")
@@ -106,11 +106,7 @@ class SynthConfig:
     @classmethod
     def from_dict(cls, d: dict) -> SynthConfig:
         """Build from a JSON-like dict; unknown keys are a ConfigError listing the valid ones."""
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(valid))
-        if unknown:
-            raise ConfigError(f"synth config: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        return from_json_dict(cls, d, "synth config")
 
     def replace(self, **kw) -> SynthConfig:
         return SynthConfig.from_dict({**self.to_dict(), **kw})
