@@ -42,6 +42,9 @@ class CVResult:
     history: list[dict] = field(default_factory=list)  # per epoch: what on_epoch received
     seconds: float = 0.0
     stopped_by_callback: bool = False
+    # per fold: the model (eval mode, best weights, finalized on that fold's labelled training crops)
+    # whose held-out scores are oof_scores[fold == i]; in-process only, never serialised
+    fold_models: list = field(default_factory=list, repr=False)
 
 
 def choose_k(y) -> int:
@@ -117,6 +120,10 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
             if on_epoch is not None and on_epoch(epoch, m):
                 stopped_cb = True
                 break
+    fold_models = []
+    for t in trainers:  # the weights that produced each fold's out-of-fold scores
+        t.use_best()
+        fold_models.append(t.model)
     threshold = calibrate_threshold(y, oof)
     metrics = binary_metrics(y, oof, threshold, n_boot=n_boot, seed=cfg.seed)
     fold_auc = [_auc(y[te], oof[te]) for te in held]
@@ -129,7 +136,8 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
         metrics[trainers[0].model.variants_metric] = {r: float(roc_auc_score(y, s)) for r, s in rules_oof.items()}
     return CVResult(cfg=cfg, k=k, oof_scores=oof, fold=fold_of, threshold=threshold, metrics=metrics,
                     fold_auc=fold_auc, best_epochs=[t.best_epoch for t in trainers], history=history,
-                    seconds=time.perf_counter() - t0, stopped_by_callback=stopped_cb)
+                    seconds=time.perf_counter() - t0, stopped_by_callback=stopped_cb,
+                    fold_models=fold_models)
 
 
 def _auc(y, s) -> float:

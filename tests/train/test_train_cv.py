@@ -37,3 +37,20 @@ def test_callback_can_stop_and_baseline_needs_no_training(easy_train):
     assert res.stopped_by_callback and len(res.history) == 1 and res.k == 3
     base = cross_validate(TrainConfig(arch="dedoppler"), x, y, snr=np.full(60, np.nan), n_boot=0)
     assert base.history == [] and base.metrics["roc_auc"]["value"] > 0.7 and base.metrics["snr_recall"] == []
+
+
+@pytest.mark.parametrize("arch", ["shallow_cnn", "siamese"])
+def test_fold_models_reproduce_out_of_fold_scores(easy_train, arch):
+    # Path-aware CV rescoring each held-out fold through another execution path needs the exact
+    # weights (and Siamese gallery) that produced the out-of-fold scores.
+    import torch
+
+    x, y = easy_train[0][:60], easy_train[1][:60]
+    cfg = TrainConfig(arch=arch, epochs=3, patience=5, model_kwargs=TINY[arch], epoch_crops=1, min_epochs=0)
+    res = cross_validate(cfg, x, y, k=3, n_boot=0)
+    assert len(res.fold_models) == 3
+    for i, m in enumerate(res.fold_models):
+        te = res.fold == i
+        with torch.no_grad():
+            s = m.eval()(torch.as_tensor(x[te])).float().numpy()
+        np.testing.assert_allclose(s, res.oof_scores[te], rtol=1e-4, atol=1e-5)
