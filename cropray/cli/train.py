@@ -48,6 +48,17 @@ def register(sub) -> None:
     p.add_argument("--folds", type=positive_int("--folds"), default=None, metavar="K",
                    help="cross-validation folds (default min(5, minority class count))")
     p.add_argument("--crop-shape", default=None, metavar="HxW", help="crop shape for plain list columns")
+    add_archive_args(p)
+    p.add_argument("--compare", action="store_true",
+                   help="with --arch auto: cross-validate every candidate for the label count and dedoppler on "
+                   "the same folds and bundle the best (always on with --archive)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL directory")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def add_archive_args(p: argparse.ArgumentParser) -> None:
+    """--archive, --archive-crops, --inject-config: shared by `cropray train` and `cropray tune`."""
     p.add_argument("--archive", default=None, metavar="ARCHIVE",
                    help="unlabelled archive of the same crops: backgrounds drawn from it get synthetic signals "
                    "injected in its own units and join training (never folds, threshold or metrics)")
@@ -56,12 +67,6 @@ def register(sub) -> None:
     p.add_argument("--inject-config", default=None, metavar="JSON",
                    help="injection settings (inline JSON or file): archive_crops, inject_fraction, snr_range, "
                    "kinds, exclude_quantile, min_backgrounds, real_share, per_epoch, read_oversample")
-    p.add_argument("--compare", action="store_true",
-                   help="with --arch auto: cross-validate every candidate for the label count and dedoppler on "
-                   "the same folds and bundle the best (always on with --archive)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL directory")
-    add_json_flag(p)
-    p.set_defaults(func=run)
 
 
 def load_config(text: str | None, flag: str = "--config") -> dict:
@@ -96,7 +101,7 @@ def run(args) -> int:
         raise ConfigError(f"--config {args.config}: {e}") from None
     cfg = cfg.replace(arch=args.arch, epochs=args.epochs, seed=args.seed)  # a bad value names its flag
     shape = parse_crop_shape(args.crop_shape) if args.crop_shape else None
-    inject = _inject_config(args, cfg.seed)
+    inject = inject_config(args, cfg.seed)
     from cropray.outlock import output_lock
 
     # one writer per bundle: PARENT/.MODEL.lock (the bundle directory itself is replaced by a rename)
@@ -105,11 +110,10 @@ def run(args) -> int:
                              progress=None if not args.json else False, archive=args.archive, inject=inject,
                              compare=args.compare or args.archive is not None)
     emit(s, _human(s), args.json)
-    archive_trouble = bool(s.get("archive") and (s["archive"]["files_failed"] or s["archive"]["warnings"]))
-    return EXIT_ATTENTION if s["invalid_rows"] or archive_trouble else EXIT_OK
+    return EXIT_ATTENTION if s["invalid_rows"] or archive_trouble(s.get("archive")) else EXIT_OK
 
 
-def _inject_config(args, seed: int):
+def inject_config(args, seed: int):
     """--archive-crops / --inject-config -> InjectConfig (None without --archive); ConfigError names the flag."""
     if args.archive is None:
         if args.archive_crops is not None or args.inject_config is not None:
@@ -125,6 +129,23 @@ def _inject_config(args, seed: int):
         return InjectConfig.from_dict(d)
     except ConfigError as e:
         raise ConfigError(f"--inject-config: {e}") from None
+
+
+def archive_lines(a: dict, arch: str) -> list[str]:
+    """Summary lines of what --archive drew and injected (`cropray train` and `cropray tune`)."""
+    failed = ", ".join(f["file"] for f in a["files_failed"][:3])
+    lines = [f"archive    {a['drawn']:,} backgrounds from {a['files']} file(s), {a['excluded']:,} excluded "
+             f"(may hold signals), {a['injected']:,} injected + {a['plain']:,} plain; "
+             + ("training only" if a.get("used_by_model", True) else f"not used by the chosen {arch}")]
+    if a["files_failed"]:
+        lines.append(f"           {len(a['files_failed'])} unreadable file(s) skipped: {failed} - needs attention")
+    lines.extend(f"warning    {w}" for w in a["warnings"])
+    return lines
+
+
+def archive_trouble(a: dict | None) -> bool:
+    """Unreadable archive files or warnings (too few backgrounds, invalid rows): exit 1."""
+    return bool(a and (a["files_failed"] or a["warnings"]))
 
 
 def _ci(m: dict) -> str:
@@ -152,15 +173,8 @@ def _human(s: dict) -> str:
         lines.append("compared   " + ", ".join(f"{c['arch']}{'+archive' if c['archive'] else ''} {c['cv_auc']:.3f}"
                                               + (" *" if c["chosen"] else "") for c in comp["candidates"]))
         lines.append(f"           {comp['reason']}")
-    a = s.get("archive")
-    if a:
-        failed = ", ".join(f["file"] for f in a["files_failed"][:3])
-        lines.append(f"archive    {a['drawn']:,} backgrounds from {a['files']} file(s), {a['excluded']:,} excluded "
-                     f"(may hold signals), {a['injected']:,} injected + {a['plain']:,} plain; "
-                     + ("training only" if a.get("used_by_model", True) else f"not used by the chosen {s['arch']}"))
-        if a["files_failed"]:
-            lines.append(f"           {len(a['files_failed'])} unreadable file(s) skipped: {failed} - needs attention")
-        lines.extend(f"warning    {w}" for w in a["warnings"])
+    if s.get("archive"):
+        lines.extend(archive_lines(s["archive"], s["arch"]))
     if s["n_labels"] < 100:
         lines.append(f"note       {s['n_labels']} labels: every figure above is uncertain - read the intervals")
     return "\n".join(lines)

@@ -50,6 +50,7 @@ def calibration_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.nd
 
 def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int | None = None,
                      crop_shape=None, overwrite: bool = False, progress: bool | None = None,
+                     cv_result=None, prepared_archive=None,
                      log: Callable[[str], None] | None = _stderr, extra: dict | None = None,
                      archive=None, inject=None, compare: bool = False, labeled=None) -> TrainResult:
     """Train on the labelled archive at `labels_path` and write a bundle to `out`; return the typed
@@ -58,6 +59,9 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     already read from `labels_path` by the caller (a sweep's refit), so the archive is read once per job.
     CroprayError for unusable input (before any training).
     `extra` (JSON-able) goes into the bundle manifest as is (e.g. the sweep that chose the config).
+    `cv_result`: a CVResult of `cfg` on these labels and folds already run by the caller (a sweep's
+    winning trial, checked by cropray.tune.oof): no cross-validation here, only the refit.
+    `prepared_archive`: (ExtraCrops, summary) the caller already built from `archive` (a sweep's driver).
     `archive` (with `inject`, a cropray.inject.InjectConfig): also train on crops injected into that
     archive's backgrounds (cropray.train.archive_data); folds, threshold and metrics stay real-only.
     `compare` with arch auto: cross-validate the label count's candidates (with and without the archive)
@@ -75,8 +79,8 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
         from cropray.inject import InjectConfig
         from cropray.train.archive_data import archive_extra
 
-        crops, archive_info = archive_extra(archive, ls.x, ls.y, inject or InjectConfig(seed=rcfg.seed),
-                                            crop_shape=crop_shape, say=say)
+        crops, archive_info = prepared_archive or archive_extra(
+            archive, ls.x, ls.y, inject or InjectConfig(seed=rcfg.seed), crop_shape=crop_shape, say=say)
         say(f"archive {archive}: {archive_info['drawn']:,} backgrounds drawn, {archive_info['excluded']:,} "
             f"excluded, {archive_info['injected']:,} injected + {archive_info['plain']:,} plain for training")
     say(f"{len(ls.y)} labels ({counts[1]} signal, {counts[0]} not; {invalid_rows} invalid rows skipped) "
@@ -89,6 +93,8 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
         rcfg, cv, crops = choice.cfg, choice.cv, (crops if choice.with_archive else None)
         comparison = {"candidates": choice.table, "reason": choice.reason}
         say(f"auto: {choice.reason}")
+    elif cv_result is not None:  # the caller ran this very CV (same config, labels, folds)
+        cv = cv_result
     else:
         cv = cross_validate(rcfg, ls.x, ls.y, k=k, snr=ls.snr, progress=progress, extra=crops)
     m = cv.metrics
