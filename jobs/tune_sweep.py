@@ -3,10 +3,17 @@
     ray job submit --address http://HEAD:8265 --working-dir . -- \\
         python jobs/tune_sweep.py /shared/labels --out /shared/sweeps/run1 --samples 32 --epochs 30
 
+    # learning from the unlabelled archive too (`cropray train --archive`'s flags):
+    ray job submit --address http://HEAD:8265 --working-dir . -- \
+        python jobs/tune_sweep.py /shared/labels --out /shared/sweeps/run2 --archive s3://bucket/archive \
+        --archive-crops 20000
+
 Inside a Ray job RAY_ADDRESS is set, so no --address is needed: the sweep joins its cluster and the
 working dir (with cropray) reaches every trial. --out must be absolute, on storage every node sees:
 the job's own directory is a temporary copy (`cropray tune` refuses a relative --out on a joined
-cluster). Rerun with --resume after an interruption.
+cluster). --archive is read by the job's driver only (on the head node: shared storage or a URI such
+as s3://); its injected crops reach every trial through Ray's object store. Rerun with --resume after
+an interruption (the same archive, or none: the sweep's own is reused).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ EXAMPLE = """example:
   cropray tune /tmp/labels --out /tmp/sweep --samples 16 --epochs 20     # 300 labels -> 'mid' space
   cropray tune /tmp/labels --out /tmp/sweep --resume                     # continue after an interruption
   cropray tune /tmp/labels --out /tmp/sweep2 --regime few --search random --time-budget 600 --json
+  cropray tune /tmp/labels --out /tmp/sweep3 --archive /tmp/archive --archive-crops 8000   # + injections
   cropray train /tmp/labels --out /tmp/model --config /tmp/sweep/best_config.json   # same as OUT/bundle
 
 Each trial cross-validates one configuration (stratified k-fold, every trial on the same folds) and
@@ -33,8 +34,12 @@ reports the CV metric after every epoch; ASHA stops poor trials early; Optuna's 
 configuration (random search without optuna). Trial 0 is the regime's default configuration. A trial
 that raises is recorded as failed and the sweep goes on (exit 1 when any failed). OUT gets trials.parquet
 and .csv, sweep_params.png, sweep_progress.png, best_config.json, bundle/ (the best configuration
-retrained on all labels), summary.json, and Tune's experiment in sweep/. On a cluster, OUT must be on
-storage every node sees; submit with `ray job submit --working-dir . -- python jobs/tune_sweep.py ...`.
+retrained on all labels, its threshold and CV metrics taken from the winning trial's out-of-fold
+scores), summary.json, and Tune's experiment in sweep/. --archive (as in `cropray train`): injected
+crops from an unlabelled archive, built once, join every trial's training folds and the retrain; folds,
+threshold and metrics stay real labels only. On a cluster, OUT must be on storage every node sees and
+ARCHIVE readable by the driver (trials get its crops through the object store); submit with
+`ray job submit --working-dir . -- python jobs/tune_sweep.py ...`.
 
 search spaces (a parameter named '<arch>.x' exists only when that architecture is drawn):
 """
@@ -132,6 +137,9 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
                    '\'{"batch_size": 64, "shallow_cnn": {"channels": [16, 32, 64]}}\'')
     p.add_argument("--crop-shape", type=crop_shape_type, default=None, metavar="HxW",
                    help="crop shape for plain list columns")
+    from cropray.cli.train import add_archive_args
+
+    add_archive_args(p)  # the same flags, checks and messages as `cropray train --archive`
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="Ray cluster to join ('auto': the one `ray start` runs here; default: RAY_ADDRESS, "
                    "else a private local Ray for this sweep)")
@@ -142,7 +150,7 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from cropray.cli.train import load_config
+    from cropray.cli.train import archive_trouble, inject_config, load_config
     from cropray.tune.config import TuneConfig
     from cropray.tune.sweep import run_sweep
 
@@ -155,20 +163,25 @@ def run(args) -> int:
         print(f"cropray tune: --resume uses the sweep's saved settings; ignoring {', '.join(sorted(given))}",
               file=sys.stderr)
     tcfg = None if args.resume else TuneConfig(**given)
+    inject = inject_config(args, given.get("seed", TuneConfig().seed))  # None without --archive
+    if args.resume and args.archive_crops is None and args.inject_config is None and args.seed is None:
+        inject = None  # the resumed sweep's own injection settings (a different archive is refused)
     from cropray.outlock import output_lock
 
     # --json: stdout holds the JSON only, whatever Ray prints
     with json_stdout(args.json) as out:
         with output_lock(args.out):  # one writer per sweep directory: DIR/_lock, freed when this process ends
             s = run_sweep(args.labels, args.out, tcfg, crop_shape=args.crop_shape, address=args.address,
-                          resume=args.resume, overwrite=args.overwrite)
+                          resume=args.resume, overwrite=args.overwrite, archive=args.archive, inject=inject)
         emit(s, human(s), args.json, out)
     attention = (s.trials.failed or s.invalid_rows or s.best is None
-                 or (s.bundle and s.bundle.error))
+                 or (s.bundle and s.bundle.error) or archive_trouble(s.archive))
     return EXIT_ATTENTION if attention else EXIT_OK
 
 
 def human(s: TuneResult) -> str:
+    from cropray.cli.train import archive_lines
+
     n, m = s.trials, s.metric
     lines = [
         f"sweep      {s.experiment}  ({s.regime} regime, {s.search} search, <= {s.epochs} epochs/trial, "
@@ -197,6 +210,10 @@ def human(s: TuneResult) -> str:
             lines.append(f"WARNING    {s.bundle.error}")
         lines.append(f"           refit on all labels; CV k={s.bundle.k} ROC-AUC {c['value']:.3f} "
                      f"[{c['lo']:.3f}, {c['hi']:.3f}] (95% bootstrap, out-of-fold)")
+        lines.append(f"           CV from {s.bundle.cv_source}" if s.bundle.cv_source.startswith("trial")
+                     else f"           {s.bundle.cv_source}")
+    if s.archive:
+        lines.extend(archive_lines(s.archive, s.best.config["arch"] if s.best else "model"))
     lines.append(f"outputs    {s.out}: trials.parquet, trials.csv, sweep_params.png, sweep_progress.png, "
                  "best_config.json, summary.json")
     t = s.seconds

@@ -1,10 +1,12 @@
 """cropray's own record of a sweep: plain JSON that `--resume` rebuilds the sweep from (no pickle).
 
     OUT/tune_config.json     the TuneConfig the sweep started with (--resume reuses it)
-    OUT/data.json            {"labels", "n_labels", "fingerprint", "regime"} (--resume checks them)
+    OUT/data.json            {"labels", "n_labels", "fingerprint", "regime", "archive"} (--resume checks
+                             them; "archive": null, or its path, fingerprint and injection settings)
     OUT/trials/trial-NNNN.json   one per trial, written by the driver when the trial appears and
                              again when it ends: {"trial": NNNN, "trial_id", "config", "status",
-                             "result", "error", "experiment"}
+                             "result", "error", "experiment", "oof"}; "oof": a completed
+                             trial's out-of-fold work (cropray.tune.oof), null otherwise
 
 Why not `Tuner.restore`: it unpickles `tuner.pkl`, `searcher-state-*.pkl` and cloudpickle blobs inside
 `experiment_state-*.json` from OUT, which the README puts on shared storage - whoever can write there
@@ -25,7 +27,9 @@ from typing import Any
 
 from cropray.errors import ConfigError, CroprayError
 from cropray.tune.config import TuneConfig
+from cropray.tune.oof import check_oof
 from cropray.tune.spaces import SPACES, Choice, Int, train_dict
+from cropray.tune.sweep_archive import valid_state as valid_archive_state
 
 RECORDS = "trials"
 TUNE_CONFIG = "tune_config.json"
@@ -34,7 +38,7 @@ STATUSES = ("running", "completed", "stopped", "failed", "not run")
 FINISHED = ("completed", "stopped", "failed")  # kept by --resume; the others rerun from epoch 1
 RESULT_KEYS = ("epoch", "finished", "cv_auc", "cv_auc_std", "cv_auc_lcb", "val_auc", "train_loss", "oof_auc",
                "oof_auc_lo", "oof_auc_hi", "best_epoch", "time_total_s", "timestamp")
-MAX_RECORD_BYTES = 1 << 20
+MAX_RECORD_BYTES = 64 << 20  # a completed trial's record holds ~25 bytes per label (its out-of-fold scores)
 _NAME = re.compile(r"trial-(\d{4,6})\.json")
 
 
@@ -59,8 +63,9 @@ def status_of(result: dict) -> str:
 def make_record(index: int, trial_id: str, config: dict, status: str, result: dict, error: str | None,
                 experiment: str) -> dict:
     kept = {k: _plain(result[k]) for k in RESULT_KEYS if k in result}
+    oof = result.get("oof")
     return {"trial": index, "trial_id": trial_id, "config": dict(config), "status": status, "result": kept,
-            "error": error, "experiment": experiment}
+            "error": error, "experiment": experiment, "oof": oof if check_oof(oof) is None else None}
 
 
 def _plain(v):
@@ -115,7 +120,7 @@ def load_state(out: Path) -> tuple[TuneConfig, dict, list[dict]]:
 def _check_data(d, path: Path) -> dict:
     ok = (isinstance(d, dict) and isinstance(d.get("labels"), str) and isinstance(d.get("n_labels"), int)
           and isinstance(d.get("fingerprint"), str) and re.fullmatch(r"[0-9a-f]{64}", d["fingerprint"])
-          and d.get("regime") in SPACES)
+          and d.get("regime") in SPACES and valid_archive_state(d.get("archive")))
     if not ok:
         raise CroprayError(f"{path}: not a cropray sweep data record (expected labels, n_labels, fingerprint and "
                            f"a regime among {', '.join(SPACES)}); start a new sweep in another --out")
@@ -128,8 +133,8 @@ def _check_record(r, path: Path, regime: str) -> dict:
         raise CroprayError(f"{path}: not a trial record of this sweep ({why}); remove it to rerun that trial, "
                            "or start a new sweep")
 
-    if not isinstance(r, dict) or set(r) != {"trial", "trial_id", "config", "status", "result", "error",
-                                             "experiment"}:
+    keys = {"trial", "trial_id", "config", "status", "result", "error", "experiment"}
+    if not isinstance(r, dict) or set(r) - {"oof"} != keys:  # "oof": absent in records of an older cropray
         bad("unexpected structure")
     if isinstance(r["trial"], bool) or not isinstance(r["trial"], int) or not 0 <= r["trial"] < 1_000_000:
         bad(f"trial number {r['trial']!r}")
@@ -148,6 +153,8 @@ def _check_record(r, path: Path, regime: str) -> dict:
         bad("result holds unknown keys or non-numbers")
     if r["error"] is not None and not isinstance(r["error"], str):
         bad("error is not text")
+    if r.get("oof") is not None and check_oof(r["oof"]):
+        bad(f"its out-of-fold record: {check_oof(r['oof'])}")
     return r
 
 

@@ -62,6 +62,7 @@ class SweepBundle(JobResult):
     cv_roc_auc: dict[str, float]  # {value, lo, hi}
     final_epochs: int
     error: str | None  # set when the refit's scores are not finite: do not use the bundle
+    cv_source: str = ""  # the winning trial's out-of-fold scores, or why the retrain cross-validated again
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class TuneResult(JobResult):
     files: list[str]  # tables, plots, best_config.json
     settings: dict[str, Any]  # the TuneConfig.to_dict() the sweep ran with
     seconds: SweepSeconds | None = None
+    archive: dict[str, Any] | None = None  # what --archive drew and injected (as in `cropray train`), if used
 
 
 METRIC_COLS = ["cv_auc", "cv_auc_std", "cv_auc_lcb", "val_auc", "train_loss"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -29,8 +28,10 @@ from pathlib import Path
 import numpy as np
 from ray import tune
 
+import cropray.tune.sweep_archive as sweep_archive
 from cropray.errors import CroprayError
 from cropray.tune.config import TuneConfig
+from cropray.tune.oof import cv_from_record, fingerprint
 from cropray.tune.plots import plot_params, plot_progress
 from cropray.tune.records import (
     DATA,
@@ -129,14 +130,6 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"  # short: the default name repeats every parameter
 
 
-def fingerprint(x: np.ndarray, y: np.ndarray) -> str:
-    """sha256 of the labelled set, so --resume refuses different labels (trials would not compare)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(y, dtype=np.int64).tobytes())
-    h.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
-    return h.hexdigest()
-
-
 def _prepare_out(out: Path, overwrite: bool) -> None:
     """A fresh sweep needs an empty OUT; --overwrite removes only the sweep's own outputs."""
     if out.exists() and not out.is_dir():
@@ -162,10 +155,12 @@ def _check_same_sweep(saved: dict, labels, fp: str, regime: str) -> None:
                            f"{regime!r}; the sweep state was edited - start a new sweep")
 
 
-def _write_state(out: Path, tcfg: TuneConfig, labels, n_labels: int, fp: str, regime: str) -> None:
-    """What --resume must reuse (settings) and check (the labels); trials/ fills as trials appear."""
+def _write_state(out: Path, tcfg: TuneConfig, labels, n_labels: int, fp: str, regime: str,
+                 archive: dict | None) -> None:
+    """What --resume must reuse (settings, archive) and check (the labels); trials/ fills as trials appear."""
     write_json(out / TUNE_CONFIG, tcfg.to_dict())
-    write_json(out / DATA, {"labels": str(labels), "n_labels": n_labels, "fingerprint": fp, "regime": regime})
+    write_json(out / DATA, {"labels": str(labels), "n_labels": n_labels, "fingerprint": fp, "regime": regime,
+                            "archive": archive})
     (out / RECORDS).mkdir(exist_ok=True)
 
 
@@ -189,7 +184,8 @@ def _concurrency(tcfg: TuneConfig) -> int:
     return int(max(1, min(tcfg.samples, cpus // tcfg.cpus_per_trial)))
 
 
-def _tuner(out: Path, x, y, regime: str, tcfg: TuneConfig, records: list[dict]) -> tuple[tune.Tuner | None, str]:
+def _tuner(out: Path, data: TrialData, regime: str, tcfg: TuneConfig,
+           records: list[dict]) -> tuple[tune.Tuner | None, str]:
     """(a Tuner for what the sweep still lacks, or None when nothing is left; the search kind).
     A fresh sweep (no records) runs `samples` trials. A resumed one keeps its finished, stopped and
     failed trials (a failure is deterministic: same seed, same data), reruns the ones in flight from
@@ -209,7 +205,7 @@ def _tuner(out: Path, x, y, regime: str, tcfg: TuneConfig, records: list[dict]) 
     recorder = _Recorder(out, tcfg.metric, name, [r["trial"] for r in reruns], base)
     # The labelled crops go to the object store once; every trial reads the same (read-only) copy.
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, data=TrialData(x=x, y=y), setup=TrialSetup(tune=tcfg, regime=regime)),
+        tune.with_parameters(train_trial, data=data, setup=TrialSetup(tune=tcfg, regime=regime)),
         {"cpu": tcfg.cpus_per_trial, "gpu": tcfg.gpus_per_trial})
     # metric/mode live in TuneConfig only: ASHA takes them from there (giving them to both fails).
     baseline = default_point(SPACES[regime]) if tcfg.include_default else None
@@ -228,10 +224,13 @@ def _tuner(out: Path, x, y, regime: str, tcfg: TuneConfig, records: list[dict]) 
 
 
 def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, address: str | None = None,
-              resume: bool = False, overwrite: bool = False, bundle: bool = True,
+              resume: bool = False, overwrite: bool = False, bundle: bool = True, archive=None, inject=None,
               log: Callable[[str], None] | None = _stderr) -> TuneResult:
     """Sweep the regime's space on the labelled archive `labels`, write every output to `out`, return the
-    typed result (OUT/summary.json is its to_dict()). CroprayError (before any trial) for unusable labels, flags, OUT or sweep state."""
+    typed result (OUT/summary.json is its to_dict()). CroprayError (before any trial) for unusable labels,
+    flags, OUT, archive or sweep state. `archive` (with `inject`, an InjectConfig; default the sweep's
+    seed): injected crops from that unlabelled archive join every trial's training folds and the retrain
+    (cropray.tune.sweep_archive); a resumed sweep reuses its own and refuses others."""
     from cropray.archive import read_labeled
     from cropray.train import check_labels
 
@@ -257,6 +256,10 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
     fp = fingerprint(ls.x, ls.y)
     if resume:
         _check_same_sweep(saved, labels, fp, regime)
+    archive, inject = sweep_archive.resolve(archive, inject, saved if resume else None, tcfg.seed)
+    crops, archive_info = sweep_archive.build(archive, ls.x, ls.y, inject, crop_shape=crop_shape, say=say)
+    if resume:
+        sweep_archive.check_same(saved, archive_info)
     else:
         _prepare_out(out, overwrite)
     say(f"{len(ls.y)} labels ({cc[1]} signal, {cc[0]} not) -> {regime!r} space, {tcfg.samples} trials x "
@@ -270,18 +273,23 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
     try:
         _check_resources(tcfg, session, say=say)
         if not resume:
-            _write_state(out, tcfg, labels, int(len(ls.y)), fp, regime)
-        tuner, kind = _tuner(out, ls.x, ls.y, regime, tcfg, records)
+            _write_state(out, tcfg, labels, int(len(ls.y)), fp, regime,
+                         sweep_archive.state(archive, inject, archive_info))
+        tuner, kind = _tuner(out, TrialData(x=ls.x, y=ls.y, extra=crops), regime, tcfg, records)
         if tuner is not None:
             with contextlib.redirect_stdout(sys.stderr):  # stdout is for the summary (--json) only
                 tuner.fit()
     finally:
         session.close()
     t_sweep = time.perf_counter() - t0
-    summary = _report(out, labels, ls, cc, regime, warning, kind, tcfg, resume)
+    summary = dataclasses.replace(_report(out, labels, ls, cc, regime, warning, kind, tcfg, resume),
+                                  archive=archive_info)
     t1 = time.perf_counter()
     if summary.best is not None and bundle:
-        summary = dataclasses.replace(summary, bundle=_retrain(out, labels, ls, summary, crop_shape, tcfg, log))
+        arch = None if archive is None else {"archive": archive, "inject": inject,
+                                             "prepared_archive": (crops, archive_info)}
+        summary = dataclasses.replace(summary, bundle=_retrain(out, labels, ls, summary, crop_shape, tcfg, log,
+                                                               arch or {}))
     summary = dataclasses.replace(summary, seconds=SweepSeconds(
         sweep=round(t_sweep, 1), retrain=round(time.perf_counter() - t1, 1), total=round(time.perf_counter() - t0, 1)))
     write_json(out / "summary.json", json.loads(json.dumps(summary.to_dict(), default=str)))
@@ -317,20 +325,42 @@ def _report(out: Path, labels, ls, cc, regime: str, warning, kind: str, tcfg: Tu
         files=files, settings=tcfg.to_dict())
 
 
-def _retrain(out: Path, labels, ls, s: TuneResult, crop_shape, tcfg: TuneConfig, log) -> SweepBundle:
-    """The best configuration retrained on all labels into OUT/bundle (as `cropray train` would)."""
+def _trial_cv(out: Path, ls, best, tcfg: TuneConfig):
+    """(CVResult of the best trial's own out-of-fold work, how the bundle's CV was obtained) - or
+    (None, why it must be cross-validated again): a trial stopped early, or a record that does not
+    match these labels and the folds `cropray train` draws (cropray.tune.oof)."""
+    from cropray.train import TrainConfig
+    from cropray.train.fit import resolve
+
+    rec = next((r for r in load_state(out)[2] if r["trial_id"] == best.trial_id), None)
+    if rec is None or rec.get("oof") is None:
+        return None, f"cross-validated again: trial {best.trial_id} kept no out-of-fold scores ({best.status})"
+    cfg = resolve(TrainConfig.from_dict(best.config), len(ls.y))
+    cv, why = cv_from_record(rec["oof"], cfg, ls.x, ls.y, k=tcfg.folds, snr=ls.snr)
+    if cv is None:
+        return None, f"cross-validated again: trial {best.trial_id}'s record does not fit ({why})"
+    return cv, f"trial {best.trial_id}'s out-of-fold scores (same labels, folds and seed; not rerun)"
+
+
+def _retrain(out: Path, labels, ls, s: TuneResult, crop_shape, tcfg: TuneConfig, log, arch: dict) -> SweepBundle:
+    """The best configuration retrained on all labels into OUT/bundle (as `cropray train` would), its
+    threshold and CV metrics from the winning trial's out-of-fold scores when they fit (`_trial_cv`)."""
     from cropray.train import TrainConfig, train_and_bundle
 
     best = s.best
-    (log or (lambda _m: None))(f"retraining the best config ({best.trial_id}) on all labels")
+    say = log or (lambda _m: None)
+    cv, how = _trial_cv(out, ls, best, tcfg)
+    say(f"retraining the best config ({best.trial_id}) on all labels; CV: {how}")
     extra = {"sweep": {"experiment": s.experiment, "regime": s.regime, "search": s.search,
                        "metric": tcfg.metric, "best_trial": best.trial_id, "best_value": best.value,
-                       "trials": s.trials.to_dict()}}
+                       "trials": s.trials.to_dict(), "cv_source": how}}
     r = train_and_bundle(labels, out / "bundle", TrainConfig.from_dict(best.config), k=tcfg.folds,
                          crop_shape=crop_shape, overwrite=True, progress=False, log=log, extra=extra,
-                         labeled=ls)  # the labels the sweep read: the archive is read once per job
+                         labeled=ls,  # the labels the sweep read: the archive is read once per job
+                         cv_result=cv, **arch)
     b = SweepBundle(path=r.bundle, model_id=r.model_id, k=r.k, threshold=r.threshold,
-                    cv_roc_auc=r.cv_metrics["roc_auc"], final_epochs=r.final_epochs, error=_check_bundle(r.bundle, ls.x))
+                    cv_roc_auc=r.cv_metrics["roc_auc"], final_epochs=r.final_epochs, error=_check_bundle(r.bundle, ls.x),
+                    cv_source=how)
     if b.error and log:
         log(f"warning: {b.error}")
     return b

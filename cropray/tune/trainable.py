@@ -19,6 +19,7 @@ import numpy as np
 
 from cropray.errors import ConfigError
 from cropray.tune.config import RESERVED, TuneConfig
+from cropray.tune.oof import fingerprint, oof_record
 from cropray.tune.spaces import AUG_KEYS, SPACES, Choice, Int, default_point, train_dict
 
 N_BOOT = 200  # bootstrap resamples for each trial's interval (the final bundle's CV uses 1000)
@@ -30,6 +31,9 @@ class TrialData:
 
     x: np.ndarray  # (N, 1, H, W) float32 raw power
     y: np.ndarray  # (N,) int64, 1 = signal
+    # training-only archive crops (cropray.train.archive_data.ExtraCrops, built once by the driver):
+    # they join every fold's training part, never a held-out fold, a threshold or a metric
+    extra: Any = None
 
 
 @dataclass(frozen=True)
@@ -129,9 +133,12 @@ def train_trial(config: dict, *, data: TrialData, setup: TrialSetup) -> None:
     # The trial holds `cpus_per_trial` CPUs; more torch threads would contend with the next trial.
     torch.set_num_threads(max(1, int(tcfg.cpus_per_trial)))
     cfg = build_train_config(config, setup.regime, tcfg)
-    res = cross_validate(cfg, data.x, data.y, k=tcfg.folds, progress=False, n_boot=N_BOOT,
+    res = cross_validate(cfg, data.x, data.y, k=tcfg.folds, progress=False, n_boot=N_BOOT, extra=data.extra,
                          on_epoch=lambda epoch, m: tune.report(epoch_row(m)))
     roc = res.metrics["roc_auc"]
     last = epoch_row(res.history[-1]) if res.history else epoch_row({})
+    # "oof": the CV work itself (N scores, folds, best epochs, threshold; cropray.tune.oof), so the
+    # retrain of the winner refits only instead of cross-validating it again
     tune.report({**last, "finished": True, "oof_auc": roc["value"], "oof_auc_lo": roc["lo"],
-                 "oof_auc_hi": roc["hi"], "best_epoch": float(np.median(res.best_epochs))})
+                 "oof_auc_hi": roc["hi"], "best_epoch": float(np.median(res.best_epochs)),
+                 "oof": oof_record(res, fingerprint(data.x, data.y), res.cfg.seed)})

@@ -25,3 +25,23 @@ def labels24(tmp_path_factory):
     out = tmp_path_factory.mktemp("labels24")
     synth_archive(out, 24, labeled=True, seed=6, positive_fraction=0.5)
     return out
+
+
+@pytest.fixture(scope="session")
+def labels60(tmp_path_factory):
+    """60 labelled crops with bright signals: the 'few' regime, for the --archive sweeps."""
+    from cropray.synth import synth_archive
+
+    out = tmp_path_factory.mktemp("labels60")
+    synth_archive(out, 60, labeled=True, seed=7, snr_range=(30.0, 100.0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def archive300(tmp_path_factory):
+    """An unlabelled archive of 300 crops in 2 files (the default generator mix: half signals)."""
+    from cropray.synth import synth_archive
+
+    out = tmp_path_factory.mktemp("archive300")
+    synth_archive(out, 300, files=2, seed=8)
+    return out
