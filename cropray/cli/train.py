@@ -16,6 +16,7 @@ EXAMPLE = """example:
   cropray train /tmp/labels --out /tmp/model --config '{"lr": 0.001, "dropout": 0.3}' --overwrite
   cropray train /tmp/labels --out /tmp/model --config train.json --json
   cropray train /tmp/labels --out /tmp/model --archive /tmp/archive --archive-crops 20000   # + injections
+  cropray train /tmp/labels --out /tmp/model --archive /tmp/archive --self-train --self-train-tau 0.9 --overwrite
 
 --arch auto picks {regimes}. The model is
 cross-validated (stratified k-fold, k = min(5, minority class count)); the decision threshold maximises
@@ -52,6 +53,15 @@ def register(sub) -> None:
     p.add_argument("--compare", action="store_true",
                    help="with --arch auto: cross-validate every candidate for the label count and dedoppler on "
                    "the same folds and bundle the best (always on with --archive)")
+    p.add_argument("--self-train", action="store_true",
+                   help="with --archive: FixMatch-style pseudo-labels on archive crops (logit models: shallow / deep "
+                   "CNN), one teacher per CV fold; kept only if its CV ROC-AUC beats training without it")
+    p.add_argument("--self-train-rounds", type=positive_int("--self-train-rounds"), default=None, metavar="N",
+                   help="teacher -> student rounds (default 1, at most 5)")
+    p.add_argument("--self-train-tau", type=float, default=None, metavar="T",
+                   help="confidence a pseudo-label needs on every weak view: p > T or p < 1 - T (default 0.95)")
+    p.add_argument("--self-train-pool", type=positive_int("--self-train-pool"), default=None, metavar="N",
+                   help="archive crops offered for pseudo-labels (default 4000)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL directory")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -102,13 +112,14 @@ def run(args) -> int:
     cfg = cfg.replace(arch=args.arch, epochs=args.epochs, seed=args.seed)  # a bad value names its flag
     shape = parse_crop_shape(args.crop_shape) if args.crop_shape else None
     inject = inject_config(args, cfg.seed)
+    st = _self_train_config(args, cfg)
     from cropray.outlock import output_lock
 
     # one writer per bundle: PARENT/.MODEL.lock (the bundle directory itself is replaced by a rename)
     with output_lock(args.out, beside=True):
         s = train_and_bundle(args.labels, args.out, cfg, k=args.folds, crop_shape=shape, overwrite=args.overwrite,
                              progress=None if not args.json else False, archive=args.archive, inject=inject,
-                             compare=args.compare or args.archive is not None)
+                             compare=args.compare or args.archive is not None, self_train=st)
     emit(s, _human(s), args.json)
     return EXIT_ATTENTION if s["invalid_rows"] or archive_trouble(s.get("archive")) else EXIT_OK
 
@@ -148,6 +159,36 @@ def archive_trouble(a: dict | None) -> bool:
     return bool(a and (a["files_failed"] or a["warnings"]))
 
 
+SELF_TRAIN_FLAGS = {"rounds": "--self-train-rounds", "tau": "--self-train-tau", "pool": "--self-train-pool"}
+
+
+def _self_train_config(args, cfg):
+    """--self-train[-rounds|-tau|-pool] -> SelfTrainConfig (None without --self-train); ConfigError names the flag.
+    An architecture chosen by hand that is not a logit model is refused here, before any training; one
+    chosen by --arch auto is skipped with a warning (cropray.train.self_train_cv)."""
+    from cropray.cli._common import flag_error
+
+    given = {f: getattr(args, f"self_train_{f}") for f in SELF_TRAIN_FLAGS if getattr(args, f"self_train_{f}") is not None}
+    if not args.self_train:
+        if given:
+            raise ConfigError(", ".join(SELF_TRAIN_FLAGS[f] for f in given) + " need --self-train")
+        return None
+    if args.archive is None:
+        raise ConfigError("--self-train needs --archive ARCHIVE: the unlabelled crops it pseudo-labels")
+    from cropray.train.self_train import SelfTrainConfig, check_logit
+
+    try:
+        st = SelfTrainConfig(seed=cfg.seed, **given)
+    except ConfigError as e:
+        raise flag_error(e, SELF_TRAIN_FLAGS) from None
+    if cfg.arch != "auto":
+        try:
+            check_logit(cfg.arch)
+        except ConfigError as e:
+            raise ConfigError(f"--self-train with --arch {cfg.arch}: {e}") from None
+    return st
+
+
 def _ci(m: dict) -> str:
     return f"{m['value']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}]"
 
@@ -175,6 +216,25 @@ def _human(s: dict) -> str:
         lines.append(f"           {comp['reason']}")
     if s.get("archive"):
         lines.extend(archive_lines(s["archive"], s["arch"]))
+        lines.extend(_self_train_lines(s["archive"].get("self_training")))
     if s["n_labels"] < 100:
         lines.append(f"note       {s['n_labels']} labels: every figure above is uncertain - read the intervals")
     return "\n".join(lines)
+
+
+def _self_train_lines(st: dict | None) -> list[str]:
+    """The self-training summary: tau, rounds, pseudo-label counts per round and class, the verdict."""
+    if not st:
+        return []
+    if st.get("skipped"):
+        return [f"self-train {st['skipped']}"]
+    per_fold = st.get("cv_folds") or []
+    folds = "; ".join(f"fold {i + 1}: " + ", ".join(f"r{r['round']} {r['pseudo_signal']}+{r['pseudo_not']}"
+                                                     for r in rounds) for i, rounds in enumerate(per_fold))
+    lines = [f"self-train tau {st['tau']}, {st['rounds']} round(s), pool {st['pool']:,} archive crops; "
+             f"pseudo-labels signal+not per round, CV {folds}"]
+    if st.get("final"):
+        lines.append("           refit: " + ", ".join(f"round {r['round']} {r['pseudo_signal']:,} signal + "
+                                                      f"{r['pseudo_not']:,} not" for r in st["final"]))
+    lines.append(f"           {st['reason']}")
+    return lines

@@ -52,7 +52,8 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
                      crop_shape=None, overwrite: bool = False, progress: bool | None = None,
                      cv_result=None, prepared_archive=None,
                      log: Callable[[str], None] | None = _stderr, extra: dict | None = None,
-                     archive=None, inject=None, compare: bool = False, labeled=None) -> TrainResult:
+                     archive=None, inject=None, compare: bool = False, labeled=None,
+                     self_train=None) -> TrainResult:
     """Train on the labelled archive at `labels_path` and write a bundle to `out`; return the typed
     result (cropray.train.result.TrainResult: bundle path and model id, architecture, label counts,
     skipped rows, CV metrics with intervals, threshold, epochs, seconds). `labeled`: the LabeledSet
@@ -65,10 +66,15 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     `archive` (with `inject`, a cropray.inject.InjectConfig): also train on crops injected into that
     archive's backgrounds (cropray.train.archive_data); folds, threshold and metrics stay real-only.
     `compare` with arch auto: cross-validate the label count's candidates (with and without the archive)
-    and dedoppler on the same folds and keep the best (cropray.train.auto)."""
+    and dedoppler on the same folds and keep the best (cropray.train.auto).
+    `self_train` (a cropray.train.self_train.SelfTrainConfig; needs `archive`): FixMatch-style
+    pseudo-labels on archive crops, one teacher per CV fold so the CV stays honest, kept only when its
+    CV ROC-AUC beats the base CV's (cropray.train.self_train_cv)."""
     t0 = time.perf_counter()
     cfg = cfg or TrainConfig()
     say = log or (lambda _m: None)
+    if self_train is not None and archive is None:  # checked before any training
+        raise CroprayError("self-training needs an unlabelled archive to pseudo-label (--archive ARCHIVE)")
     out = check_out_dir(out, overwrite)
     ls = labeled if labeled is not None else read_labeled(labels_path, crop_shape=crop_shape)
     counts = check_labels(ls.y, where=str(labels_path))
@@ -103,6 +109,13 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     final_epochs = int(np.median(cv.best_epochs)) if rcfg.epochs > 0 else 0
     final_epochs = max(1, final_epochs) if rcfg.epochs > 0 else 0
     res = fit(rcfg, ls.x, ls.y, epochs=final_epochs, progress=progress, extra=crops)
+    if self_train is not None:  # per-fold teachers; cv and res change only when the labels say it helps
+        from cropray.train.self_train_cv import self_train_step
+
+        cv, res, st_info = self_train_step(rcfg, ls, cv, res, crops, self_train, archive=archive, inject=inject,
+                                           crop_shape=crop_shape, progress=progress, say=say)
+        m = cv.metrics
+        archive_info["self_training"] = st_info
     summary_train = {
         "labels": str(labels_path), "files": ls.files, "n_read": ls.n_read, "n_labels": int(len(ls.y)),
         "class_counts": {"signal": counts[1], "not_signal": counts[0]}, "invalid_rows": invalid_rows,

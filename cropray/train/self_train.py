@@ -13,6 +13,9 @@ Offline rounds instead of FixMatch's per-batch pseudo-labels keep the trainer un
 loss term) and make each round's pseudo-labels inspectable. At most `max_pseudo` crops per class are
 kept (the most confident), so one class cannot flood training. Logit models only: their sigmoid is a
 probability; metric models (the Siamese gallery score) have no calibrated confidence.
+
+`cropray train --self-train` (cropray.train.self_train_cv) runs these rounds once per CV fold, each
+fold with its own teacher, so the cross-validated figures stay honest.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ class SelfTrainConfig:
     tau: float = number(0.95, 0.5, 1.0, lo_open=True, hi_open=True)  # confidence threshold on sigmoid(logit),
     #   both classes
     views: int = integer(4, 1, 16)  # weakly augmented views that must all agree
-    max_pseudo: int = integer(2000, 1)  # pseudo-labelled crops kept per class per round (the most confident)
+    max_pseudo: int = integer(1000, 1)  # pseudo-labelled crops kept per class per round (the most confident)
+    pool: int = integer(4000, 1, 2_000_000)  # archive crops offered for pseudo-labels (`cropray train`;
+    #   ~16 KB each in memory at 64x64)
     seed: int = integer(0, 0)  # the weak views and the student's training
 
     def __post_init__(self):
@@ -54,12 +59,13 @@ def weak_probabilities(model, pool: np.ndarray, cfg: TrainConfig, views: int, se
     gen = torch.Generator().manual_seed(int(seed))
     out = np.empty((views, len(pool)), np.float32)
     model.eval()
+    dev = next(iter(model.parameters()), torch.zeros(0)).device  # a fold model may live on the GPU
     with torch.inference_mode():
         for v in range(views):
             for i in range(0, len(pool), 512):
                 xb = torch.from_numpy(np.ascontiguousarray(pool[i:i + 512], np.float32))
                 xb = aug(xb, gen) if v > 0 else xb  # view 0: the crop itself
-                out[v, i:i + 512] = model(xb).float().numpy()  # logit models score sigmoid(logit)
+                out[v, i:i + 512] = model(xb.to(dev)).float().cpu().numpy()  # logit models score sigmoid(logit)
     return out
 
 
@@ -76,28 +82,43 @@ def pseudo_label(p: np.ndarray, tau: float, max_pseudo: int) -> tuple[np.ndarray
     return idx, np.concatenate([np.full(len(k), lab, np.int64) for k, lab in keep])
 
 
+def check_logit(arch: str) -> None:
+    """ConfigError unless `arch` is a logit model whose score is sigmoid(logit) in (0, 1)."""
+    from cropray.models.policy import arch_spec
+
+    spec = arch_spec(arch)
+    if spec.loss_family != "logit" or spec.score_range != (0.0, 1.0):
+        raise ConfigError(f"self-training needs a logit model (sigmoid = confidence); {arch} is not one")
+
+
+def with_pseudo(extra: ExtraCrops | None, xs: np.ndarray, ys: np.ndarray, real_share: float,
+                per_epoch: int) -> ExtraCrops:
+    """Training-only crops: `extra` (injected + plain backgrounds, if any) plus pseudo-labelled pool crops."""
+    if extra is not None:
+        xs, ys = np.concatenate([extra.x, xs]), np.concatenate([extra.y, ys])
+        real_share, per_epoch = extra.real_share, extra.per_epoch
+    return ExtraCrops(xs, ys, real_share, per_epoch)
+
+
+def round_counts(r: int, pool: np.ndarray, lab: np.ndarray) -> dict:
+    return {"round": r, "pool": int(len(pool)), "pseudo_signal": int((lab == 1).sum()),
+            "pseudo_not": int((lab == 0).sum())}
+
+
 def self_train(cfg: TrainConfig, x, y, pool: np.ndarray, st: SelfTrainConfig, *, extra: ExtraCrops | None = None,
                real_share: float = 0.5, per_epoch: int = 2048, progress=None):
     """Teacher on (x, y) [+ extra], then `st.rounds` student rounds with pseudo-labelled pool crops.
 
     Returns (FitResult of the last student, info dict: pseudo-label counts per round)."""
     rcfg = resolve(cfg, len(y))
-    from cropray.models.policy import arch_spec
-
-    spec = arch_spec(rcfg.arch)
-    if spec.loss_family != "logit" or spec.score_range != (0.0, 1.0):
-        raise ConfigError(f"self-training needs a logit model (sigmoid = confidence); {rcfg.arch} is not one")
+    check_logit(rcfg.arch)
     res = fit(rcfg, x, y, extra=extra, progress=progress)
     info = []
     for r in range(st.rounds):
         p = weak_probabilities(res.model, pool, rcfg, st.views, st.seed + r)
         idx, lab = pseudo_label(p, st.tau, st.max_pseudo)
-        info.append({"round": r + 1, "pool": int(len(pool)), "pseudo_signal": int((lab == 1).sum()),
-                     "pseudo_not": int((lab == 0).sum())})
+        info.append(round_counts(r + 1, pool, lab))
         if len(idx) == 0:
             break
-        xs, ys = pool[idx], lab
-        if extra is not None:
-            xs, ys = np.concatenate([extra.x, xs]), np.concatenate([extra.y, ys])
-        res = fit(rcfg, x, y, extra=ExtraCrops(xs, ys, real_share, per_epoch), progress=progress)
+        res = fit(rcfg, x, y, extra=with_pseudo(extra, pool[idx], lab, real_share, per_epoch), progress=progress)
     return res, {"rounds": info, "tau": st.tau, "views": st.views}

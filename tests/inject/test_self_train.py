@@ -39,3 +39,89 @@ def test_self_training_round_trains_a_student_on_confident_archive_crops():
     with pytest.raises(ConfigError, match="logit model"):
         self_train(TrainConfig(arch="siamese", epochs=1), lab.crops[:, None], lab.label, pool.crops[:, None],
                    SelfTrainConfig())
+
+
+FAST = {"epoch_crops": 32, "batch_size": 16}
+
+
+def test_self_training_cv_gives_each_fold_its_own_teacher():
+    """The CV of self-training: the base CV's folds, real crops only, and fold i's pseudo-labels come
+    from fold i's own model (trained without fold i's labels), never from one teacher that saw them all."""
+    from cropray.train.cv import cross_validate
+    from cropray.train.self_train_cv import self_train_cv
+
+    lab = generate(40, SynthConfig(snr_range=(30.0, 100.0)), seed=1)
+    pool = generate(100, SynthConfig(snr_range=(30.0, 100.0)), seed=2).crops[:, None]
+    x, y = lab.crops[:, None], lab.label.astype(np.int64)
+    cfg = TrainConfig(arch="shallow_cnn", epochs=1, **FAST).resolve("shallow_cnn")
+    base = cross_validate(cfg, x, y, k=2, progress=False, n_boot=20)
+    st = SelfTrainConfig(tau=0.6, views=2, max_pseudo=30)
+    cv, rounds = self_train_cv(cfg, x, y, pool, st, base, per_epoch=32, n_boot=20, progress=False)
+    np.testing.assert_array_equal(cv.fold, base.fold)  # the same folds, over the real labelled crops only
+    assert cv.oof_scores.shape == (len(y),) and cv.metrics["k"] == 2 and len(cv.fold_auc) == 2
+    assert len(rounds) == 2
+    for i in range(2):  # each fold's round-1 counts are what fold i's own model pseudo-labels
+        _, expect = pseudo_label(weak_probabilities(base.fold_models[i], pool, cfg, st.views, st.seed), st.tau,
+                                 st.max_pseudo)
+        r = rounds[i][0]
+        assert (r["pseudo_signal"], r["pseudo_not"]) == (int((expect == 1).sum()), int((expect == 0).sum()))
+        if r["pseudo_signal"] + r["pseudo_not"]:  # a student was trained: its held-out scores replace the base's
+            assert not np.array_equal(cv.oof_scores[cv.fold == i], base.oof_scores[base.fold == i])
+
+
+@pytest.fixture(scope="module")
+def sets(tmp_path_factory):
+    from cropray.synth import synth_archive
+
+    root = tmp_path_factory.mktemp("st")
+    synth_archive(root / "labels", 30, labeled=True, seed=1, snr_range=(20.0, 100.0))
+    synth_archive(root / "archive", 400, files=2, seed=3, snr_range=(20.0, 100.0))
+    return root
+
+
+def test_cli_self_train_records_pseudo_labels_per_round_and_class(sets, tmp_path, capsys):
+    import json
+
+    from cropray.cli import main
+
+    common = ["train", str(sets / "labels"), "--arch", "shallow_cnn", "--epochs", "1", "--folds", "2",
+              "--config", json.dumps(FAST), "--archive", str(sets / "archive"), "--archive-crops", "100",
+              "--inject-config", '{"per_epoch": 32, "min_backgrounds": 10}',
+              "--self-train", "--self-train-tau", "0.6", "--self-train-pool", "120"]
+    assert main([*common, "--out", str(tmp_path / "m"), "--self-train-rounds", "2", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    st = s["archive"]["self_training"]
+    assert st["tau"] == 0.6 and st["rounds"] == 2 and st["pool"] == 120 and st["pool_dropped_labelled"] == 0
+    assert len(st["cv_folds"]) == 2 and all(1 <= len(f) <= 2 for f in st["cv_folds"])
+    for f in st["cv_folds"]:
+        for r in f:
+            assert r["pool"] == 120 and 0 <= r["pseudo_signal"] <= st["max_pseudo"] and 0 <= r["pseudo_not"]
+    assert isinstance(st["used"], bool) and "same 2 folds" in st["reason"]
+    shipped = st["cv_roc_auc"] if st["used"] else st["base_cv_roc_auc"]  # the CV of the model in the bundle
+    assert s["cv_metrics"]["roc_auc"]["value"] == pytest.approx(shipped, abs=1e-4)
+    assert st["used"] == ("final" in st and st["cv_roc_auc"] > st["base_cv_roc_auc"] + 1e-3)
+    man = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert man["train_summary"]["archive"]["self_training"] == st  # the manifest records the same
+    assert man["train_summary"]["n_labels"] == 30  # folds, threshold and metrics: the 30 real crops
+    from cropray.cli.train import _human
+
+    text = _human(s)  # the human summary says the same
+    assert "self-train tau 0.6, 2 round(s), pool 120 archive crops" in text and "fold 1: r1 " in text
+    assert st["reason"] in text
+
+
+def test_cli_self_train_errors_name_the_flag(sets, tmp_path, capsys):
+    from cropray.cli import main
+
+    base = ["train", str(sets / "labels"), "--out", str(tmp_path / "m"), "--epochs", "1"]
+    arc = ["--archive", str(sets / "archive")]
+    cases = [([*base, "--self-train"], "--self-train needs --archive"),
+             ([*base, *arc, "--self-train-tau", "0.9"], "--self-train-tau need --self-train"),
+             ([*base, *arc, "--self-train", "--self-train-tau", "0.4"], "--self-train-tau 0.4 is out of range"),
+             ([*base, *arc, "--self-train", "--self-train-rounds", "9"], "--self-train-rounds 9 is out of range"),
+             ([*base, *arc, "--self-train", "--arch", "siamese"], "--arch siamese: self-training needs a logit")]
+    for argv, msg in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "m").exists()  # refused before any training
