@@ -80,11 +80,13 @@ class Bundle:
 
 def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: dict, metrics: dict,
                 calibration_crops: np.ndarray | None = None, extra: dict | None = None,
-                overwrite: bool = False, input_shape: tuple[int, int] | None = None) -> Path:
+                overwrite: bool = False, input_shape: tuple[int, int] | None = None,
+                execution_paths=None) -> Path:
     """Write `model` as a bundle directory at `out_dir` (atomically) and return its path.
 
     input_shape (H, W) defaults to the calibration crops' shape, else train_summary["input_shape"]
-    (or "crop_shape"), else (64, 64).
+    (or "crop_shape"), else (64, 64). execution_paths: the path-aware CV record
+    (cropray.fastpath.quality.ExecutionPaths; None: fp32 only).
     """
     arch = getattr(model, "arch_name", None)
     if not isinstance(arch, str) or not known(arch) or type(model) is not model_class(arch):
@@ -111,7 +113,8 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
         model_state=_jsonable(model.state_summary(), "model_state"), threshold=thr,
         train_summary=_jsonable(train_summary or {}, "train_summary"), metrics=_jsonable(metrics or {}, "metrics"),
         extra=_jsonable(extra or {}, "extra"), cropray_version=cropray.__version__,
-        torch_version=torch.__version__, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        torch_version=torch.__version__, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        execution_paths=execution_paths)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()

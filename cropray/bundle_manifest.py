@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cropray.errors import BundleError
+from cropray.fastpath.quality import ExecutionPaths
 
 FORMAT_VERSION = 2  # 2: bundle_sha256 covers the whole manifest (1 had no manifest digest)
 MANIFEST = "manifest.json"
@@ -59,6 +60,9 @@ class BundleManifest:
     cropray_version: str = ""
     torch_version: str = ""
     created: str = ""  # ISO time; outside the digest, so re-saving a model keeps its model_id
+    # each execution path's out-of-fold quality and the paths admissible for scoring (path-aware CV,
+    # cropray.fastpath.quality); None = absent from the JSON (a bundle from before it: fp32 only)
+    execution_paths: ExecutionPaths | None = None
     bundle_sha256: str = ""  # digest() as recorded; "" until signed()
 
     def digest(self) -> str:
@@ -94,6 +98,11 @@ class BundleManifest:
     def _plain(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["input_shape"] = list(self.input_shape)
+        # optional, so absent when None: an older bundle's digest (computed without it) still matches
+        if self.execution_paths is None:
+            del d["execution_paths"]
+        else:
+            d["execution_paths"] = self.execution_paths.to_dict()
         return json.loads(json.dumps(d))  # a deep copy: callers can never reach our dicts
 
     @classmethod
@@ -159,6 +168,8 @@ def _typed(raw: dict, where) -> dict[str, Any]:
             or any(isinstance(v, bool) or not isinstance(v, int) for v in shape)):
         raise BundleError(f"{where}: input_shape {shape!r} must be two integers [H, W]")
     out["input_shape"] = (shape[0], shape[1])
+    if "execution_paths" in raw:
+        out["execution_paths"] = ExecutionPaths.from_dict(raw["execution_paths"], where)
     return out
 
 
@@ -177,6 +188,10 @@ def _check_values(m: BundleManifest, where) -> None:
     if not (math.isfinite(m.threshold) and lo <= m.threshold <= hi):
         raise BundleError(f"{where}: threshold={m.threshold!r} is absurd: {m.arch!r} scores lie in "
                           f"[{lo:g}, {hi:g}]")
+    for name, q in (m.execution_paths.paths if m.execution_paths is not None else {}).items():
+        if q.threshold is not None and not lo <= q.threshold <= hi:
+            raise BundleError(f"{where}: execution_paths.paths.{name}.threshold={q.threshold!r} is absurd: "
+                              f"{m.arch!r} scores lie in [{lo:g}, {hi:g}]")
 
 
 def _score_range(arch: str) -> tuple[float, float]:

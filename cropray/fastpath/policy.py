@@ -11,6 +11,10 @@ measures speed and accuracy (max |d score|, is_signal flips on >= 10k crops of a
 every path; the ranking below is what it measured on AVX-512-BF16 CPUs (PERF_NOTES, README): int8
 compiled > bf16 compiled > fp32 compiled > bf16 eager > fp32 folded, each within 0.1% flips.
 
+Since path-aware CV (path_cv.py, quality.py): a bundle that records each path's cross-validated
+ROC-AUC lets auto choose among its admissible paths (`admissible_only`) with no guard; the guard below
+is what a bundle without that record (or a plain model) still gets.
+
 Why a guard: flips depend on the bundle (how many scores sit near its threshold) as much as on the
 path. When the bundle carries calibration crops, a reduced-precision path is compared with fp32
 eager on up to `GUARD_CROPS` of them (< 1 s) and rejected (next path in the ranking) unless its
@@ -88,6 +92,23 @@ def candidates(caps: Capabilities, device: str, precision: str, compile_, *, has
         else:
             skipped.append({"path": name, "reason": why})
     return out, skipped
+
+
+def admissible_only(specs: list[PathSpec], record, *, has_calibration: bool) -> tuple[list, list]:
+    """auto with a path-aware CV record (quality.ExecutionPaths): only the bundle's admissible paths.
+
+    Quality replaces agreement (issue 12 lever 1): a path whose cross-validated ROC-AUC is within the
+    fp32 interval may be chosen (by speed, probe.py), however many decisions it flips against fp32;
+    one below it may not. int8 still needs calibration crops for its scales."""
+    kept, skipped = [], []
+    for s in specs:
+        if s.name not in record.admissible:
+            skipped.append({"path": s.name, "reason": record.why_not(s.name)})
+        elif s.precision == "int8" and not has_calibration:
+            skipped.append({"path": s.name, "reason": "no calibration crops in the bundle for int8's scales"})
+        else:
+            kept.append(s)
+    return kept, skipped
 
 
 def flips(ref: np.ndarray, got: np.ndarray, threshold: float) -> int:

@@ -95,16 +95,19 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
     """
     t_build = time.perf_counter()
     caps = capabilities or detect()
+    explicit_threshold = threshold is not None
+    # path-aware CV record (quality.ExecutionPaths): auto picks among its admissible paths, no guard
+    record = getattr(getattr(bundle, "manifest", None), "execution_paths", None)
     model, threshold, model_id, calib_np, shape = _unpack(bundle, threshold, calibration, input_shape)
     device = _check_request(caps, device, precision)
     if threads is not None:
         torch.set_num_threads(int(threads))
     batch = int(batch_size or DEFAULT_BATCH)
     calib = None if calib_np is None else torch.from_numpy(np.ascontiguousarray(calib_np, dtype=np.float32))
-    specs, skipped = _candidates(caps, device, precision, compile, path, model, calib, expected_rows)
+    specs, skipped = _candidates(caps, device, precision, compile, path, model, calib, expected_rows, record)
     chooser = _Chooser(model, caps, device=device, batch=batch, example=_example(calib, batch, shape).to(device),
                        calib=calib, threshold=threshold,
-                       guarded=path is None and precision == "auto" and calib is not None)
+                       guarded=path is None and precision == "auto" and calib is not None and record is None)
     last_resort = [] if PATHS["fold_cl"] in specs else [PATHS["fold_cl"]]  # eager fp32 always runs
     probed = None
     if path is None and len(specs) > 1 and probe.enabled():  # auto with a choice: measure (probe.py)
@@ -113,6 +116,9 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
         skipped = skipped + probed["skipped_compiles"]
     else:
         spec, runner, built, g = chooser.first_accepted([*specs, *last_resort])
+    # the threshold calibrated on this path's own out-of-fold scores, when the bundle measured it
+    path_thr = None if explicit_threshold or record is None else record.threshold_for(spec.name)
+    threshold = threshold if path_thr is None else path_thr
     info = {"path": spec.name, "precision": spec.precision, "compiled": spec.compiled,
             "channels_last": built["channels_last"], "bn_folded": built["bn_folded"], "bn_left": built["bn_left"],
             "preprocess": built["preprocess"],
@@ -122,6 +128,8 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
             "auto": path is None and (precision == "auto" or compile == "auto"),
             "skipped": skipped, "fallbacks": chooser.fallbacks, "guard": g, "model_id": model_id,
             "threshold": threshold, "capabilities": caps.to_dict(), "probe": probed,
+            "threshold_source": "explicit" if explicit_threshold else f"quality record ({spec.name})"
+            if path_thr is not None else "bundle (fp32 CV)", "admissible": record and list(record.admissible),
             "runtime": spec.runtime,
             **{k: built[k] for k in ("export_s", "graph_cached", "check_max_abs_diff", "ort_threads") if k in built}}
     return Scorer(runner, device=device, threshold=threshold, info=info)
@@ -141,7 +149,7 @@ def _check_request(caps: Capabilities, device: str, precision: str) -> str:
 
 
 def _candidates(caps: Capabilities, device: str, precision: str, compile_, path: str | None, model,
-                calib, expected_rows: int | None) -> tuple[list[PathSpec], list[dict]]:
+                calib, expected_rows: int | None, record=None) -> tuple[list[PathSpec], list[dict]]:
     """(paths to try in order, skipped paths with the reason). ConfigError when an explicit request
     (a named path, a precision) cannot run here or int8 has no calibration crops."""
     skipped: list[dict] = []
@@ -153,7 +161,11 @@ def _candidates(caps: Capabilities, device: str, precision: str, compile_, path:
         if not ok:
             raise ConfigError(f"path {path!r} cannot run here: {why}")
     else:
-        specs, skipped = policy.candidates(caps, device, precision, compile_, has_calibration=calib is not None)
+        specs, skipped = policy.candidates(caps, device, precision, compile_,
+                                           has_calibration=calib is not None or record is not None)
+        if record is not None and precision == "auto":  # quality measured in CV replaces the guard
+            specs, inadmissible = policy.admissible_only(specs, record, has_calibration=calib is not None)
+            skipped += inadmissible
         # with probing on, probe.choose charges a compile against the rows instead of this fixed rule
         specs, unpaid = (specs, []) if probe.enabled() else policy.drop_unpaid_compile(specs, compile_, expected_rows)
         specs, inert = policy.drop_inert_precision(specs, precision, model)

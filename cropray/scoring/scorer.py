@@ -71,6 +71,8 @@ class ScoreBatch:
         # The scorer calls the model on chunks of `model_batch` (compiled paths are traced at it).
         self.scorer = build_scorer(self.bundle, precision=precision, compile=compile, device=device,
                                    threads=threads, batch_size=model_batch, expected_rows=expected_rows)
+        # is_signal at the threshold calibrated for the path that runs (path-aware CV), else the bundle's
+        self.threshold = float(self.scorer.threshold)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.path = str(self.describe().get("path", precision))  # the execution path the fastpath chose
 

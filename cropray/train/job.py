@@ -53,7 +53,7 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
                      cv_result=None, prepared_archive=None,
                      log: Callable[[str], None] | None = _stderr, extra: dict | None = None,
                      archive=None, inject=None, compare: bool = False, labeled=None,
-                     self_train=None) -> TrainResult:
+                     self_train=None, path_cv: bool = True) -> TrainResult:
     """Train on the labelled archive at `labels_path` and write a bundle to `out`; return the typed
     result (cropray.train.result.TrainResult: bundle path and model id, architecture, label counts,
     skipped rows, CV metrics with intervals, threshold, epochs, seconds). `labeled`: the LabeledSet
@@ -69,7 +69,10 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     and dedoppler on the same folds and keep the best (cropray.train.auto).
     `self_train` (a cropray.train.self_train.SelfTrainConfig; needs `archive`): FixMatch-style
     pseudo-labels on archive crops, one teacher per CV fold so the CV stays honest, kept only when its
-    CV ROC-AUC beats the base CV's (cropray.train.self_train_cv)."""
+    CV ROC-AUC beats the base CV's (cropray.train.self_train_cv).
+    `path_cv`: score each fold's held-out crops through every quick execution path with that fold's
+    model and record each path's CV ROC-AUC, threshold and admissibility in the bundle
+    (cropray.fastpath.path_cv; False: fp32 only, as bundles before it)."""
     t0 = time.perf_counter()
     cfg = cfg or TrainConfig()
     say = log or (lambda _m: None)
@@ -130,8 +133,15 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
         summary_train["auto_comparison"] = comparison
     metrics = {"cv": m}
     calib = calibration_sample(ls.x, ls.y, CALIBRATION_CROPS, rcfg.seed)
+    paths_rec = None  # each execution path's own CV ROC-AUC and threshold (cropray.fastpath.path_cv)
+    if path_cv and cv.fold_models:  # a sweep's reused CV result carries no fold models: fp32 only
+        from cropray.fastpath.path_cv import path_aware_cv
+
+        paths_rec = path_aware_cv(cv, ls.x, ls.y, seed=rcfg.seed, log=say)
+        summary_train["cv"]["path_cv_seconds"] = paths_rec.seconds
+        say(f"path-aware CV ({paths_rec.seconds:.1f} s): admissible for scoring: {', '.join(paths_rec.admissible)}")
     path = save_bundle(res.model, out, threshold=cv.threshold, train_summary=summary_train, metrics=metrics,
-                       calibration_crops=calib, extra=extra, overwrite=overwrite)
+                       calibration_crops=calib, extra=extra, overwrite=overwrite, execution_paths=paths_rec)
     b = load_bundle(path)  # verify what was written loads (hashes, architecture) before reporting success
     return TrainResult(**{
         "bundle": str(path), "model_id": b.model_id, "arch": rcfg.arch, "n_labels": int(len(ls.y)),
