@@ -9,7 +9,8 @@ summary.json), trials completed / stopped early, the best trial's CV ROC-AUC and
 cross-validated ROC-AUC with its 95% bootstrap interval.
 
   git worktree add /tmp/before_b 450512f && git worktree add /tmp/after_b HEAD
-  python benchmarks/sweep_cost.py --before /tmp/before_b --after /tmp/after_b --epochs 2
+  python benchmarks/sweep_cost.py --before /tmp/before_b --after /tmp/after_b --epochs 1 --folds 3
+  python benchmarks/sweep_cost.py --before . --after . --report      # the table of the last run again
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def run_one(tree: Path, labels: Path, out: Path, args) -> dict:
     """One sweep with `tree`'s cropray; its summary and the whole process's wall time."""
     cmd = [sys.executable, "-m", "cropray", "tune", str(labels), "--out", str(out), "--samples", str(args.samples),
            "--epochs", str(args.epochs), "--seed", str(args.seed), "--json", "--overwrite"]
+    if args.folds:
+        cmd += ["--folds", str(args.folds)]
     env = {**os.environ, "PYTHONPATH": str(tree)}  # that tree's cropray, this interpreter's packages
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
@@ -69,24 +72,39 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=2, help="max epochs per trial (reduced to fit a shared machine)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--folds", type=int, default=None, help="CV folds (default: cropray's, min(5, minority))")
+    ap.add_argument("--report", action="store_true", help="only print the table of an earlier run's --json-out")
     ap.add_argument("--work", type=Path, default=Path("/tmp/sweep_cost"))
     ap.add_argument("--json-out", type=Path, default=Path(__file__).parent / "results" / "sweep_cost.json")
     args = ap.parse_args()
+    if args.report:
+        report(json.loads(args.json_out.read_text()))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
-    heads = {k: git_head(v) for k, v in trees.items()}
-    rows, results = [], []
+    doc = {"before": git_head(trees["before"]), "after": git_head(trees["after"]), "epochs": args.epochs,
+           "samples": args.samples, "seed": args.seed, "folds": args.folds, "runs": []}
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
     for i, n in enumerate(int(v) for v in args.labels.split(",")):
         labels = make_labels(args.work, n, seed=100 + n)
         order = ("before", "after") if i % 2 == 0 else ("after", "before")
         for which in order:
             r = run_one(trees[which], labels, args.work / f"{which}_{n}", args)
             r.update(labels=n, which=which)
-            results.append(r)
+            doc["runs"].append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)
+            args.json_out.write_text(json.dumps(doc, indent=2))  # a partial run still leaves its figures
+    report(doc)
+
+
+def report(doc: dict) -> None:
+    """The table and the exact commands of a run's results document."""
+    results, rows = doc["runs"], []
     for n in sorted({r["labels"] for r in results}):
         for which in ("before", "after"):
-            r = next(x for x in results if x["labels"] == n and x["which"] == which)
+            r = next((x for x in results if x["labels"] == n and x["which"] == which), None)
+            if r is None:
+                continue
             if "error" in r:
                 rows.append([n, which, f"{r['wall_s']:.0f}", "-", "-", "-", "-", r["error"][:60]])
                 continue
@@ -96,16 +114,14 @@ def main() -> None:
                          f"{r['best_cv_auc']:.4f} ({r['best_arch']})",
                          f"{c.get('value', float('nan')):.4f} [{c.get('lo', float('nan')):.3f}, "
                          f"{c.get('hi', float('nan')):.3f}]"])
-    print(f"before: {heads['before']}\nafter:  {heads['after']}")
-    print(f"{args.samples} trials x <= {args.epochs} epochs, seed {args.seed}, default folds; wall = whole process")
+    print(f"before: {doc['before']}\nafter:  {doc['after']}")
+    print(f"{doc['samples']} trials x <= {doc['epochs']} epochs, seed {doc['seed']}, "
+          f"{doc['folds'] or 'default'} folds; wall = whole process")
     print(fmt_table(rows, ["labels", "code", "wall s", "sweep s", "retrain s", "done/stopped/failed",
                            "best CV ROC-AUC", "bundle CV ROC-AUC [95%]"]))
     print("\ncommands:")
     for r in results:
         print(f"  # {r['labels']} labels, {r['which']}\n  {r['command']}")
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps({"before": heads["before"], "after": heads["after"], "epochs": args.epochs,
-                                         "samples": args.samples, "seed": args.seed, "runs": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,6 @@ in every trial's training folds and in the retrain; the retrain reuses the winne
 instead of cross-validating again; bad archive input and a resumed sweep on another archive."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +17,8 @@ from cropray.synth import SynthConfig, generate
 from cropray.train import TrainConfig
 from cropray.train.archive_data import archive_extra
 from cropray.train.cv import cross_validate
-from cropray.tune import TuneConfig
 from cropray.tune.oof import fold_assignment
-from cropray.tune.sweep import run_sweep
 
-ROOT = Path(__file__).resolve().parents[2]
 INJECT = {"per_epoch": 32, "min_backgrounds": 10}
 
 
@@ -32,47 +26,68 @@ def _records(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / "trials").glob("trial-*.json"))]
 
 
-def test_sweep_with_archive_retrains_on_the_winners_oof(ray_local, labels60, archive300, tmp_path, monkeypatch):
+def test_cli_sweep_with_archive_retrains_on_the_winners_oof(ray_local, labels60, archive300, tmp_path, capsys,
+                                                           monkeypatch):
     import cropray.train.job as job
 
     def no_cv(*a, **k):  # the driver's retrain must not cross-validate (trials run in Ray workers)
         raise AssertionError("the retrain cross-validated the winner again")
 
     monkeypatch.setattr(job, "cross_validate", no_cv)
+    arch = tmp_path / "archive"  # the archive plus one unreadable file: skipped, named, exit 1
+    arch.mkdir()
+    for p in archive300.glob("*.parquet"):
+        (arch / p.name).write_bytes(p.read_bytes())
+    (arch / "broken.parquet").write_bytes(b"PAR1 not really parquet")
     out = tmp_path / "out"
-    tcfg = TuneConfig(samples=2, epochs=2, folds=2, search="random", seed=1, fixed=TINY_FIXED, max_concurrent=2)
+    argv = ["tune", str(labels60), "--out", str(out), "--samples", "2", "--epochs", "2", "--folds", "2",
+            "--max-concurrent", "2", "--search", "random", "--seed", "1", "--fixed", json.dumps(TINY_FIXED),
+            "--archive", str(arch), "--archive-crops", "300", "--inject-config", json.dumps(INJECT), "--json"]
+    assert main(argv) == 1  # the unreadable file needs attention
+    s = json.loads(capsys.readouterr().out)
+    a = s["archive"]
     inject = InjectConfig(archive_crops=300, seed=1, **INJECT)
-    s = run_sweep(labels60, out, tcfg, archive=archive300, inject=inject, log=None)
-    a = s.archive
     assert a["drawn"] == 300 and a["injected"] + a["plain"] == a["usable"] > 100 and a["settings"] == inject.to_dict()
+    assert [Path(f["file"]).name for f in a["files_failed"]] == ["broken.parquet"]
     assert json.loads((out / "data.json").read_text())["archive"]["fingerprint"] == a["archive_fingerprint"]
 
     ls = read_labeled(labels60)
-    best = next(r for r in _records(out) if r["trial_id"] == s.best.trial_id)
+    best = next(r for r in _records(out) if r["trial_id"] == s["best"]["trial_id"])
     oof = best["oof"]
     assert len(oof["scores"]) == 60 and oof["fold"] == fold_assignment(ls.y, 2, 1).tolist()
-    b = load_bundle(out / "bundle")
-    man = b.manifest
-    assert s.bundle.threshold == oof["threshold"] and man["threshold"] == oof["threshold"]  # exact: not rerun
+    man = load_bundle(out / "bundle").manifest
+    assert s["bundle"]["threshold"] == oof["threshold"] and man["threshold"] == oof["threshold"]  # exact: not rerun
     ts = man["train_summary"]
     assert ts["cv"]["best_epochs"] == oof["best_epochs"]
     assert ts["final_epochs"] == max(1, int(np.median(oof["best_epochs"])))
-    assert s.bundle.cv_roc_auc["value"] == pytest.approx(best["result"]["oof_auc"], abs=1e-12)
-    assert s.bundle.cv_source.startswith(f"trial {s.best.trial_id}'s out-of-fold scores")
+    assert s["bundle"]["cv_roc_auc"]["value"] == pytest.approx(best["result"]["oof_auc"], abs=1e-12)
+    assert s["bundle"]["cv_source"].startswith(f"trial {s['best']['trial_id']}'s out-of-fold scores")
     assert ts["archive"]["archive_fingerprint"] == a["archive_fingerprint"] and ts["archive"]["used_by_model"]
-    assert man["extra"]["sweep"]["cv_source"] == s.bundle.cv_source
+    assert ts["archive"]["files_failed"] == a["files_failed"]
+    assert man["extra"]["sweep"]["cv_source"] == s["bundle"]["cv_source"]
 
     # The trial trained with the archive's crops in its folds: its out-of-fold scores are those of
     # cross_validate with them (same config, seed, folds), and not those without them.
-    cfg = TrainConfig.from_dict(s.best.config).replace(device="cpu")
-    crops, _ = archive_extra(archive300, ls.x, ls.y, inject)
     import torch
 
+    cfg = TrainConfig.from_dict(s["best"]["config"]).replace(device="cpu")
+    crops, _ = archive_extra(arch, ls.x, ls.y, inject)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the trial: the same arithmetic, so the same scores
-    with_archive = cross_validate(cfg, ls.x, ls.y, k=2, progress=False, n_boot=0, extra=crops)
-    without = cross_validate(cfg, ls.x, ls.y, k=2, progress=False, n_boot=0)
+    try:
+        with_archive = cross_validate(cfg, ls.x, ls.y, k=2, progress=False, n_boot=0, extra=crops)
+        without = cross_validate(cfg, ls.x, ls.y, k=2, progress=False, n_boot=0)
+    finally:
+        torch.set_num_threads(threads)
     np.testing.assert_allclose(with_archive.oof_scores, oof["scores"], rtol=1e-4, atol=1e-6)
     assert not np.allclose(without.oof_scores, oof["scores"], rtol=1e-4, atol=1e-6)
+
+    # A resumed sweep refuses another archive or other injection settings (before any trial).
+    base = ["tune", str(labels60), "--out", str(out), "--resume"]
+    assert main([*base, "--archive", str(archive300)]) == 2
+    assert f"started on the archive {arch}" in capsys.readouterr().err
+    assert main([*base, "--archive", str(arch), "--archive-crops", "200"]) == 2
+    assert "archive_crops 200 (sweep: 300)" in capsys.readouterr().err
 
 
 def test_bad_archive_input_exits_like_train(labels60, tmp_path, capsys):
@@ -88,29 +103,3 @@ def test_bad_archive_input_exits_like_train(labels60, tmp_path, capsys):
     assert main([*base, "--archive", str(small), "--inject-config", '{"kinds": "spiral"}']) == 2
     assert "--inject-config" in capsys.readouterr().err
     assert not (tmp_path / "o" / "data.json").exists()  # refused before any sweep state
-
-
-def test_job_script_with_archive_end_to_end_and_resume_refusals(ray_local, labels60, archive300, tmp_path, capsys):
-    arch = tmp_path / "archive"  # the archive plus one unreadable file: skipped, named, exit 1
-    arch.mkdir()
-    for p in archive300.glob("*.parquet"):
-        (arch / p.name).write_bytes(p.read_bytes())
-    (arch / "broken.parquet").write_bytes(b"PAR1 not really parquet")
-    out = tmp_path / "out"
-    cmd = [sys.executable, str(ROOT / "jobs" / "tune_sweep.py"), str(labels60), "--out", str(out), "--samples", "2",
-           "--epochs", "2", "--folds", "2", "--max-concurrent", "2", "--search", "random", "--seed", "2",
-           "--fixed", json.dumps(TINY_FIXED), "--archive", str(arch), "--archive-crops", "300",
-           "--inject-config", json.dumps(INJECT), "--address", ray_local.get_runtime_context().gcs_address, "--json"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ})
-    assert r.returncode == 1, r.stderr[-3000:]
-    s = json.loads(r.stdout)
-    a = s["archive"]
-    assert [Path(f["file"]).name for f in a["files_failed"]] == ["broken.parquet"]
-    assert a["drawn"] == 300 and s["bundle"]["cv_source"].startswith("trial")
-    assert load_bundle(out / "bundle").manifest["train_summary"]["archive"]["files_failed"] == a["files_failed"]
-
-    base = ["tune", str(labels60), "--out", str(out), "--resume"]
-    assert main([*base, "--archive", str(archive300)]) == 2
-    assert f"started on the archive {arch}" in capsys.readouterr().err
-    assert main([*base, "--archive", str(arch), "--archive-crops", "200"]) == 2
-    assert "archive_crops 200 (sweep: 300)" in capsys.readouterr().err
