@@ -115,9 +115,15 @@ def exit_status(s: ScoreResult) -> int:
 
 
 def run(args) -> int:
+    from cropray.scoring.trace import mark
+
+    mark("cli_run")
     from cropray.scoring.pipeline import score_archive
+
+    mark("pipeline_imported")
 
     with json_stdout(args.json) as out:  # --json: stdout holds the JSON only, whatever Ray prints
         summary = score_archive(config_from_args(args), log=lambda m: print(f"cropray score: {m}", file=sys.stderr))
         emit(summary, human(summary), args.json, out)
+    mark("cli_done")
     return exit_status(summary)

@@ -9,8 +9,10 @@ fast paths use (ONNX has no Median operator), and the rest -- conv trunk, head a
 Taylor tree -- is exported with `torch.onnx.export` into memory with a dynamic batch axis. Every build
 is checked against the eager model on the example crops (the bundle's calibration crops when it has
 them): more than `TOLERANCE["fp32"]` apart and the path is refused (the scorer falls back). The
-exported bytes are kept next to the probe cache (`<cache>/onnx/<weights hash>.onnx`) so the next
-actor skips the 1-6 s export; a kept graph goes through the same check (and is re-exported if it fails).
+exported bytes are kept next to the probe cache (`<cache>/onnx/<weights hash>.onnx`, its sha256 beside
+it) so the next actor skips the 1-6 s export; a kept graph goes through the same check (and is
+re-exported if its digest or the check fails). A scoring actor whose build chose this path also stores
+a warm-start entry (graph_cache.py) that lets the next one score without importing torch at all.
 
 Threads: `intra_op_num_threads` = torch's thread count, which `build_scorer(threads=)` has set to the
 actor's CPUs; spinning is off so that an idle session does not burn the CPU the Ray read tasks need.
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cropray.fastpath.graph_cache import session  # noqa: F401  (re-exported: torch-free)
 from cropray.fastpath.preprocess import is_robust_norm, split_preprocess
 from cropray.fastpath.specs import TOLERANCE
 
@@ -61,20 +64,6 @@ def export_network(net: nn.Module, example: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
-def session(model_bytes: bytes, threads: int):
-    """An ONNX Runtime CPU session over `model_bytes`, `threads` intra-op threads, no spinning."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = max(1, int(threads))
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3  # errors only: the CPU provider's notes would flood actor logs
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-
-
 class OrtNet:
     """torch (B,1,H,W) float32 normalised crops -> torch (B,) float32, through an ORT session."""
 
@@ -97,28 +86,54 @@ def _graph_file(model: nn.Module, z: torch.Tensor):
     return probe.cache_path().parent / "onnx" / f"{key[:24]}.onnx"
 
 
+class OrtPipeline:
+    """raw (B,1,H,W) torch -> (B,) torch: `pre` (numpy RobustNorm or identity), then the ORT network.
+    Keeps the graph bytes and the preprocessing config: what a warm start (graph_cache.py) stores."""
+
+    def __init__(self, pre, ort_net: OrtNet, graph: bytes, shape: tuple[int, int]):
+        from cropray.fastpath.preprocess import _stride
+
+        self.pre, self.ort_net, self.graph = pre, ort_net, graph
+        cfg = getattr(pre, "cfg", None)  # NumpyRobustNorm's config; None: preprocessing is in the graph
+        # + the model's pixel subsampling for (H, W): robust_numpy computes it without cropray.models
+        self.preprocess_cfg = None if cfg is None else {**cfg, "stride": _stride(shape[0] * shape[1], shape[1])}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ort_net(self.pre(x))
+
+
 def _graph(model: nn.Module, net: nn.Module, z: torch.Tensor) -> tuple[bytes, bool]:
     """(ONNX bytes, from the cache?). Exporting costs 1-6 s per actor on 2 shared cores, so the graph of
-    a model this machine exported before is read back; it is data (a protobuf graph, no code) and the
-    eager check below refuses it exactly as a fresh export if it does not reproduce the model."""
+    a model this machine exported before is read back, its sha256 checked against the one written
+    beside it (a damaged or truncated file is exported afresh); it is data (a protobuf graph, no
+    code) and the eager check below refuses it exactly as a fresh export if it does not reproduce
+    the model."""
+    import hashlib
+
     f = _graph_file(model, z)
     try:
-        return f.read_bytes(), True
+        data = f.read_bytes()
+        if f.with_suffix(".sha256").read_text().strip() == hashlib.sha256(data).hexdigest():
+            return data, True
+        f.unlink(missing_ok=True)
     except OSError:
-        return export_network(net, z), False
+        pass
+    return export_network(net, z), False
 
 
 def _store(model: nn.Module, z: torch.Tensor, graph: bytes) -> None:
+    import hashlib
     import os
     import tempfile
 
     f = _graph_file(model, z)
     try:
         f.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=f.parent, suffix=".onnx.tmp")
-        with os.fdopen(fd, "wb") as out:
-            out.write(graph)
-        os.replace(tmp, f)  # atomic: a concurrent actor reads the old file or the whole new one
+        for target, data in ((f, graph), (f.with_suffix(".sha256"), hashlib.sha256(graph).hexdigest().encode())):
+            fd, tmp = tempfile.mkstemp(dir=f.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, target)  # atomic: a concurrent actor reads the old file or the whole new one
     except OSError:
         pass  # a read-only cache costs the next actor an export, nothing else
 
@@ -156,4 +171,4 @@ def build(model: nn.Module, example: torch.Tensor, *, threads: int) -> tuple[cal
     info = {"bn_folded": 0, "bn_left": 0, "channels_last": False, "preprocess": how,
             "runtime": "onnxruntime", "export_s": round(build_s, 3), "graph_cached": cached, "check_max_abs_diff": err,
             "ort_threads": max(1, int(threads))}
-    return (lambda x: ort_net(pre(x))), info
+    return OrtPipeline(pre, ort_net, graph, tuple(example.shape[-2:])), info

@@ -18,36 +18,12 @@ import logging
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
 
+from cropray.fastpath.robust_numpy import MAD_TO_SIGMA, _lower_median, _running_median  # noqa: F401
+from cropray.fastpath.robust_numpy import robust_norm_numpy as _robust_norm_numpy
+
 log = logging.getLogger("cropray.fastpath")
-
-MAD_TO_SIGMA = np.float32(1.4826)
-
-
-def _lower_median(a: np.ndarray, axis: int) -> np.ndarray:
-    """torch.median(a, dim=axis).values: the ((n-1)//2)-th smallest element, keepdims."""
-    k = (a.shape[axis] - 1) // 2
-    return np.take(np.partition(a, k, axis=axis), [k], axis=axis)
-
-
-def _running_median(x: np.ndarray, window: int) -> np.ndarray:
-    """`preprocess.running_median` over the last axis: sliding median of width k, edges padded by
-    point reflection about the median of the 3 outermost values; same length as x."""
-    n = x.shape[-1]
-    k = min(window, n - 2 if n % 2 else n - 3)
-    if k < 3:
-        return x
-    h = k // 2
-    a_lo = _lower_median(x[..., :3], axis=-1)  # (..., 1)
-    a_hi = _lower_median(x[..., -3:], axis=-1)
-    lo = 2 * a_lo - x[..., 3:h + 3][..., ::-1]  # (..., h)
-    hi = 2 * a_hi - x[..., n - h - 3:n - 3][..., ::-1]
-    xp = np.concatenate([lo, x, hi], axis=-1)  # (..., n + 2h)
-    win = sliding_window_view(xp, k, axis=-1)  # (..., n, k) view
-    return np.partition(win, h, axis=-1)[..., h]  # odd k: the exact middle
-
 
 def _stride(n: int, width: int) -> int:
     """The model's pixel subsampling for the global median/MAD (1 if this version has none)."""
@@ -60,24 +36,8 @@ def _stride(n: int, width: int) -> int:
 def robust_norm_numpy(x: np.ndarray, *, flatten: bool, flatten_window: int, row_center: bool,
                       compress: str) -> np.ndarray:
     """(B,1,H,W) float32 finite raw power -> (B,1,H,W) float32, = RobustNorm.forward (see module doc)."""
-    b = x.shape[0]
-    x = x.astype(np.float32, copy=False)
-    if flatten:
-        prof = _lower_median(x, axis=2)[:, :, 0]  # (B, 1, W) per-channel level over time
-        base = _running_median(prof, flatten_window)  # (B, 1, W)
-        floor = np.float32(1e-3) * np.abs(base).mean(axis=-1, keepdims=True, dtype=np.float32) + np.float32(1e-30)
-        x = x / np.maximum(base, floor)[:, :, None, :]  # (B, 1, H, W)
-    if row_center:
-        x = x - _lower_median(x, axis=3)  # (B, 1, H, 1)
-    flat = x.reshape(b, -1)  # (B, H*W)
-    sub = flat[:, ::_stride(flat.shape[1], x.shape[-1])]  # (B, ~H*W/5) the model's pixel sample
-    med = _lower_median(sub, axis=1)  # (B, 1)
-    mad = _lower_median(np.abs(sub - med), axis=1)  # (B, 1)
-    floor = np.float32(1e-6) * np.abs(sub).mean(axis=1, keepdims=True, dtype=np.float32) + np.float32(1e-30)
-    z = (flat - med) / np.maximum(MAD_TO_SIGMA * mad, floor)  # (B, H*W)
-    if compress == "asinh":
-        z = np.arcsinh(z)
-    return z.reshape(x.shape)
+    return _robust_norm_numpy(x, flatten=flatten, flatten_window=flatten_window, row_center=row_center,
+                              compress=compress, stride=_stride(x.shape[2] * x.shape[3], x.shape[3]))
 
 
 class NumpyRobustNorm(nn.Module):

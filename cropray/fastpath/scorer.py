@@ -54,6 +54,14 @@ class Scorer:
         """The path actually used: precision, compiled, channels_last, bn_folded, device, threads, ..."""
         return {**self._info, "threads": torch.get_num_threads()}
 
+    def ort_pipeline(self):
+        """The `onnx_path.OrtPipeline` this scorer runs (graph bytes + preprocessing config), or None
+        for a torch path: what a scoring actor stores for the next one's warm start (graph_cache.py)."""
+        from cropray.fastpath.onnx_path import OrtPipeline
+
+        fn = self._runner.fn
+        return fn if isinstance(fn, OrtPipeline) else None
+
 
 def _unpack(obj, threshold, calibration, input_shape):
     """(model, threshold, model_id, calibration np or None, (H, W)) from a Bundle or a plain nn.Module."""

@@ -23,6 +23,7 @@ import re
 import resource
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from cropray.scoring.config import ScoreConfig
 from cropray.scoring.manifest import MANIFEST, Manifest
 from cropray.scoring.plan import Plan, plan_archive
 from cropray.scoring.result import ScoreResult
+from cropray.scoring.trace import mark
 
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -84,6 +86,7 @@ def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manife
     pool = plan_pool(cfg.actors, cfg.cpus_per_actor, cfg.num_gpus, cluster_cpus=res.get("CPU", 0.0),
                      cluster_gpus=res.get("GPU", 0.0), strict=strict)
     bundle_ref = ray.put(bundle_files(cfg.bundle))  # loaded (and hash-checked) once per actor
+    mark("bundle_put")
     actors: dict[str, dict] = {}
     timing: dict = {}
     for group, spec in plan.specs.items():
@@ -106,9 +109,11 @@ def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manife
             compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size),
             num_cpus=pool.num_cpus, num_gpus=pool.num_gpus or None, udf_modifying_row_count=False,
         )
+        mark("iter_start")
         for block in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2):
             if "first_block" not in timing:  # actor start-up (imports, bundle, path build) + one batch
                 timing["first_block"] = time.time()
+                mark("first_block", rows=block.num_rows)
             else:
                 timing["rows_after_first"] = timing.get("rows_after_first", 0) + block.num_rows
             if on_block is not None:  # e.g. cropray suggest's candidate pools (reads the extra columns)
@@ -176,11 +181,13 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None,
         from cropray.ray_session import probe
 
         probe(cfg.address)  # fail fast, before reading anything
+    mark("score_archive")
     bundle = read_manifest(cfg.bundle)  # digest + weight hashes checked; the model is built in the actors only
     model = {"model_id": bundle.model_id, "bundle_sha256": bundle.bundle_sha256, "bundle": str(cfg.bundle),
              "threshold": float(bundle.threshold), "input_shape": list(bundle.input_shape)}
     files = _inputs(cfg, files)  # listed once: the plan and the read tasks use the same list
     plan = plan_archive(files, model_shape=tuple(bundle.input_shape), keep=cfg.keep, unit_rows=cfg.unit_rows)
+    mark("planned")
     with output_lock(out, read_only_ok=True) as lock:
         try:
             return _score_locked(cfg, plan, files, bundle.model_id, model, lock, log, on_commit, on_block, t0)
@@ -237,10 +244,13 @@ def _score_locked(cfg, plan: Plan, files, model_id: str, model: dict, lock, log,
 
     from cropray.ray_session import open_session
 
+    mark("ray_init_start", torch_loaded="torch" in sys.modules)
     session = open_session(cfg.address)  # embedded, --address, RAY_ADDRESS or reused (ray_session.py)
+    mark("ray_init_done")
     try:
         run["cluster"] = session.resources().to_dict()
         def record(key, rec):
+            mark("unit_committed", unit=key)
             manifest.record_unit(key, rec)
             if on_commit:
                 on_commit(key, rec)
@@ -267,6 +277,7 @@ def _score_locked(cfg, plan: Plan, files, model_id: str, model: dict, lock, log,
                    retried_rows_dropped=committer.dropped_duplicates, lost=lost)
     finally:
         session.close()
+    mark("ray_closed")
     return _finish(manifest, plan, run, t0, manifest.rows_done(u.key for u in pending), actors)
 
 
@@ -307,5 +318,6 @@ def _finish(manifest: Manifest, plan: Plan, run: dict, t0: float, rows, actors: 
     manifest.finish_run(run)
     if write:
         manifest.save(force=True)
+    mark("finished", torch_loaded="torch" in sys.modules)
     return manifest.result()
 

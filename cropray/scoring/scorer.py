@@ -25,6 +25,10 @@ import pyarrow as pa
 
 from cropray.archive import CROP, CropSpec, validate_decode
 from cropray.scoring.source import ERROR, ROW, UNIT
+from cropray.scoring.trace import mark, process_start
+from cropray.scoring.warm import WarmStart
+
+mark("scorer_module_imported", who="proc", proc_start=process_start())  # in an actor: Python, Ray, pyarrow up
 
 SCORED, QUARANTINED, READ_ERROR = 0, 1, 2
 KIND, WORKER, MAXRSS, PATH = "_kind", "_worker", "_maxrss_kb", "_path"
@@ -40,17 +44,29 @@ def bundle_files(path: str | Path) -> dict[str, bytes]:
     return read_bundle_files(path)[1]
 
 
-def _load(bundle):
-    """A Bundle from a path, a {name: bytes} dict, or an ObjectRef to such a dict."""
-    from cropray.bundle import load_bundle, load_bundle_bytes
-
+def _resolve(bundle):
+    """A path or a {name: bytes} dict (an ObjectRef to such a dict resolved)."""
     if type(bundle).__name__ == "ObjectRef":  # fn_constructor_kwargs deliver refs unresolved
         import ray
 
         bundle = ray.get(bundle)
+    return bundle
+
+
+def _load(bundle):
+    """A Bundle from a path or a {name: bytes} dict (torch imported here)."""
+    from cropray.bundle import load_bundle, load_bundle_bytes
+
     if isinstance(bundle, dict):
         return load_bundle_bytes(bundle)  # straight from the shipped bytes: no temp dir
     return load_bundle(bundle)
+
+
+def _manifest(bundle):
+    """The verified manifest (digest and every file's sha256 checked) of a path or shipped bytes, torch-free."""
+    from cropray.bundle_manifest import read_manifest, verify_blobs
+
+    return verify_blobs(bundle, "shipped bundle") if isinstance(bundle, dict) else read_manifest(bundle)
 
 
 class ScoreBatch:
@@ -59,27 +75,53 @@ class ScoreBatch:
     def __init__(self, bundle, spec: CropSpec, *, precision: str = "auto", compile="auto", device: str = "auto",
                  threads: int | None = None, model_batch: int = 128, expected_rows: int | None = None,
                  features: int = 0):
-        from cropray.fastpath import build_scorer
+        import sys
 
-        self.bundle = _load(bundle)
+        mark("actor_init", who="actor", torch_loaded="torch" in sys.modules)
+        bundle = _resolve(bundle)
         self.spec = spec
-        self.threshold = float(self.bundle.threshold)
+        self.features = None
+        # Warm start first (graph_cache.py): the bundle's hashes checked, then a stored ONNX graph that a
+        # full build on this machine chose and checked, re-checked here on its stored eager scores: no torch.
+        self.manifest = _manifest(bundle)
+        warm = WarmStart(self.manifest.bundle_sha256, precision=precision, compile_=compile, device=device,
+                         threads=threads, batch=model_batch)
+        self.scorer = warm.scorer(expected_rows) if not features else None
+        self.warm = warm.report
+        if self.scorer is None:
+            self._build(bundle, precision=precision, compile_=compile, device=device, threads=threads,
+                        model_batch=model_batch, expected_rows=expected_rows, features=features)
+            warm.store(self.bundle, self.scorer)
+        self.threshold = float(self.scorer.threshold if self.scorer.threshold is not None else self.manifest.threshold)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.path = str(self.describe().get("path", precision))  # the execution path the fastpath chose
+        self._first = True
+        d = self.scorer.describe()
+        mark("scorer_built", who="actor", path=self.path, build_s=d.get("build_s"), export_s=d.get("export_s"),
+             graph_cached=d.get("graph_cached"), probe_hit=(d.get("probe") or {}).get("cache_hit"),
+             warm=self.warm, torch_loaded="torch" in sys.modules)
+
+    def _build(self, bundle, *, precision, compile_, device, threads, model_batch, expected_rows, features):
+        """The full build: torch, the model from the bundle, the fast path's choice (cropray.fastpath)."""
+        from cropray.fastpath.scorer import build_scorer  # torch (and the fast path) imported here
+
+        mark("torch_imported", who="actor")
+        self.bundle = _load(bundle)
+        mark("bundle_loaded", who="actor")
         # `cropray suggest` (features > 0): extra `_feat`/`_track` columns, cropray/suggest/features.py;
         # a copy of the plain model, taken before the fast path folds or quantizes it.
         self.features = _suggest_features(self.bundle.model, features) if features else None
         # threads = the CPUs this actor holds; torch would otherwise use every core of the node.
         # The scorer calls the model on chunks of `model_batch` (compiled paths are traced at it).
-        self.scorer = build_scorer(self.bundle, precision=precision, compile=compile, device=device,
+        self.scorer = build_scorer(self.bundle, precision=precision, compile=compile_, device=device,
                                    threads=threads, batch_size=model_batch, expected_rows=expected_rows)
-        # is_signal at the threshold calibrated for the path that runs (path-aware CV), else the bundle's
-        self.threshold = float(self.scorer.threshold)
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.path = str(self.describe().get("path", precision))  # the execution path the fastpath chose
 
     def describe(self) -> dict:
-        return dict(self.scorer.describe(), model_id=self.bundle.model_id)
+        return dict(self.scorer.describe(), model_id=self.manifest.model_id, warm_start=self.warm)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if self._first:
+            mark("first_call", who="actor", rows=batch.num_rows)
         n = batch.num_rows
         x, check = validate_decode(batch, self.spec)  # x: (n_valid, 1, H, W) float32, valid rows in order
         valid = check.valid.copy()  # (n,) bool
@@ -119,6 +161,9 @@ class ScoreBatch:
         cols[WORKER] = pa.repeat(pa.scalar(self.worker), n)
         cols[MAXRSS] = pa.repeat(pa.scalar(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, pa.int64()), n)
         cols[PATH] = pa.repeat(pa.scalar(self.path), n)
+        if self._first:
+            self._first = False
+            mark("first_call_done", who="actor")
         return pa.table(cols)
 
 

@@ -107,8 +107,18 @@ def test_a_kept_graph_is_reused_and_a_wrong_one_is_re_exported(trained_shallow, 
     other = build_model("shallow_cnn", **tm.model.hparams).eval()
     build_scorer(other, path="onnx_fp32", batch_size=32)
     wrong = next(f for f in (cache_dir / "onnx").glob("*.onnx") if f != kept)
-    kept.write_bytes(wrong.read_bytes())
+    kept.write_bytes(wrong.read_bytes())  # its sha256 beside it no longer matches: re-exported
     fixed = build_scorer(tm.model, path="onnx_fp32", batch_size=32)
     d = fixed.describe()
     assert d["path"] == "onnx_fp32" and d["graph_cached"] is False, d
     assert np.abs(fixed(x) - ref).max() <= TOLERANCE["fp32"]
+    # the wrong graph with its own (matching) digest: the eager check is what refuses it
+    kept.write_bytes(wrong.read_bytes())
+    kept.with_suffix(".sha256").write_bytes(wrong.with_suffix(".sha256").read_bytes())
+    d = build_scorer(tm.model, path="onnx_fp32", batch_size=32).describe()
+    assert d["path"] == "onnx_fp32" and d["graph_cached"] is False, d
+    # a truncated file is refused by its digest, and exported afresh
+    kept.write_bytes(kept.read_bytes()[:100])
+    again = build_scorer(tm.model, path="onnx_fp32", batch_size=32)
+    assert again.describe()["graph_cached"] is False and np.abs(again(x) - ref).max() <= TOLERANCE["fp32"]
+    assert build_scorer(tm.model, path="onnx_fp32", batch_size=32).describe()["graph_cached"] is True
