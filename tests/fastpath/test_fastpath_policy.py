@@ -181,3 +181,26 @@ def test_a_model_no_path_can_run_is_an_error_naming_each_path(caps):
         build_scorer(_FlatLinear().eval(), input_shape=(32, 32), capabilities=caps)
     assert str(e.value).count("fold_cl:") == 1  # the last resort is not tried twice
     assert build_scorer(_FlatLinear().eval(), capabilities=caps, path="fold_cl")(np.ones((3, 1, 64, 64), np.float32)).shape == (3,)
+
+
+def test_quality_record_keeps_only_admissible_paths_with_the_reason():
+    # issue 12 lever 1: with a path-aware CV record, admissibility (CV ROC-AUC within the fp32 interval)
+    # decides, not flips; int8 still needs calibration crops. The record's values here are data for the
+    # rule under test (tests/fastpath/test_path_cv.py measures real ones).
+    from cropray.fastpath.policy import admissible_only
+    from cropray.fastpath.quality import ExecutionPaths, PathQuality, admissible_paths
+
+    def q(auc, flips):
+        return PathQuality("ok", roc_auc={"value": auc, "lo": None, "hi": None}, threshold=0.5, flips_vs_fp32=flips, n=100)
+
+    paths = {"eager": q(0.95, 0), "fold_cl": q(0.95, 0), "bf16": q(0.94, 40), "int8": q(0.90, 3)}
+    rec = ExecutionPaths(interval=(0.93, 0.97), paths=paths, admissible=admissible_paths((0.93, 0.97), paths))
+    assert "bf16" in rec.admissible and "compile_bf16" in rec.admissible  # 40 flips, AUC within: admissible
+    assert "int8" not in rec.admissible  # 3 flips, AUC below: not
+    specs, _ = candidates(FULL, "cpu", "auto", "auto", has_calibration=True)
+    kept, skipped = admissible_only(specs, rec, has_calibration=True)
+    assert {s.name for s in kept} == {"onnx_fp32", "compile_bf16", "compile_fp32", "bf16", "fold_cl"}
+    assert [(s["path"], "below the fp32 interval" in s["reason"]) for s in skipped] == [("int8", True)]
+    rec8 = dataclasses.replace(rec, admissible=(*rec.admissible, "int8"))
+    kept, skipped = admissible_only(specs, rec8, has_calibration=False)
+    assert "int8" not in {s.name for s in kept} and "calibration crops" in skipped[0]["reason"]
