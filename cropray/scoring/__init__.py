@@ -3,7 +3,7 @@
 Modules: config (ScoreConfig, no torch/Ray), plan (footers -> commit units), source (Ray read
 tasks), scorer (ScoreBatch, the actor's callable class), commit (exactly-once output protocol),
 manifest (_manifest.json, the Manifest object), result (ScoreResult), dups (duplicate crop_ids), cluster (joining Ray, pool sizing),
-pipeline (the driver).
+warm (an actor's warm start from a cached build, torch-free), trace (CROPRAY_TRACE start-up stages), pipeline (the driver).
 """
 
 from cropray.scoring.config import ScoreConfig

@@ -1,8 +1,9 @@
 """`ScoreBatch`: the callable class each Ray Data actor runs; plain Python, testable on a real batch.
 
-It loads the bundle once (in `__init__`), then maps one Arrow batch of tagged input frames
-(`cropray.scoring.source`) to one Arrow table with exactly one output row per input row (1:1, so
-the pipeline declares `udf_modifying_row_count=False`):
+It loads the bundle once (in `__init__`: hashes checked, then a warm start from this machine's cache
+when an earlier actor's build left one -- cropray.scoring.warm, no torch -- else the full build),
+then maps one Arrow batch of tagged input frames (`cropray.scoring.source`) to one Arrow table with
+exactly one output row per input row (1:1, so the pipeline declares `udf_modifying_row_count=False`):
 
     _unit int32, _row int64, _kind int8 (0 scored, 1 quarantined, 2 read-error marker),
     crop_id, score float32 (null unless scored), is_signal bool (null unless scored),
