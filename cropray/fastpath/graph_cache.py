@@ -131,8 +131,8 @@ def _digest(obj: dict) -> str:
 
 
 def store(key: str, *, graph: bytes, check_x: np.ndarray, check_ref: np.ndarray, meta: dict) -> Path | None:
-    """Write the entry atomically (a temporary folder renamed into place); None when the cache is not
-    writable (a read-only home costs the next actor a full build, nothing else)."""
+    """Write the entry atomically (a temporary folder renamed into place); None when it was not written
+    (a read-only home costs the next actor a full build, nothing else)."""
     check_x = np.ascontiguousarray(check_x, dtype=np.float32)
     check_ref = np.ascontiguousarray(check_ref, dtype=np.float32).reshape(-1)
     check = check_x.tobytes() + check_ref.tobytes()
@@ -140,7 +140,7 @@ def store(key: str, *, graph: bytes, check_x: np.ndarray, check_ref: np.ndarray,
             "graph_sha256": hashlib.sha256(graph).hexdigest(), "check_sha256": hashlib.sha256(check).hexdigest()}
     body["entry_sha256"] = _digest(body)
     root = cache_root() / "warm"
-    final = root / key
+    final, tmp = root / key, None
     try:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key[:8]}-"))
@@ -150,8 +150,9 @@ def store(key: str, *, graph: bytes, check_x: np.ndarray, check_ref: np.ndarray,
         shutil.rmtree(final, ignore_errors=True)  # a stale or damaged entry under the same key
         os.replace(tmp, final)  # two actors storing at once: one entry wins, both are whole
         return final
-    except OSError:
-        shutil.rmtree(locals().get("tmp", root / ".none"), ignore_errors=True)
+    except OSError:  # not writable, or another actor's entry landed between rmtree and replace
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         return None
 
 

@@ -87,7 +87,7 @@ class WarmStart:
             "preprocess_cfg": pipe.preprocess_cfg, "max_rows": None if max_rows is None else round(max_rows),
             "info": {k: info.get(k) for k in INFO_KEYS}}, default=str))
         where = graph_cache.store(self.key, graph=pipe.graph, check_x=check_x, check_ref=ref, meta=meta)
-        self.report["stored"] = str(where) if where else "no (cache not writable)"
+        self.report["stored"] = str(where) if where else "no (cache not writable, or another actor's entry landed first)"
 
 
 def _ineligible(precision: str, compile_, device: str, threads: int | None) -> str | None:
