@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--folds", type=int, default=None, help="CV folds (default: cropray's, min(5, minority))")
     ap.add_argument("--report", action="store_true", help="only print the table of an earlier run's --json-out")
+    ap.add_argument("--concurrent", action="store_true",
+                    help="run before and after of a label count at the same time (same load on both; faster)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/sweep_cost"))
     ap.add_argument("--json-out", type=Path, default=Path(__file__).parent / "results" / "sweep_cost.json")
     args = ap.parse_args()
@@ -88,9 +90,16 @@ def main() -> None:
     for i, n in enumerate(int(v) for v in args.labels.split(",")):
         labels = make_labels(args.work, n, seed=100 + n)
         order = ("before", "after") if i % 2 == 0 else ("after", "before")
-        for which in order:
-            r = run_one(trees[which], labels, args.work / f"{which}_{n}", args)
-            r.update(labels=n, which=which)
+        if args.concurrent:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(2) as pool:
+                futs = {w: pool.submit(run_one, trees[w], labels, args.work / f"{w}_{n}", args) for w in order}
+            done = [(w, futs[w].result()) for w in order]
+        else:
+            done = [(w, run_one(trees[w], labels, args.work / f"{w}_{n}", args)) for w in order]
+        for which, r in done:
+            r.update(labels=n, which=which, concurrent=args.concurrent)
             doc["runs"].append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)
             args.json_out.write_text(json.dumps(doc, indent=2))  # a partial run still leaves its figures
@@ -109,7 +118,7 @@ def report(doc: dict) -> None:
                 rows.append([n, which, f"{r['wall_s']:.0f}", "-", "-", "-", "-", r["error"][:60]])
                 continue
             c = r["bundle_cv_auc"] or {}
-            rows.append([n, which, f"{r['wall_s']:.0f}", f"{r['sweep_s']:.0f}", f"{r['retrain_s']:.0f}",
+            rows.append([n, which + (" (concurrent)" if r.get("concurrent") else ""), f"{r['wall_s']:.0f}", f"{r['sweep_s']:.0f}", f"{r['retrain_s']:.0f}",
                          f"{r['completed']} / {r['stopped']} / {r['failed']}",
                          f"{r['best_cv_auc']:.4f} ({r['best_arch']})",
                          f"{c.get('value', float('nan')):.4f} [{c.get('lo', float('nan')):.3f}, "
