@@ -23,8 +23,18 @@ def test_demo_end_to_end_writes_report(ray_local, tmp_path, capsys):
     html = (wd / "report.html").read_text()
     # Self-contained: every plot inlined; the sections a reader looks for are there.
     assert html.count("data:image/png;base64,") >= 6
-    for heading in ("Headline", "Model on fresh labelled crops", "Sweep (Ray Tune)", "Archive scoring", "top-scoring crops"):
+    for heading in ("Headline", "With and without the archive", "Model on fresh labelled crops", "Sweep (Ray Tune)",
+                    "Archive scoring", "top-scoring crops"):
         assert heading in html
+    c = s["comparison"]  # the archive's twin: same folds, both on the fresh crops, beside dedoppler
+    for key in ("with", "without", "dedoppler"):
+        for fig in ("cv_roc_auc", "roc_auc", "recall_at_1pct_fpr"):
+            assert 0.0 <= c[key][fig]["value"] <= 1.0, (key, fig)
+    assert c["archive"]["drawn"] == 1000 and c["archive"]["injected"] > 0
+    assert c["with"]["bundle"] == str(wd / "with_archive") and c["without"]["bundle"] == str(wd / "sweep" / "bundle")
+    assert s["bundle"] == c[c["chosen"]]["bundle"] and s["eval"]["model_id"] == c[c["chosen"]]["model_id"]
+    assert c["with"]["model_id"] != c["without"]["model_id"]
+    assert f"{c['with']['roc_auc']['value']:.3f}" in html and c["reason"] in html
     scores = pd.read_parquet(wd / "scores")
     assert len(scores) == 1500 and scores["crop_id"].is_unique
     assert s["score"]["rows_scored"] == 1500 and s["score"]["reconciled"]
@@ -122,7 +132,8 @@ def test_demo_stops_on_one_ctrl_c_during_its_sweep(tmp_path):
     assert p.returncode == 130, err[-3000:]
     assert took < 60, f"took {took:.0f} s to stop"
     assert "cropray demo: interrupted" in err and "Traceback" not in err, err[-3000:]
-    assert "3/5 score" not in err and "retraining the best config" not in err and out == ""
+    assert "4/6 score" not in err and "3/6 archive" not in err and "retraining the best config" not in err
+    assert out == ""
     assert {"raylet", "gcs_server"} <= names, names  # the embedded cluster was seen, so "none left" means something
     deadline = time.time() + 30
     while time.time() < deadline and _alive(procs):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from cropray.demo.page import _pool_text
+from cropray.demo import DemoConfig
+from cropray.demo.page import _archive_section, _pool_text
+from cropray.demo.twin import choose
 
 POOL = {"min_size": 2, "max_size": 2, "num_cpus": 0.5, "threads": 1, "read_cpus": 1}
 
@@ -26,3 +28,33 @@ def test_rest_too_quick_to_time_and_a_real_steady_rate():
     assert steady.endswith("First results after 20.0 s (actor start-up: imports, bundle, path build), "
                            "then 1,549 crops/s.")
     assert _pool_text(POOL, {"first_block_s": None}).endswith("keep 1 CPU.")
+
+
+def _m(v):
+    return {"value": v, "lo": v - 0.01, "hi": min(1.0, v + 0.01)}
+
+
+def test_archive_section_sets_with_and_without_side_by_side():
+    comp = {"without": {"cv_roc_auc": _m(0.95), "roc_auc": _m(0.94), "recall_at_1pct_fpr": _m(0.70), "model_id": "a"},
+            "with": {"cv_roc_auc": _m(0.97), "roc_auc": _m(0.96), "recall_at_1pct_fpr": _m(0.80), "model_id": "b"},
+            "dedoppler": {"cv_roc_auc": _m(0.93), "roc_auc": _m(0.92), "recall_at_1pct_fpr": _m(0.60),
+                          "model_id": "dedoppler"},
+            "archive": {"drawn": 1000, "excluded": 480, "injected": 260, "plain": 260, "warnings": [],
+                        "settings": {"per_epoch": 256, "real_share": 0.5}}}
+    comp["chosen"], comp["reason"] = choose(comp["without"]["cv_roc_auc"], comp["with"]["cv_roc_auc"])
+    assert comp["chosen"] == "with" and "0.9700 with the archive vs 0.9500 without" in comp["reason"]
+    sec = _archive_section(comp, DemoConfig.quick())
+    (header, rows), = sec.tables
+    assert header[1:4] == ["CV ROC-AUC (labels)", "fresh ROC-AUC", "fresh recall @1% FPR"]
+    assert [r[0] for r in rows] == ["labels only (the sweep's bundle)", "labels + archive injection - shipped",
+                                    "dedoppler (label-free, no training)"]
+    assert rows[1][1:4] == ["0.970 [0.960, 0.980]", "0.960 [0.950, 0.970]", "0.800 [0.790, 0.810]"]
+    assert "1,000 drawn, 480 excluded" in " ".join(sec.paragraphs)
+    from cropray.cli.demo import _archive_lines
+
+    lines = _archive_lines(comp)  # the terminal summary: the same figures
+    assert lines[0] == "archive   with: CV 0.970, fresh ROC-AUC 0.960, recall@1%FPR 0.800"
+    assert "dedoppler: CV 0.930, fresh ROC-AUC 0.920" in lines[2] and lines[3].startswith("          shipped with:")
+    assert _archive_lines({}) == []
+    # a tie (within 0.001) goes to the labels-only model, the cheaper one; no twin: nothing to choose
+    assert choose(_m(0.95), _m(0.9505))[0] == "without" and choose(_m(0.95), None)[0] == "without"

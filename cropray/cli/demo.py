@@ -9,6 +9,7 @@ from cropray.cli._common import EXIT_ATTENTION, EXIT_OK, add_json_flag, emit, js
 EXAMPLE = """example:
   cropray demo --workdir cropray-demo          # ~100k crops, a 6-trial sweep: a few minutes on 2 CPUs
   cropray demo --workdir /tmp/d --quick        # small sizes, about a minute
+  cropray demo --workdir /tmp/d --quick --archive-crops 0   # labels only: no with-archive twin
   then open cropray-demo/report.html
 """
 
@@ -31,6 +32,8 @@ def register(sub) -> None:
                              ("archive-files", None, "files of the unlabelled archive (default 8)"),
                              ("samples", None, "sweep trials (default 6)"),
                              ("epochs", None, "max epochs per trial (default 8)"),
+                             ("archive-crops", None, "archive backgrounds drawn for injection into the retrain of "
+                              "the best config, beside a labels-only twin (default 4000, --quick 1000; 0: off)"),
                              ("seed", None, "base seed (default 0)")):
         p.add_argument(f"--{flag}", type=int, default=default, help=h)
     add_json_flag(p)
@@ -46,6 +49,7 @@ def _human(s: dict) -> str:
         f"model     {ev['model_id']}  ({s['bundle']})",
         f"quality   ROC-AUC {m['roc_auc']['value']:.3f} on {ev['n_labels']} fresh crops "
         f"(dedoppler baseline {s['baseline_dedoppler_auc']:.3f}); recall@1%FPR {m['recall_at_1pct_fpr']['value']:.3f}",
+        *_archive_lines(s.get("comparison") or {}),
         f"scored    {sc['rows_scored']:,} crops, {sc['positives']:,} flagged as signal, "
         f"{sc['rows_quarantined']:,} quarantined, {sc.get('crops_per_s') or 0:,.0f} crops/s",
         f"scores    {s['paths']['scores']}",
@@ -53,12 +57,26 @@ def _human(s: dict) -> str:
     ])
 
 
+def _archive_lines(c: dict) -> list[str]:
+    """The with/without-archive figures: CV on the labels, then ROC-AUC and recall@1%FPR on the fresh crops."""
+    def fig(r: dict) -> str:
+        v = {k: (r.get(k) or {}).get("value") for k in ("cv_roc_auc", "roc_auc", "recall_at_1pct_fpr")}
+        return (f"CV {v['cv_roc_auc']:.3f}, fresh ROC-AUC {v['roc_auc']:.3f}, recall@1%FPR {v['recall_at_1pct_fpr']:.3f}"
+                if None not in v.values() else "n/a")
+
+    if not c.get("with"):
+        return []
+    return [f"archive   with: {fig(c['with'])}", f"          without: {fig(c['without'])}",
+            f"          dedoppler: {fig(c['dedoppler'])}", f"          shipped {c['chosen']}: {c['reason']}"]
+
+
 def run(args) -> int:
     from cropray.demo import DemoConfig, run_demo
 
     over = {k: v for k, v in (("labels", args.labels), ("eval_n", args.eval_n), ("archive_n", args.archive_n),
                               ("archive_files", args.archive_files), ("samples", args.samples),
-                              ("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+                              ("epochs", args.epochs), ("seed", args.seed), ("archive_crops", args.archive_crops))
+            if v is not None}
     make = DemoConfig.quick if args.quick else DemoConfig
     cfg = make(workdir=args.workdir, overwrite=args.overwrite, **over)
     with json_stdout(args.json) as out:  # --json: stdout holds the JSON only, whatever Ray prints

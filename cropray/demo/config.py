@@ -10,7 +10,8 @@ from cropray.validate import boolean, integer, validate
 
 @dataclass
 class DemoConfig:
-    """One `cropray demo` run: synth -> tune (small) -> bundle -> score -> eval -> HTML report."""
+    """One `cropray demo` run: synth -> tune (small) -> bundle, and its twin trained with the archive ->
+    score -> eval -> HTML report."""
 
     workdir: str = "cropray-demo"  # everything the demo writes goes here
     labels: int = integer(200, 25)  # labelled crops to train on (200 = the "mid" regime: shallow/deep CNN, siamese)
@@ -20,6 +21,9 @@ class DemoConfig:
     samples: int = integer(6, 1)  # sweep trials (the first is the regime's default configuration)
     epochs: int = integer(8, 1)  # max epochs per trial (ASHA stops poor trials earlier)
     seed: int = integer(0, 0)  # base seed: labels use seed, eval seed+1, archive seed+2
+    archive_crops: int = integer(4000, 0, 2_000_000)  # backgrounds drawn from the archive for injection into
+    #   the retrain of the sweep's best config (0: labels only, no with-archive twin)
+    archive_per_epoch: int = integer(256, 1)  # archive crops per training epoch (as many real ones beside them)
     top: int = integer(24, 1)  # top-scoring crops shown in the report
     overwrite: bool = boolean(False)  # replace a non-empty workdir
 
@@ -32,7 +36,8 @@ class DemoConfig:
     @classmethod
     def quick(cls, **kw) -> DemoConfig:
         """A small run for tests and a first look (about a minute on 2 CPUs)."""
-        base = dict(labels=80, eval_n=400, archive_n=4000, archive_files=4, samples=2, epochs=2, top=8)
+        base = dict(labels=80, eval_n=400, archive_n=4000, archive_files=4, samples=2, epochs=2, top=8,
+                    archive_crops=1000)
         base.update(kw)
         return cls(**base)
 
