@@ -125,3 +125,19 @@ def test_cli_self_train_errors_name_the_flag(sets, tmp_path, capsys):
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "m").exists()  # refused before any training
+
+
+def test_auto_choosing_a_metric_model_skips_self_training_and_says_why():
+    from cropray.train.self_train_cv import self_train_step, skip_reason
+
+    assert skip_reason("shallow_cnn") is None and skip_reason("deep_cnn") is None
+    for arch in ("siamese", "dedoppler"):
+        cfg = TrainConfig(arch=arch).resolve(arch)
+        said = []
+        cv, res, info = self_train_step(cfg, None, "base cv", "refit", None, SelfTrainConfig(), archive="unused",
+                                        inject=None, say=said.append)
+        assert (cv, res) == ("base cv", "refit") and info["used"] is False  # the base model ships, untouched
+        assert f"{arch} is not one; self-training skipped" in info["skipped"] and said[0].startswith("warning: ")
+    from cropray.cli.train import _self_train_lines
+
+    assert _self_train_lines(info) == [f"self-train {info['skipped']}"]
