@@ -55,8 +55,9 @@ class BenchConfig:
 
     @classmethod
     def quick_preset(cls, **over) -> BenchConfig:
-        """< 1 minute on 2 shared cores: one architecture, the eager paths, small counts, no compile."""
-        base = dict(n=2048, n_accuracy=1024, archs=(reference_arch(),), paths=("eager", "fold_cl", "bf16"),
+        """< 1 minute on 2 shared cores: one architecture, the uncompiled paths auto probes (onnx_fp32 is
+        its usual pick), small counts, no compile."""
+        base = dict(n=2048, n_accuracy=1024, archs=(reference_arch(),), paths=("eager", "fold_cl", "bf16", "onnx_fp32"),
                     cascade_crops=512, batch_sizes=(64,), repeats=3, forward_crops=256, train_seconds=3.0, train_crops=512,
                     memory_scale=1,
                     e2e_path="fold_cl", quick=True)

@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+from cropray.bench.peak import gemm_rates
+from cropray.evaluate.metrics import binary_metrics, calibrate_threshold
 from cropray.fastpath import PATHS, TOLERANCE, build_scorer, detect
 from cropray.fastpath.policy import MAX_FLIP_FRACTION, flips, guard
 
@@ -45,13 +47,22 @@ def accuracy(ref: np.ndarray, got: np.ndarray, threshold: float, precision: str)
             "auto_eligible": bool(np.isfinite(got).all() and nflip <= MAX_FLIP_FRACTION * len(ref))}
 
 
+def held_out_quality(y: np.ndarray, s: np.ndarray, *, n_boot: int = 500, seed: int = 0) -> dict:
+    """A path's quality on labelled crops it never trained on: ROC-AUC and recall at 1% FPR with 95%
+    bootstrap intervals, and its own Youden threshold (the rule training uses)."""
+    thr = calibrate_threshold(y, s)
+    m = binary_metrics(y, s, thr, n_boot=n_boot, seed=seed)
+    return {"n": m["n"], "roc_auc": m["roc_auc"], "recall_at_1pct_fpr": m["recall_at_1pct_fpr"], "threshold": thr}
+
+
 def measure_path(model, name: str, *, batch_sizes, x_time: np.ndarray, x_acc: np.ndarray | None,
                  ref: np.ndarray | None, threshold: float, calibration: np.ndarray | None,
                  ref_cal: np.ndarray | None, repeats: int, flops: float, peak: dict,
-                 log) -> tuple[list[dict], dict | None]:
+                 log, y_acc: np.ndarray | None = None, fp32_quality: dict | None = None) -> tuple[list[dict], dict | None]:
     """Rows {arch-free}: one per batch size (crops/s, GFLOP/s, fraction of peak, compile time) and the
     accuracy of the path (measured with the scorer of the first batch size): on x_acc against `ref`,
-    and what auto's build-time guard decides on the calibration crops against `ref_cal`."""
+    and what auto's build-time guard decides on the calibration crops against `ref_cal`. With labels
+    y_acc: the path's own held-out ROC-AUC, and whether it lies within fp32's (`fp32_quality`) interval."""
     spec = PATHS[name]
     ok, why = detect().can_run(spec.precision, "cpu", spec.compiled, spec.runtime)
     if spec.precision == "int8" and calibration is None:
@@ -75,10 +86,12 @@ def measure_path(model, name: str, *, batch_sizes, x_time: np.ndarray, x_acc: np
         med = float(np.median(rates))
         peak_key = spec.precision if peak.get(spec.precision, {}).get("median_gflops") else "fp32"
         gflops = med * flops / 1e9
-        peak_gf = peak[peak_key]["median_gflops"] or float("nan")
+        near = max(gemm_rates(peak_key), default=0.0)  # the GEMM timed right after this path (peak.py)
+        peak_gf = max(peak[peak_key]["median_gflops"] or 0.0, near) or float("nan")
         d = s.describe()
         rows.append({**row, "status": "ok", "crops_per_s": med, "crops_per_s_best": float(max(rates)),
                      "ms_per_batch": 1e3 * batch / med, "gflops": gflops, "peak_precision": peak_key,
+                     "peak_gflops_used": peak_gf, "peak_gflops_interleaved": near,
                      "fraction_of_peak": gflops / peak_gf if flops else None,
                      "build_s": round(build_s, 3), "compile_s": d.get("compile_s"),
                      "bn_folded": d["bn_folded"], "channels_last": d["channels_last"]})
@@ -89,6 +102,10 @@ def measure_path(model, name: str, *, batch_sizes, x_time: np.ndarray, x_acc: np
             got = ref if name == "eager" else np.concatenate(
                 [s(x_acc[i:i + batch]) for i in range(0, len(x_acc), batch)])
             acc = {"path": name, "precision": spec.precision, **accuracy(ref, got, threshold, spec.precision)}
+            if y_acc is not None:  # issue 12 lever 1: quality, not agreement, decides
+                q = acc["quality"] = fp32_quality if name == "eager" and fp32_quality else held_out_quality(y_acc, got)
+                lo = (fp32_quality or q)["roc_auc"]["lo"]
+                acc["auc_within_fp32"] = bool(lo is not None and q["roc_auc"]["value"] >= lo)
             if ref_cal is not None and calibration is not None:
                 cal = np.concatenate([s(calibration[i:i + batch]) for i in range(0, len(ref_cal), batch)])
                 acc["guard"] = guard(spec, ref_cal, cal, threshold)

@@ -23,13 +23,17 @@ from cropray.fastpath.cascade import CascadeScorer, calibrate, track_stat
 FRACTIONS = (0.5, 0.1, 0.01)
 
 
-def auto_choice(model, *, threshold: float, calibration, expected_rows: int) -> dict:
-    """What auto builds for this model here: path, build seconds and the probe's figures."""
+def auto_choice(model, *, threshold: float, calibration, expected_rows: int, bundle=None) -> dict:
+    """What auto builds for this model here: path, build seconds and the probe's figures. With a
+    `bundle` (carrying a quality record, bench/quality.py) it is built as `cropray score` would."""
     t0 = time.perf_counter()
-    s = build_scorer(model, threshold=threshold, calibration=calibration, expected_rows=expected_rows)
+    s = (build_scorer(bundle, expected_rows=expected_rows) if bundle is not None else
+         build_scorer(model, threshold=threshold, calibration=calibration, expected_rows=expected_rows))
     d = s.describe()
     return {"path": d["path"], "build_s": round(time.perf_counter() - t0, 2), "probe": d.get("probe"),
-            "fallbacks": d["fallbacks"], "skipped": d["skipped"], "export_s": d.get("export_s")}, s
+            "fallbacks": d["fallbacks"], "skipped": d["skipped"], "export_s": d.get("export_s"),
+            "threshold": d["threshold"], "threshold_source": d.get("threshold_source"),
+            "admissible": d.get("admissible")}, s
 
 
 def _rates(fns: dict, x: np.ndarray, rounds: int, batch: int = 1024) -> dict:

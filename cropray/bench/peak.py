@@ -42,6 +42,34 @@ def matmul_peak(*, size: int = 1024, rounds: int = 5, min_s: float = 0.2) -> dic
     return out
 
 
+def gemm_rates(precision: str, *, size: int = 1024, rounds: int = 3, min_s: float = 0.05) -> list[float]:
+    """GFLOP/s of `rounds` short GEMM rounds in one precision ([] when it cannot run here).
+
+    The forward table times it right after each path (`interleaved peak`): on a shared machine the
+    load at the start of a run is not the load when a path is timed minutes later (ORT read 134% of
+    a peak measured under load at the start once), so a path's fraction of peak is taken against the
+    best of the start's median and the GEMM measured next to it."""
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(size, size, generator=g), torch.randn(size, size, generator=g)
+    x, y, fn = {"fp32": (a, b, torch.mm), "bf16": (a.bfloat16(), b.bfloat16(), torch.mm),
+                "int8": ((a * 20).to(torch.int8), (b * 20).to(torch.int8), getattr(torch, "_int_mm", None))}[precision]
+    if fn is None:
+        return []
+    rates = []
+    try:
+        with torch.inference_mode():
+            fn(x, y)
+            for _ in range(rounds):
+                k, t0 = 0, time.perf_counter()
+                while (dt := time.perf_counter() - t0) < min_s:
+                    fn(x, y)
+                    k += 1
+                rates.append(2.0 * size**3 * k / dt / 1e9)
+    except RuntimeError:
+        return []
+    return rates
+
+
 def flops_per_crop(model: torch.nn.Module, shape=(64, 64), batch: int = 4) -> float:
     """FLOPs of one forward per crop (convs, matmuls; elementwise/median not counted), by FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode

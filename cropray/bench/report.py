@@ -22,15 +22,17 @@ def render(res: dict) -> str:
     for r in res["forward"]:
         a = acc.get((r["arch"], r["path"])) if r["batch"] == res["config"]["batch_sizes"][0] else None
         if r.get("status") != "ok":
-            rows.append([r["arch"], r["path"], r["batch"], r.get("status"), "", "", "", "", (r.get("reason") or "")[:50]])
+            rows.append([r["arch"], r["path"], r["batch"], r.get("status"), "", "", "", "", (r.get("reason") or "")[:50], ""])
             continue
         rows.append([r["arch"], r["path"], r["batch"], _f(r["crops_per_s"]), _f(r["gflops"], "{:.1f}"),
                      _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], "{:.1f}%") + f" {r['peak_precision']}",
                      _f(r.get("compile_s"), "{:.1f}"),
-                     a and f"{a['max_abs_diff']:.1e}", a and f"{a['flips']}/{a['n']}"])
-    out += ["in-process forward (median crops/s; accuracy vs fp32 eager at the model's threshold)",
+                     a and f"{a['max_abs_diff']:.1e}", a and f"{a['flips']}/{a['n']}", _auc(a)])
+    out += ["in-process forward (median crops/s; of peak: vs the best of the run's and an interleaved GEMM; "
+            "flips vs fp32 eager at the model's threshold, information only; ROC-AUC [95% CI] of the path on "
+            "held-out labelled crops, * = within fp32's interval: what auto may choose)",
             fmt_table(rows, ["arch", "path", "batch", "crops/s", "GFLOP/s", "of peak", "compile s",
-                             "max|d score|", "flips"]), ""]
+                             "max|d score|", "flips", "held-out ROC-AUC"]), ""]
     auto = res["auto"]
     out.append(f"auto candidates here: {', '.join(auto['policy_order'])}; per bundle, what build_scorer measured "
                "and chose (probe: crops/s of each uncompiled candidate; a compile charged against the rows):")
@@ -41,7 +43,10 @@ def render(res: dict) -> str:
         meas = ", ".join(f"{k} {r:.0f}" for k, r in (pr.get("measured") or {}).items())
         comp = "; ".join(f"{c['path']}: {c['reason']}" for c in pr.get("skipped_compiles") or [])
         out.append(f"  {arch}: auto -> {v['auto_path']} in {_f(v.get('build_s'), '{:.1f}')} s (probe: {meas or '-'}"
-                   f"{'; ' + comp if comp else ''}); within 0.1% flips on the accuracy set: {v['auto_path_eligible']}; "
+                   f"{'; ' + comp if comp else ''}); admissible by quality: {', '.join(v.get('admissible') or []) or '-'}; "
+                   f"threshold {_f(v.get('threshold'), '{:.4g}')} ({v.get('threshold_source')}); "
+                   f"AUC within fp32's: {v.get('auto_path_auc_within_fp32')}; fastest measured within it: "
+                   f"{v.get('fastest_within_fp32_auc_measured')}; within 0.1% flips (info): {v['auto_path_eligible']}; "
                    f"fastest measured within 0.1%: {v['fastest_eligible_measured']}; guard: {g or '-'}")
     out += _cascade_lines(res.get("cascade"))
     if res["peers"]:
@@ -69,7 +74,7 @@ def render(res: dict) -> str:
     ra = res.get("ratios", {})
     if ra.get("accurate_forward_over_accurate_peer") is not None:
         a, p = ra["best_accurate_forward"], ra["best_accurate_peer"]
-        out.append(f"like with like (<= 0.1% flips): best cropray path {a['path']} {a['crops_per_s']:.0f} crops/s vs "
+        out.append(f"like with like (AUC within fp32's interval; peers: <= 0.1% flips): best cropray path {a['path']} {a['crops_per_s']:.0f} crops/s vs "
                    f"best peer {p['runtime']} {p['precision']} {p['crops_per_s']:.0f} = "
                    f"{ra['accurate_forward_over_accurate_peer']:.2f}")
     if ra.get("e2e_steady_over_forward_same_path") is not None:
@@ -82,6 +87,15 @@ def render(res: dict) -> str:
                    f"{t['goal']}) {'met' if t['met'] else 'MISSED' if t['met'] is False else 'n/a'}")
     out.append(f"bench peak RSS {res['peak_rss_mb']:.0f} MB, wall {res['wall_s']:.0f} s")
     return "\n".join(out)
+
+
+def _auc(a: dict | None) -> str:
+    q = a and a.get("quality")
+    if not q:
+        return ""
+    r = q["roc_auc"]
+    ci = f" [{r['lo']:.3f}, {r['hi']:.3f}]" if r["lo"] is not None else ""
+    return f"{r['value']:.4f}{ci}{' *' if a.get('auc_within_fp32') else ''}"
 
 
 def _cascade_lines(c: dict | None) -> list[str]:

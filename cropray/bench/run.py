@@ -13,10 +13,11 @@ import torch
 
 from cropray.bench.config import BenchConfig
 from cropray.bench.e2e import end_to_end, naive_baseline
-from cropray.bench.forward import measure_path, reference_scores
+from cropray.bench.forward import held_out_quality, measure_path, reference_scores
 from cropray.bench.levers import auto_choice, measure_cascade
 from cropray.bench.peak import flops_per_crop, matmul_peak
 from cropray.bench.peers import measure_peers
+from cropray.bench.quality import bundle_with_record, record_from_accuracy
 from cropray.bench.trained import BENCH_SNR, synth_xy, train_briefly
 from cropray.fastpath import PATHS, detect
 from cropray.fastpath.policy import GUARD_CROPS, candidates
@@ -69,7 +70,9 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     peak = res["peak"] = matmul_peak(rounds=3 if cfg.quick else 5, min_s=0.1 if cfg.quick else 0.2)
     phase("peak")
 
-    x_acc, _ = synth_xy(cfg.n_accuracy, seed=cfg.seed + 101)  # (n_acc,1,64,64): never trained on
+    # (n_acc,1,64,64) labelled crops never trained on: each path's agreement with fp32 (flips) and its own
+    # held-out ROC-AUC (a held-out labelled set, not k-fold: bench models are trained briefly, once)
+    x_acc, y_acc = synth_xy(cfg.n_accuracy, seed=cfg.seed + 101)
     x_time = x_acc[:cfg.forward_crops] if len(x_acc) >= cfg.forward_crops else synth_xy(cfg.forward_crops, 5)[0]
     res["models"], res["forward"], res["accuracy"] = {}, [], []
     trained, refs = {}, {}
@@ -86,15 +89,20 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
         log(f"{arch}: {flops / 1e6:.1f} MFLOP/crop; fp32 eager reference on {len(x_acc)} crops ...")
         ref = refs[arch] = reference_scores(tm.model, x_acc)
         ref_cal = reference_scores(tm.model, tm.calibration_crops[:GUARD_CROPS])
+        fp32_q = held_out_quality(y_acc, ref) if len(np.unique(y_acc)) == 2 else None
         phase("reference")
         for name in cfg.paths:
             rows, acc = measure_path(tm.model, name, batch_sizes=cfg.batch_sizes, x_time=x_time, x_acc=x_acc,
                                      ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
-                                     ref_cal=ref_cal, repeats=cfg.repeats, flops=flops, peak=peak, log=log)
+                                     ref_cal=ref_cal, repeats=cfg.repeats, flops=flops, peak=peak, log=log,
+                                     y_acc=y_acc if fp32_q else None, fp32_quality=fp32_q)
             res["forward"] += [{"arch": arch, **r} for r in rows]
             if acc:
                 res["accuracy"].append({"arch": arch, **acc})
             phase("forward")
+        # lever 1: the held-out AUCs as the bundle's quality record; auto and the e2e actors use it
+        rec = record_from_accuracy([a for a in res["accuracy"] if a["arch"] == arch])
+        _bundles[arch] = bundle_with_record(tm, rec, workdir / f"bundle-{arch}")
     res["auto"] = _auto_report(res, trained, cfg, log)
     phase("auto")
     if cfg.cascade_crops:
@@ -104,6 +112,8 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
                                          n=cfg.cascade_crops, rounds=3, seed=cfg.seed, log=log)
         phase("cascade")
     _auto_scorers.clear()
+    bundle = _bundles.pop(E2E_ARCH, None)
+    _bundles.clear()
 
     tm = trained[E2E_ARCH]
     peer_batch = min(cfg.batch_sizes, key=lambda b: abs(b - 128))
@@ -118,7 +128,7 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
         phase("peers")
 
     res["naive"], res["end_to_end"] = _e2e(cfg, tm, workdir, log,
-                                           res["auto"]["per_arch"].get(E2E_ARCH, {}).get("auto_path"))
+                                           res["auto"]["per_arch"].get(E2E_ARCH, {}).get("auto_path"), bundle)
     phase("e2e_and_naive")
     res["ratios"], res["targets"] = _ratios(res)
     res["machine"]["loadavg_end"] = list(os.getloadavg())
@@ -128,12 +138,14 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
 
 
 _auto_scorers: dict = {}  # arch -> the auto scorer built by _auto_report (reused by the cascade)
+_bundles: dict = {}  # arch -> the bench bundle carrying its quality record (bench/quality.py)
 
 
-def _auto_scorer(tm, cfg: BenchConfig):
+def _auto_scorer(tm, cfg: BenchConfig, bundle=None):
     # Rows charged as one embedded-cluster actor would see them (e2e archive / usable CPUs - 1).
     rows = max(1, cfg.n // max(1, len(os.sched_getaffinity(0)) - 1))
-    return auto_choice(tm.model, threshold=tm.threshold, calibration=tm.calibration_crops, expected_rows=rows)
+    return auto_choice(tm.model, threshold=tm.threshold, calibration=tm.calibration_crops, expected_rows=rows,
+                       bundle=bundle)
 
 
 def _auto_report(res: dict, trained: dict, cfg: BenchConfig, log) -> dict:
@@ -147,26 +159,29 @@ def _auto_report(res: dict, trained: dict, cfg: BenchConfig, log) -> dict:
         eligible = [p for p, a in acc.items() if a["auto_eligible"]]
         best = max((r for r in res["forward"] if r["arch"] == arch and r.get("status") == "ok"
                     and r["path"] in eligible), key=lambda r: r["crops_per_s"], default=None)
-        choice, _auto_scorers[arch] = _auto_scorer(trained[arch], cfg)
+        by_auc = [p for p, a in acc.items() if a.get("auc_within_fp32")]
+        best_q = max((r for r in res["forward"] if r["arch"] == arch and r.get("status") == "ok"
+                      and r["path"] in by_auc), key=lambda r: r["crops_per_s"], default=None)
+        choice, _auto_scorers[arch] = _auto_scorer(trained[arch], cfg, _bundles.get(arch))
         pick = choice["path"]
         log(f"{arch}: auto -> {pick} (build {choice['build_s']:.1f} s; probe "
             + ", ".join(f"{k} {v:.0f}" for k, v in ((choice["probe"] or {}).get("measured") or {}).items())
             + " crops/s)")
         out["per_arch"][arch] = {"auto_path": pick, "auto_path_eligible": acc.get(pick, {}).get("auto_eligible"),
-                                 "fastest_eligible_measured": best and best["path"], **choice,
+                                 "fastest_eligible_measured": best and best["path"],
+                                 "auto_path_auc_within_fp32": acc.get(pick, {}).get("auc_within_fp32"),
+                                 "fastest_within_fp32_auc_measured": best_q and best_q["path"], **choice,
                                  "guard": {p: a.get("guard") for p, a in acc.items() if a.get("guard")}}
     first = next(iter(out["per_arch"].values()), {})
     out["picks"] = first.get("auto_path") or (specs[0].name if specs else None)
     return out
 
 
-def _e2e(cfg: BenchConfig, tm, workdir: Path, log, auto_pick: str | None) -> tuple[dict, dict]:
-    from cropray.bundle import save_bundle
+def _e2e(cfg: BenchConfig, tm, workdir: Path, log, auto_pick: str | None, loaded=None) -> tuple[dict, dict]:
     from cropray.synth import synth_archive
 
-    bundle = save_bundle(tm.model, workdir / "bundle", threshold=tm.threshold, overwrite=True,
-                         train_summary={"bench": "train_briefly", "steps": tm.steps}, metrics={},
-                         calibration_crops=tm.calibration_crops)
+    # the bundle with its quality record when the forward table measured this arch (bench/quality.py)
+    bundle = loaded.path if loaded is not None else bundle_with_record(tm, None, workdir / "bundle").path
     if cfg.e2e_path == "auto":
         precision, compile_ = "auto", True
     else:
@@ -207,8 +222,10 @@ def _ratios(res: dict) -> tuple[dict, dict]:
     growth = None
     if len(runs) > 1 and runs[0].get("actor_peak_rss_mb") and runs[-1].get("actor_peak_rss_mb"):
         growth = runs[-1]["actor_peak_rss_mb"] / runs[0]["actor_peak_rss_mb"]
-    # Like with like: the fastest path / peer that keeps decisions (<= 0.1% flips on the accuracy set).
-    eligible = {r["path"] for r in res.get("accuracy", []) if r["arch"] == E2E_ARCH and r.get("auto_eligible")}
+    # Like with like: the fastest path whose held-out ROC-AUC is within fp32's interval (issue 12 lever 1;
+    # <= 0.1% flips on the accuracy set where no AUC was measured) / the fastest peer within 0.1% flips.
+    eligible = {r["path"] for r in res.get("accuracy", []) if r["arch"] == E2E_ARCH
+                and (r["auc_within_fp32"] if "auc_within_fp32" in r else r.get("auto_eligible"))}
     best_acc = max((r for r in fwd if r.get("status") == "ok" and r["path"] in eligible),
                    key=lambda r: r["crops_per_s"], default=None)
     peer_acc = max((p for p in peers if p.get("accuracy_auto_eligible")), key=lambda p: p["crops_per_s"], default=None)

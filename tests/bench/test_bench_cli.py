@@ -11,8 +11,10 @@ import pytest
 from cropray.fastpath import PATHS, TOLERANCE
 
 FORWARD_FIELDS = {"arch", "path", "precision", "compiled", "batch", "status", "crops_per_s", "crops_per_s_best",
-                  "gflops", "fraction_of_peak", "peak_precision", "build_s", "compile_s", "bn_folded", "channels_last"}
-ACCURACY_FIELDS = {"arch", "path", "n", "max_abs_diff", "flips", "flip_fraction", "within_tolerance", "auto_eligible"}
+                  "gflops", "fraction_of_peak", "peak_precision", "build_s", "compile_s", "bn_folded", "channels_last",
+                  "peak_gflops_used", "peak_gflops_interleaved"}
+ACCURACY_FIELDS = {"arch", "path", "n", "max_abs_diff", "flips", "flip_fraction", "within_tolerance", "auto_eligible",
+                   "quality", "auc_within_fp32"}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,11 @@ def test_quick_json_has_every_field(quick):
     ok = [r for r in res["forward"] if r["status"] == "ok"]
     assert {r["path"] for r in ok} >= {"eager", "fold_cl"}
     for r in ok:
+        # of peak: against the best of the run's start and a GEMM timed right after the path (on a
+        # shared machine the start's load is not the path's); still < 1: no path beats the GEMM ceiling
         assert FORWARD_FIELDS <= set(r) and r["crops_per_s"] > 0 and 0 < r["fraction_of_peak"] < 1
+        assert r["peak_gflops_used"] >= max(res["peak"][r["peak_precision"]]["median_gflops"],
+                                            r["peak_gflops_interleaved"])
     for a in res["accuracy"]:
         assert ACCURACY_FIELDS <= set(a) and a["n"] == 256
     # Each path's accuracy row is its scores vs fp32 eager on the same crops: the fp32 fast path must
@@ -48,6 +54,18 @@ def test_quick_json_has_every_field(quick):
         precision = PATHS[a["path"]].precision
         assert a["within_tolerance"] == (a["max_abs_diff"] <= TOLERANCE[precision]), a
         assert a["flip_fraction"] == pytest.approx(a["flips"] / a["n"])
+    # issue 12 lever 1: every path's own ROC-AUC on the held-out labelled crops; fp32 paths rank alike
+    q = {a["path"]: a for a in res["accuracy"]}
+    assert {"eager", "fold_cl", "onnx_fp32"} <= set(q)
+    for a in q.values():
+        r = a["quality"]["roc_auc"]
+        assert 0.5 < r["lo"] <= r["value"] <= r["hi"] <= 1 and a["quality"]["n"] == 256
+        assert a["auc_within_fp32"] == (r["value"] >= q["eager"]["quality"]["roc_auc"]["lo"])
+    assert q["fold_cl"]["quality"]["roc_auc"]["value"] == pytest.approx(q["eager"]["quality"]["roc_auc"]["value"],
+                                                                        abs=1e-6)
+    auto = res["auto"]["per_arch"]["shallow_cnn"]
+    assert auto["auto_path"] in auto["admissible"] and auto["threshold_source"].startswith("quality record")
+    assert set(auto["admissible"]) >= {p for p, a in q.items() if a["auc_within_fp32"]}
     assert res["naive"]["n"] == 512 and res["naive"]["crops_per_s"] > 0
     e2e = res["end_to_end"]
     assert e2e["n"] == 512 and e2e["state"] == "complete" and e2e["crops_per_s"] > 0
