@@ -37,10 +37,18 @@ def test_train_then_eval_with_report(trained, capsys):
     s = json.loads(capsys.readouterr().out)
     assert rc == 1  # 2 invalid rows were skipped: the job ran but needs attention
     assert s["invalid_rows"] == 2 and s["invalid_reasons"] == {"non_finite": 2} and s["n_labels"] == 60
-    assert s["arch"] == "siamese" and s["k"] == 5 and s["config"]["seed"] == 3  # auto: 60 labels
+    assert s["k"] == 5 and s["config"]["seed"] == 3
+    # auto compares by default: at 60 labels the few-label regime's two architectures and dedoppler, on
+    # the same folds; the bundle is the best by CV ROC-AUC and the manifest records the comparison
+    comp = s["auto_comparison"]
+    assert [c["arch"] for c in comp["candidates"]] == ["dedoppler", "siamese", "shallow_cnn"]
+    best = max(c["cv_auc"] for c in comp["candidates"])
+    assert [c["arch"] for c in comp["candidates"] if c["chosen"]] == [s["arch"]]
+    assert next(c for c in comp["candidates"] if c["chosen"])["cv_auc"] >= best - 1e-3
     assert 0 <= s["cv_metrics"]["roc_auc"]["lo"] <= s["cv_metrics"]["roc_auc"]["hi"] <= 1
     manifest = json.loads((d / "model" / "manifest.json").read_text())
     assert manifest["threshold"] == s["threshold"] and manifest["train_summary"]["invalid_rows"] == 2
+    assert manifest["train_summary"]["auto_comparison"] == comp
 
     test = _labelled(d / "test", n=200, seed=9)
     rc = main(["eval", str(d / "model"), str(test), "--report", str(d / "rep")])
@@ -103,3 +111,11 @@ def test_bad_inputs_exit_2(trained, tmp_path, capsys):
     # eval: not a bundle
     assert main(["eval", str(tmp_path / "nolab"), str(lab)]) == 2
     assert "no model bundle here" in _err(capsys)
+
+
+def test_no_compare_trains_the_regime_default_only(trained, tmp_path, capsys):
+    d, lab = trained
+    rc = main(["train", str(lab), "--out", str(tmp_path / "m"), "--epochs", "1", "--folds", "2", "--no-compare",
+               "--config", TINY, "--json"])
+    s = json.loads(capsys.readouterr().out)
+    assert rc == 1 and s["arch"] == "siamese" and s["auto_comparison"] is None  # 60 labels -> siamese

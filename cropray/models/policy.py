@@ -107,7 +107,7 @@ _DEEP = {"dropout": Float(0.0, 0.6, 0.3), "lr": Float(1e-4, 1e-2, 1e-3, log=True
 
 _BUILTIN = (
     ArchSpec("siamese", "L2-normalised embedding scored against a stored gallery of both classes",
-             "metric", dict(epochs=60, batch_size=32, lr=1e-3, loss="supcon", balance="sampler", patience=15),
+             "metric", dict(epochs=60, batch_size=32, lr=1e-3, loss="supcon", balance="sampler", patience=8),
              "gallery similarity score in [0, 1] (rule in hparams)", (100_000, 200_000),
              search={"few": {**_SIAMESE, "loss": Choice(("supcon", "contrastive"), "supcon", {
                  "supcon": {"temperature": Float(0.03, 0.5, 0.1, log=True)},
@@ -115,13 +115,13 @@ _BUILTIN = (
                  "mid": dict(_SIAMESE)},
              module="cropray.models.siamese", score_range=(0.0, 1.0)),
     ArchSpec("shallow_cnn", "the seed's 3-conv SignalClassifier plus the de-Doppler track prior",
-             "logit", dict(epochs=40, batch_size=32, lr=2e-3, loss="bce", balance="pos_weight", patience=12),
+             "logit", dict(epochs=40, batch_size=32, lr=2e-3, loss="bce", balance="pos_weight", patience=6),
              "sigmoid probability in [0, 1]", (int(0.9 * 93_000), int(1.1 * 93_000)),
              search={"few": dict(_SHALLOW), "mid": {**_SHALLOW, "loss": _CNN_LOSS},
                      "many": {**_SHALLOW, "loss": _CNN_LOSS}},
              module="cropray.models.cnn", reference=True, score_range=(0.0, 1.0)),
     ArchSpec("deep_cnn", "residual CNN (width, depth) plus the de-Doppler track prior",
-             "logit", dict(epochs=30, batch_size=64, lr=1e-3, loss="bce", balance="pos_weight", patience=10),
+             "logit", dict(epochs=30, batch_size=64, lr=1e-3, loss="bce", balance="pos_weight", patience=5),
              "sigmoid probability in [0, 1]", (400_000, 600_000),
              search={"mid": {**_DEEP, "loss": _CNN_LOSS},
                      "many": {**_DEEP, "width": Int(16, 64, 40, log=True, model=True),

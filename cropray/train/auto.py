@@ -10,6 +10,7 @@ the refit on all labels remains.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -18,6 +19,10 @@ from cropray.train.config import TrainConfig
 from cropray.train.cv import CVResult, cross_validate
 
 TIE = 1e-3  # CV ROC-AUC differences below this are noise at these label counts; prefer the cheaper
+# Trained architectures per comparison: the regime's default and the next it declares (few: siamese,
+# shallow_cnn; mid: shallow_cnn, siamese; many: deep_cnn, shallow_cnn). A third (deep_cnn at 100-499
+# labels) would cost more than the two others together; the sweep (`cropray tune`) still searches it.
+MAX_TRAINED = 2
 
 
 @dataclass
@@ -30,10 +35,11 @@ class Choice:
 
 
 def candidates(n_labels: int, has_archive: bool) -> list[tuple[str, bool]]:
-    """(arch, with archive) pairs: the regime's architectures x {without, with archive}, then dedoppler."""
+    """(arch, with archive) pairs: dedoppler, then the regime's first MAX_TRAINED architectures x
+    {without, with archive}."""
     r = regime_for(n_labels)
-    archs = list(regime_archs(r.name)) if r is not None else []
     free = [a for a in label_free()]
+    archs = [a for a in regime_archs(r.name) if a not in free][:MAX_TRAINED] if r is not None else []
     out = [(a, False) for a in free]
     for a in archs:
         if a in free:
@@ -50,7 +56,7 @@ def compare_candidates(cfg: TrainConfig, x, y, *, k=None, snr=None, extra=None, 
     rows, best = [], None
     for rank, (arch, with_archive) in enumerate(candidates(len(y), extra is not None)):
         t0 = time.perf_counter()
-        rcfg = cfg.replace(arch=arch).resolve(arch)
+        rcfg = _for_arch(cfg, arch).resolve(arch, len(y))
         cv = cross_validate(rcfg, x, y, k=k, snr=snr, progress=progress, extra=extra if with_archive else None)
         auc = cv.metrics["roc_auc"]
         row = {"arch": arch, "archive": with_archive, "cv_auc": round(auc["value"], 4),
@@ -68,3 +74,13 @@ def compare_candidates(cfg: TrainConfig, x, y, *, k=None, snr=None, extra=None, 
               f"({rows[rank]['cv_auc']:.4f}" + (f"; next best {runner_up:.4f}" if runner_up is not None else "")
               + f") of {len(rows)} candidates on the same {cv.k} folds; ties within {TIE:g} go to the cheaper")
     return Choice(cfg=rcfg, cv=cv, with_archive=with_archive, table=rows, reason=reason)
+
+
+def _for_arch(cfg: TrainConfig, arch: str) -> TrainConfig:
+    """cfg for one candidate: only the model_kwargs that `arch` takes (a user's {"track_prior": false}
+    is a CNN setting; the Siamese encoder and dedoppler have no such hyperparameter)."""
+    from cropray.models import hparam_names
+
+    names = set(hparam_names(arch))
+    kw = {k: v for k, v in cfg.model_kwargs.items() if k in names}
+    return dataclasses.replace(cfg, arch=arch, model_kwargs=kw)

@@ -4,7 +4,8 @@ Lockstep lets `on_epoch(epoch, {"cv_auc": ...})` report a cross-validated number
 sweep scheduler (ASHA) can stop a poor configuration early on a metric that is not one small split's
 noise. Each fold early-stops on its own inner validation split (carved from its training part, never
 from its held-out part); the held-out scores kept for a fold are those of its best weights so far, so
-`cv_auc` at epoch e is what stopping every fold at e would give.
+`cv_auc` at epoch e is what stopping every fold at e would give. All folds stop together when `cv_auc`
+has plateaued (`cfg.cv_patience`, cropray.train.budget.CVPlateau).
 
 k rule: k = min(5, minority class count), at least 2 (every held-out fold gets both classes).
 """
@@ -22,9 +23,11 @@ from sklearn.model_selection import StratifiedKFold
 
 from cropray.errors import CroprayError
 from cropray.evaluate.metrics import binary_metrics, calibrate_threshold, snr_recall
+from cropray.train.budget import CVPlateau
 from cropray.train.config import TrainConfig
-from cropray.train.fit import progress_bar, resolve, stratified_split
+from cropray.train.fit import resolve, stratified_split
 from cropray.train.loop import Trainer
+from cropray.train.progress import Progress
 
 MAX_K = 5
 
@@ -42,6 +45,7 @@ class CVResult:
     history: list[dict] = field(default_factory=list)  # per epoch: what on_epoch received
     seconds: float = 0.0
     stopped_by_callback: bool = False
+    stopped_by_plateau: bool = False  # every fold stopped by the CV plateau rule (cfg.cv_patience)
     # per fold: the model (eval mode, best weights, finalized on that fold's labelled training crops)
     # whose held-out scores are oof_scores[fold == i]; in-process only, never serialised
     fold_models: list = field(default_factory=list, repr=False)
@@ -93,33 +97,10 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
         for rule, s in t.predict_variants(x[te]).items():
             rules_oof.setdefault(rule, np.zeros(len(y)))[te] = s
 
-    history: list[dict] = []
-    stopped_cb = False
     if all(t.done for t in trainers):  # untrained baseline: score once
         for i in range(k):
             score_fold(i)
-    with progress_bar(cfg.epochs, f"cv {cfg.arch} k={k}", progress) as bar:
-        epoch = 0
-        while not all(t.done for t in trainers):
-            epoch += 1
-            stats = []
-            for i, t in enumerate(trainers):
-                if t.done:
-                    continue
-                st = t.run_epoch()
-                stats.append(st)
-                if st.improved:
-                    score_fold(i)
-            aucs = [_auc(y[te], oof[te]) for te in held]
-            m = {"epoch": epoch, "cv_auc": float(np.mean(aucs)), "cv_auc_std": float(np.std(aucs)),
-                 "val_auc": _mean([s.val_auc for s in stats]), "train_loss": _mean([s.train_loss for s in stats]),
-                 "folds_active": len(stats)}
-            history.append(m)
-            bar.update(1)
-            bar.set_postfix(cv_auc=f"{m['cv_auc']:.3f}")
-            if on_epoch is not None and on_epoch(epoch, m):
-                stopped_cb = True
-                break
+    history, stopped_cb, stopped_pl = _lockstep(cfg, trainers, y, oof, held, score_fold, on_epoch, progress)
     fold_models = []
     for t in trainers:  # the weights that produced each fold's out-of-fold scores
         t.use_best()
@@ -137,7 +118,41 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
     return CVResult(cfg=cfg, k=k, oof_scores=oof, fold=fold_of, threshold=threshold, metrics=metrics,
                     fold_auc=fold_auc, best_epochs=[t.best_epoch for t in trainers], history=history,
                     seconds=time.perf_counter() - t0, stopped_by_callback=stopped_cb,
-                    fold_models=fold_models)
+                    stopped_by_plateau=stopped_pl, fold_models=fold_models)
+
+
+def _lockstep(cfg: TrainConfig, trainers, y, oof, held, score_fold, on_epoch, progress) -> tuple[list, bool, bool]:
+    """Advance every unfinished fold one epoch at a time until all are done, a plateau of the CV ROC-AUC
+    stops them (cfg.cv_patience) or on_epoch returns truthy. oof (N,): out-of-fold scores, updated by
+    score_fold(i) when fold i improves. -> (history, stopped by callback, stopped by plateau)."""
+    k = len(trainers)
+    history: list[dict] = []
+    plateau = CVPlateau(cfg.cv_patience or 0, cfg.min_epochs)
+    with Progress(cfg.epochs, f"cv {cfg.arch} k={k}", progress, folds=k) as bar:
+        epoch = 0
+        while not all(t.done for t in trainers):
+            epoch += 1
+            stats = []
+            active = sum(not t.done for t in trainers)
+            for i, t in enumerate(trainers):
+                if t.done:
+                    continue
+                st = t.run_epoch()
+                stats.append(st)
+                if st.improved:
+                    score_fold(i)
+                bar.tick(epoch, len(stats), active)
+            aucs = [_auc(y[te], oof[te]) for te in held]
+            m = {"epoch": epoch, "cv_auc": float(np.mean(aucs)), "cv_auc_std": float(np.std(aucs)),
+                 "val_auc": _mean([s.val_auc for s in stats]), "train_loss": _mean([s.train_loss for s in stats]),
+                 "folds_active": len(stats)}
+            history.append(m)
+            bar.epoch_done(best=m["cv_auc"], cv_auc=f"{m['cv_auc']:.3f}")
+            if on_epoch is not None and on_epoch(epoch, m):
+                return history, True, False
+            if plateau.update(epoch, m["cv_auc"]) and not all(t.done for t in trainers):
+                return history, False, True
+    return history, False, False
 
 
 def _auc(y, s) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import numpy as np
 from cropray.errors import CroprayError
 from cropray.models.policy import MIN_LABELS, label_free, select_arch
 from cropray.train.config import TrainConfig
+from cropray.train.progress import Progress
 
 if TYPE_CHECKING:  # torch only when training: `from cropray.train import fit` stays cheap
     from torch import nn
@@ -48,8 +48,9 @@ def check_labels(y, where: str = "labelled set") -> dict[int, int]:
 
 
 def resolve(cfg: TrainConfig, n_labels: int) -> TrainConfig:
-    """Concrete config: `auto` picks the architecture by label count (SPEC 1 regimes)."""
-    return cfg.resolve(select_arch(n_labels) if cfg.arch == "auto" else cfg.arch)
+    """Concrete config: `auto` picks the architecture by label count (SPEC 1 regimes); the training
+    budget is scaled to the label count (cropray.train.budget)."""
+    return cfg.resolve(select_arch(n_labels) if cfg.arch == "auto" else cfg.arch, n_labels)
 
 
 def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -68,22 +69,22 @@ def stratified_split(y, fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
     return np.setdiff1d(np.arange(len(y)), va), va
 
 
-def progress_bar(total: int, desc: str, progress: bool | None):
-    """tqdm on stderr; off when progress is False, or None and stderr is not a terminal."""
-    from tqdm import tqdm
-
-    enabled = sys.stderr.isatty() if progress is None else bool(progress)
-    return tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, disable=not enabled, leave=False)
+def progress_bar(total: int, desc: str, progress: bool | None) -> Progress:
+    """Epoch progress with tqdm's `update(1)` / `set_postfix`: a bar on a terminal, plain lines
+    elsewhere, nothing when progress is False (cropray.train.progress)."""
+    return Progress(total, desc, progress)
 
 
 def fit(cfg: TrainConfig, x, y, *, x_val=None, y_val=None, epochs: int | None = None,
         progress: bool | None = None, on_epoch: Callable[[EpochStats], object] | None = None,
-        extra=None) -> FitResult:
+        extra=None, stage: str | None = None) -> FitResult:
     """Train one model on x (N, 1, H, W) raw power, y (N,) in {0, 1}.
 
     Validation: (x_val, y_val) when given; else, when `epochs` is None, a stratified `cfg.val_fraction`
     split of (x, y) drives early stopping (best weights restored); with `epochs` given and no validation
     set, all crops train for exactly that many epochs (the refit after cross-validation).
+    progress: cropray.train.progress (bar on a terminal, plain lines elsewhere, False = silent);
+    stage names it there (default "train ARCH").
     """
     from cropray.train.loop import Trainer
 
@@ -96,11 +97,11 @@ def fit(cfg: TrainConfig, x, y, *, x_val=None, y_val=None, epochs: int | None = 
         tr, va = stratified_split(y, cfg.val_fraction, cfg.seed)
         x, x_val, y, y_val = x[tr], x[va], y[tr], y[va]
     tr = Trainer(cfg, x, y, x_val, y_val, extra=extra)  # extra: training-only archive crops (ExtraCrops)
-    with progress_bar(cfg.epochs, f"train {cfg.arch}", progress) as bar:
+    with Progress(cfg.epochs, stage or f"train {cfg.arch}", progress) as bar:
         while not tr.done:
             st = tr.run_epoch()
-            bar.update(1)
-            bar.set_postfix(loss=f"{st.train_loss:.3f}", val_auc="-" if st.val_auc is None else f"{st.val_auc:.3f}")
+            bar.tick(st.epoch)
+            bar.epoch_done(loss=f"{st.train_loss:.3f}", val_auc="-" if st.val_auc is None else f"{st.val_auc:.3f}")
             if on_epoch is not None and on_epoch(st):
                 break
     tr.use_best()

@@ -52,7 +52,7 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
                      crop_shape=None, overwrite: bool = False, progress: bool | None = None,
                      cv_result=None, prepared_archive=None,
                      log: Callable[[str], None] | None = _stderr, extra: dict | None = None,
-                     archive=None, inject=None, compare: bool = False, labeled=None,
+                     archive=None, inject=None, compare: bool = True, labeled=None,
                      self_train=None, path_cv: bool = True) -> TrainResult:
     """Train on the labelled archive at `labels_path` and write a bundle to `out`; return the typed
     result (cropray.train.result.TrainResult: bundle path and model id, architecture, label counts,
@@ -65,8 +65,9 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     `prepared_archive`: (ExtraCrops, summary) the caller already built from `archive` (a sweep's driver).
     `archive` (with `inject`, a cropray.inject.InjectConfig): also train on crops injected into that
     archive's backgrounds (cropray.train.archive_data); folds, threshold and metrics stay real-only.
-    `compare` with arch auto: cross-validate the label count's candidates (with and without the archive)
-    and dedoppler on the same folds and keep the best (cropray.train.auto).
+    `compare` (default) with arch auto: cross-validate the label count's candidates (with and without
+    the archive) and dedoppler on the same folds and keep the best (cropray.train.auto); False: only
+    the label count's default architecture.
     `self_train` (a cropray.train.self_train.SelfTrainConfig; needs `archive`): FixMatch-style
     pseudo-labels on archive crops, one teacher per CV fold so the CV stays honest, kept only when its
     CV ROC-AUC beats the base CV's (cropray.train.self_train_cv).
@@ -111,7 +112,7 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
         f"{m['roc_auc']['hi']:.3f}], threshold {cv.threshold:.4g}; refitting on all labels")
     final_epochs = int(np.median(cv.best_epochs)) if rcfg.epochs > 0 else 0
     final_epochs = max(1, final_epochs) if rcfg.epochs > 0 else 0
-    res = fit(rcfg, ls.x, ls.y, epochs=final_epochs, progress=progress, extra=crops)
+    res = fit(rcfg, ls.x, ls.y, epochs=final_epochs, progress=progress, extra=crops, stage=f"refit {rcfg.arch}")
     if self_train is not None:  # per-fold teachers; cv and res change only when the labels say it helps
         from cropray.train.self_train_cv import self_train_step
 
@@ -124,7 +125,8 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
         "class_counts": {"signal": counts[1], "not_signal": counts[0]}, "invalid_rows": invalid_rows,
         "invalid_reasons": ls.invalid, "duplicate_crop_ids": int(getattr(ls, "duplicates", 0)),
         "input_shape": list(ls.x.shape[2:]), "config": rcfg.to_dict(), "threshold_rule": THRESHOLD_RULE,
-        "cv": {"k": cv.k, "fold_auc": cv.fold_auc, "best_epochs": cv.best_epochs, "seconds": round(cv.seconds, 2)},
+        "cv": {"k": cv.k, "fold_auc": cv.fold_auc, "best_epochs": cv.best_epochs, "seconds": round(cv.seconds, 2),
+               "epochs_run": len(cv.history), "stopped_by_plateau": cv.stopped_by_plateau},
         "final_epochs": final_epochs, "final_fit_seconds": round(res.seconds, 2),
     }
     if archive_info is not None:  # injection settings, archive fingerprint, background counts
