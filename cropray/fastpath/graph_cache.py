@@ -231,8 +231,6 @@ class WarmScorer:
         self.build_s = round(time.perf_counter() - t0, 3)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from cropray.fastpath.robust_numpy import robust_norm_numpy
-
         x = np.ascontiguousarray(x, dtype=np.float32)  # (B,1,H,W)
         if x.ndim != 4:
             raise ValueError(f"expected crops (B,1,H,W), got shape {x.shape}")
@@ -240,12 +238,15 @@ class WarmScorer:
             return np.empty(0, np.float32)
         if not np.isfinite(x).all():  # the torch path's fallback; scoring quarantines these before
             raise ValueError("non-finite crops reached the warm scorer")
-        z = x if self._pre is None else np.ascontiguousarray(robust_norm_numpy(x, **self._pre), np.float32)
-        if len(z) <= self.batch:  # as fastpath Runner(pad=False): one call up to the batch, else chunks
-            return self._run(z)
-        return np.concatenate([self._run(z[i:i + self.batch]) for i in range(0, len(z), self.batch)])
+        if len(x) <= self.batch:  # as fastpath Runner(pad=False): one call up to the batch, else chunks
+            return self._run(x)
+        return np.concatenate([self._run(x[i:i + self.batch]) for i in range(0, len(x), self.batch)])
 
-    def _run(self, z: np.ndarray) -> np.ndarray:
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """One chunk (b <= batch): preprocessing per chunk, as the torch-side path (and cache-sized)."""
+        from cropray.fastpath.robust_numpy import robust_norm_numpy
+
+        z = x if self._pre is None else np.ascontiguousarray(robust_norm_numpy(x, **self._pre), np.float32)
         out = self._sess.run(None, {INPUT: z})[0]  # (b,)
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
