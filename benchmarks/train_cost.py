@@ -70,6 +70,16 @@ def _cropray(root: Path, args: list[str]) -> tuple[dict, float, float]:
     return json.loads(p.stdout), wall, cpu
 
 
+def fold_epochs(bundle: Path) -> dict:
+    """Epochs each CV fold of the bundled model trained, from its manifest (load-independent cost):
+    a fold stops at min(cap, best epoch + patience), or when lockstep CV stopped (epochs_run)."""
+    ts = json.loads((bundle / "manifest.json").read_text())["train_summary"]
+    c, cv = ts["config"], ts["cv"]
+    stop = cv.get("epochs_run") or c["epochs"]
+    per_fold = [min(stop, c["epochs"], be + c["patience"]) for be in cv["best_epochs"]]
+    return {"fold_epochs": int(sum(per_fold)), "cap": c["epochs"], "refit_epochs": ts["final_epochs"]}
+
+
 def run_one(work: Path, side: str, root: Path, n: int, seed: int, rep: int) -> dict:
     out = work / f"{side}_{n}_r{rep}"
     load0 = os.getloadavg()[0]
@@ -80,6 +90,7 @@ def run_one(work: Path, side: str, root: Path, n: int, seed: int, rep: int) -> d
            "final_epochs": s["final_epochs"], "compared": [c["arch"] for c in (s.get("auto_comparison") or {})
                                                            .get("candidates", [])],
            "time": time.strftime("%H:%M:%S")}
+    row.update(fold_epochs(out))
     for test in ("test", "test_shift"):
         e, _, _ = _cropray(root, ["eval", str(out), str(work / test)])
         row[f"{test}_auc"] = e["metrics"]["roc_auc"]
@@ -96,8 +107,9 @@ def _ci(m: dict) -> str:
 def table(work: Path) -> str:
     rows = [json.loads(ln) for ln in open(work / "runs.jsonl")]
     lines = [f"CPU: {_cpu()}",
-             "| labels | side | arch | wall s (median, runs) | load1 | CV ROC-AUC [95%] | test ROC-AUC | shifted ROC-AUC |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| labels | side | arch | wall s (median, runs) | CPU s | load1 | fold-epochs (+refit) | CV ROC-AUC [95%] "
+             "| test ROC-AUC | shifted ROC-AUC |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     walls: dict = {}
     for n in sorted({r["n"] for r in rows}):
         for side in ("before", "after"):
@@ -108,11 +120,13 @@ def table(work: Path) -> str:
             walls[(n, side)] = w
             last = rs[-1]
             arch = last["arch"] + (f" (of {', '.join(last['compared'])})" if last["compared"] else "")
-            lines.append(f"| {n} | {side} | {arch} | {w:.0f} ({len(rs)}) | "
-                         f"{np.median([r['load1_start'] for r in rs]):.1f} | {_ci(last['cv_auc'])} | "
+            cpu = np.median([r.get("cpu_s", np.nan) for r in rs])
+            fe = f"{last['fold_epochs']} (+{last['refit_epochs']})" if "fold_epochs" in last else "-"
+            lines.append(f"| {n} | {side} | {arch} | {w:.0f} ({len(rs)}) | {cpu:.0f} | "
+                         f"{np.median([r['load1_start'] for r in rs]):.1f} | {fe} | {_ci(last['cv_auc'])} | "
                          f"{_ci(last['test_auc'])} | {_ci(last['test_shift_auc'])} |")
         if (n, "before") in walls and (n, "after") in walls:
-            lines.append(f"| {n} | after/before | | {walls[(n, 'after')] / walls[(n, 'before')]:.2f} | | | | |")
+            lines.append(f"| {n} | after/before | | {walls[(n, 'after')] / walls[(n, 'before')]:.2f} | | | | | | |")
     return "\n".join(lines)
 
 

@@ -61,7 +61,7 @@ def compare_candidates(cfg: TrainConfig, x, y, *, k=None, snr=None, extra=None, 
         auc = cv.metrics["roc_auc"]
         row = {"arch": arch, "archive": with_archive, "cv_auc": round(auc["value"], 4),
                "cv_auc_lo": round(auc["lo"], 4), "cv_auc_hi": round(auc["hi"], 4),
-               "seconds": round(time.perf_counter() - t0, 1), "chosen": False}
+               "seconds": round(time.perf_counter() - t0, 1), "epochs": len(cv.history), "chosen": False}
         rows.append(row)
         say(f"auto: {arch}{' + archive' if with_archive else ''}: CV ROC-AUC {auc['value']:.4f} "
             f"[{auc['lo']:.3f}, {auc['hi']:.3f}] in {row['seconds']:.0f} s")

@@ -39,10 +39,10 @@ def test_cv_plateau_rule():
 
 def test_cv_stops_on_plateau_and_is_deterministic(easy_train):
     x, y = easy_train[0][:60], easy_train[1][:60]
-    cfg = TrainConfig(arch="shallow_cnn", epochs=40, patience=100, min_epochs=1, cv_patience=1,
+    cfg = TrainConfig(arch="shallow_cnn", epochs=12, patience=100, min_epochs=1, cv_patience=1,
                       model_kwargs=TINY, epoch_crops=1)
     a = cross_validate(cfg, x, y, k=3, n_boot=0, progress=False)
-    assert a.stopped_by_plateau and not a.stopped_by_callback and len(a.history) < 40
+    assert a.stopped_by_plateau and not a.stopped_by_callback and len(a.history) < 12
     assert all(be <= len(a.history) for be in a.best_epochs)
     b = cross_validate(cfg, x, y, k=3, n_boot=0, progress=False)  # same seed, same labels -> same model
     np.testing.assert_array_equal(a.oof_scores, b.oof_scores)
