@@ -3,7 +3,10 @@
 Files: capabilities.py (what this machine can run), specs.py (the paths, torch-free), fold.py (BN
 folding), paths.py (execution paths and the padded fixed-batch runner), onnx_path.py (ONNX Runtime),
 quantize.py (int8 PT2E), policy.py (static rules), probe.py (how `auto` measures and chooses, cached),
-cascade.py (the track-statistic cascade, bench only), scorer.py (`build_scorer`).
+cascade.py (the track-statistic cascade, bench only), scorer.py (`build_scorer`), quality.py (the
+bundle's per-path CV record, torch-free), path_cv.py (path-aware cross-validation at training time),
+graph_cache.py (hash-checked on-disk ONNX graphs and warm-start entries), robust_numpy.py (the
+torch-free RobustNorm).
 """
 
 from cropray._lazy import lazy_exports
