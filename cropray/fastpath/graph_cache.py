@@ -88,7 +88,8 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (cache keys: a figure measured on one CPU is not reused on another)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -106,7 +107,7 @@ def warm_key(bundle_sha256: str, *, threads: int, batch: int, device: str, preci
     import cropray
 
     parts = {"bundle": bundle_sha256, "threads": int(threads), "batch": int(batch), "device": device,
-             "precision": precision, "compile": str(compile_), "cpu": _cpu_model(),
+             "precision": precision, "compile": str(compile_), "cpu": cpu_model(),
              "probe": os.environ.get("CROPRAY_PROBE", "1"), "cropray": cropray.__version__,
              "torch": _version("torch"), "onnxruntime": _version("onnxruntime"), "onnx": _version("onnx"),
              "numpy": np.__version__, "src": source_digest(), "v": VERSION}

@@ -25,13 +25,14 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from cropray.fastpath.graph_cache import cpu_model  # torch-free: the warm start keys on it too
 
 log = logging.getLogger("cropray.fastpath")
 
@@ -54,17 +55,6 @@ def cache_path() -> Path:
     if not base:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cropray"
     return Path(base) / "probe.json"
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def model_hash(model: torch.nn.Module) -> str:
