@@ -81,28 +81,9 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
         tm = trained[arch] = train_briefly(arch, seconds=cfg.train_seconds, max_steps=10_000, seed=cfg.seed,
                                            n_train=cfg.train_crops)
         phase("train")
-        if arch not in cfg.archs:
-            continue
-        flops = flops_per_crop(tm.model)
-        res["models"][arch] = {"flops_per_crop": flops, "train_steps": tm.steps, "train_s": tm.seconds,
-                               "threshold": tm.threshold}
-        log(f"{arch}: {flops / 1e6:.1f} MFLOP/crop; fp32 eager reference on {len(x_acc)} crops ...")
-        ref = refs[arch] = reference_scores(tm.model, x_acc)
-        ref_cal = reference_scores(tm.model, tm.calibration_crops[:GUARD_CROPS])
-        fp32_q = held_out_quality(y_acc, ref) if len(np.unique(y_acc)) == 2 else None
-        phase("reference")
-        for name in cfg.paths:
-            rows, acc = measure_path(tm.model, name, batch_sizes=cfg.batch_sizes, x_time=x_time, x_acc=x_acc,
-                                     ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
-                                     ref_cal=ref_cal, repeats=cfg.repeats, flops=flops, peak=peak, log=log,
-                                     y_acc=y_acc if fp32_q else None, fp32_quality=fp32_q)
-            res["forward"] += [{"arch": arch, **r} for r in rows]
-            if acc:
-                res["accuracy"].append({"arch": arch, **acc})
-            phase("forward")
-        # lever 1: the held-out AUCs as the bundle's quality record; auto and the e2e actors use it
-        rec = record_from_accuracy([a for a in res["accuracy"] if a["arch"] == arch])
-        _bundles[arch] = bundle_with_record(tm, rec, workdir / f"bundle-{arch}")
+        if arch in cfg.archs:
+            _measure_arch(arch, tm, cfg, res, refs, x_acc=x_acc, y_acc=y_acc, x_time=x_time, peak=peak,
+                          workdir=workdir, log=log, phase=phase)
     res["auto"] = _auto_report(res, trained, cfg, log)
     phase("auto")
     if cfg.cascade_crops:
@@ -135,6 +116,32 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     res["wall_s"] = round(time.perf_counter() - t_start, 1)
     return res
+
+
+def _measure_arch(arch, tm, cfg: BenchConfig, res: dict, refs: dict, *, x_acc, y_acc, x_time, peak, workdir,
+                  log, phase) -> None:
+    """One architecture's forward rows, per-path accuracy and quality record, added to `res`; its fp32
+    reference scores go to refs[arch] and its bench bundle (with the quality record) to _bundles."""
+    flops = flops_per_crop(tm.model)
+    res["models"][arch] = {"flops_per_crop": flops, "train_steps": tm.steps, "train_s": tm.seconds,
+                           "threshold": tm.threshold}
+    log(f"{arch}: {flops / 1e6:.1f} MFLOP/crop; fp32 eager reference on {len(x_acc)} crops ...")
+    ref = refs[arch] = reference_scores(tm.model, x_acc)
+    ref_cal = reference_scores(tm.model, tm.calibration_crops[:GUARD_CROPS])
+    fp32_q = held_out_quality(y_acc, ref) if len(np.unique(y_acc)) == 2 else None
+    phase("reference")
+    for name in cfg.paths:
+        rows, acc = measure_path(tm.model, name, batch_sizes=cfg.batch_sizes, x_time=x_time, x_acc=x_acc,
+                                 ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
+                                 ref_cal=ref_cal, repeats=cfg.repeats, flops=flops, peak=peak, log=log,
+                                 y_acc=y_acc if fp32_q else None, fp32_quality=fp32_q)
+        res["forward"] += [{"arch": arch, **r} for r in rows]
+        if acc:
+            res["accuracy"].append({"arch": arch, **acc})
+        phase("forward")
+    # lever 1: the held-out AUCs as the bundle's quality record; auto and the e2e actors use it
+    rec = record_from_accuracy([a for a in res["accuracy"] if a["arch"] == arch])
+    _bundles[arch] = bundle_with_record(tm, rec, workdir / f"bundle-{arch}")
 
 
 _auto_scorers: dict = {}  # arch -> the auto scorer built by _auto_report (reused by the cascade)

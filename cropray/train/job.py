@@ -86,15 +86,61 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
     rcfg = resolve(cfg, len(ls.y))
     crops, archive_info = None, None
     if archive is not None:
-        from cropray.inject import InjectConfig
-        from cropray.train.archive_data import archive_extra
-
-        crops, archive_info = prepared_archive or archive_extra(
-            archive, ls.x, ls.y, inject or InjectConfig(seed=rcfg.seed), crop_shape=crop_shape, say=say)
-        say(f"archive {archive}: {archive_info['drawn']:,} backgrounds drawn, {archive_info['excluded']:,} "
-            f"excluded, {archive_info['injected']:,} injected + {archive_info['plain']:,} plain for training")
+        crops, archive_info = prepared_archive or _archive_crops(archive, inject, ls, rcfg.seed, crop_shape, say)
     say(f"{len(ls.y)} labels ({counts[1]} signal, {counts[0]} not; {invalid_rows} invalid rows skipped) "
         f"-> {rcfg.arch}")
+    rcfg, cv, crops, comparison = _choose_cv(cfg, rcfg, ls, k=k, crops=crops, compare=compare,
+                                             cv_result=cv_result, progress=progress, say=say)
+    final_epochs, res = _refit(rcfg, ls, cv, crops, progress, say)
+    if self_train is not None:  # per-fold teachers; cv and res change only when the labels say it helps
+        from cropray.train.self_train_cv import self_train_step
+
+        cv, res, st_info = self_train_step(rcfg, ls, cv, res, crops, self_train, archive=archive, inject=inject,
+                                           crop_shape=crop_shape, progress=progress, say=say)
+        archive_info["self_training"] = st_info
+    summary_train = _summary(labels_path, ls, counts, rcfg, cv, res, final_epochs)
+    if archive_info is not None:  # injection settings, archive fingerprint, background counts
+        summary_train["archive"] = {**archive_info, "used_by_model": crops is not None}
+    if comparison is not None:
+        summary_train["auto_comparison"] = comparison
+    paths_rec = None  # each execution path's own CV ROC-AUC and threshold (cropray.fastpath.path_cv)
+    if path_cv and cv.fold_models:  # a sweep's reused CV result carries no fold models: fp32 only
+        from cropray.fastpath.path_cv import path_aware_cv
+
+        paths_rec = path_aware_cv(cv, ls.x, ls.y, seed=rcfg.seed, log=say)
+        summary_train["cv"]["path_cv_seconds"] = paths_rec.seconds
+        say(f"path-aware CV ({paths_rec.seconds:.1f} s): admissible for scoring: {', '.join(paths_rec.admissible)}")
+    calib = calibration_sample(ls.x, ls.y, CALIBRATION_CROPS, rcfg.seed)
+    path = save_bundle(res.model, out, threshold=cv.threshold, train_summary=summary_train,
+                       metrics={"cv": cv.metrics}, calibration_crops=calib, extra=extra, overwrite=overwrite,
+                       execution_paths=paths_rec)
+    b = load_bundle(path)  # verify what was written loads (hashes, architecture) before reporting success
+    return TrainResult(**{
+        "bundle": str(path), "model_id": b.model_id, "arch": rcfg.arch, "n_labels": int(len(ls.y)),
+        "n_read": ls.n_read, "class_counts": summary_train["class_counts"], "invalid_rows": invalid_rows,
+        "invalid_reasons": ls.invalid, "k": cv.k, "threshold": cv.threshold, "threshold_rule": THRESHOLD_RULE,
+        "cv_metrics": cv.metrics, "final_epochs": final_epochs, "config": rcfg.to_dict(),
+        "seconds": round(time.perf_counter() - t0, 2),
+        **({"archive": summary_train["archive"]} if archive_info is not None else {}),
+        **({"auto_comparison": comparison} if comparison is not None else {}),
+    })
+
+
+def _archive_crops(archive, inject, ls, seed: int, crop_shape, say) -> tuple:
+    """(ExtraCrops, summary): backgrounds drawn from `archive`, screened and injected (cropray.inject)."""
+    from cropray.inject import InjectConfig
+    from cropray.train.archive_data import archive_extra
+
+    crops, info = archive_extra(archive, ls.x, ls.y, inject or InjectConfig(seed=seed), crop_shape=crop_shape,
+                                say=say)
+    say(f"archive {archive}: {info['drawn']:,} backgrounds drawn, {info['excluded']:,} excluded, "
+        f"{info['injected']:,} injected + {info['plain']:,} plain for training")
+    return crops, info
+
+
+def _choose_cv(cfg, rcfg, ls, *, k, crops, compare, cv_result, progress, say) -> tuple:
+    """(config, CVResult, archive crops or None, comparison or None): auto's same-folds comparison, the
+    caller's CV (a sweep's winning trial), or one cross-validation of `rcfg`."""
     comparison = None
     if compare and cfg.arch == "auto":
         from cropray.train.auto import compare_candidates
@@ -107,50 +153,28 @@ def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int
         cv = cv_result
     else:
         cv = cross_validate(rcfg, ls.x, ls.y, k=k, snr=ls.snr, progress=progress, extra=crops)
+    return rcfg, cv, crops, comparison
+
+
+def _refit(rcfg, ls, cv, crops, progress, say) -> tuple:
+    """(epochs, FitResult): the refit on all labels for the CV's median best epoch count."""
     m = cv.metrics
     say(f"{cv.k}-fold CV: ROC-AUC {m['roc_auc']['value']:.3f} [{m['roc_auc']['lo']:.3f}, "
         f"{m['roc_auc']['hi']:.3f}], threshold {cv.threshold:.4g}; refitting on all labels")
-    final_epochs = int(np.median(cv.best_epochs)) if rcfg.epochs > 0 else 0
-    final_epochs = max(1, final_epochs) if rcfg.epochs > 0 else 0
+    final_epochs = max(1, int(np.median(cv.best_epochs))) if rcfg.epochs > 0 else 0
     res = fit(rcfg, ls.x, ls.y, epochs=final_epochs, progress=progress, extra=crops, stage=f"refit {rcfg.arch}")
-    if self_train is not None:  # per-fold teachers; cv and res change only when the labels say it helps
-        from cropray.train.self_train_cv import self_train_step
+    return final_epochs, res
 
-        cv, res, st_info = self_train_step(rcfg, ls, cv, res, crops, self_train, archive=archive, inject=inject,
-                                           crop_shape=crop_shape, progress=progress, say=say)
-        m = cv.metrics
-        archive_info["self_training"] = st_info
-    summary_train = {
+
+def _summary(labels_path, ls, counts, rcfg, cv, res, final_epochs) -> dict:
+    """The manifest's `train_summary` (before the archive and comparison parts)."""
+    return {
         "labels": str(labels_path), "files": ls.files, "n_read": ls.n_read, "n_labels": int(len(ls.y)),
-        "class_counts": {"signal": counts[1], "not_signal": counts[0]}, "invalid_rows": invalid_rows,
-        "invalid_reasons": ls.invalid, "duplicate_crop_ids": int(getattr(ls, "duplicates", 0)),
-        "input_shape": list(ls.x.shape[2:]), "config": rcfg.to_dict(), "threshold_rule": THRESHOLD_RULE,
+        "class_counts": {"signal": counts[1], "not_signal": counts[0]},
+        "invalid_rows": int(sum(ls.invalid.values())), "invalid_reasons": ls.invalid,
+        "duplicate_crop_ids": int(getattr(ls, "duplicates", 0)), "input_shape": list(ls.x.shape[2:]),
+        "config": rcfg.to_dict(), "threshold_rule": THRESHOLD_RULE,
         "cv": {"k": cv.k, "fold_auc": cv.fold_auc, "best_epochs": cv.best_epochs, "seconds": round(cv.seconds, 2),
                "epochs_run": len(cv.history), "stopped_by_plateau": cv.stopped_by_plateau},
         "final_epochs": final_epochs, "final_fit_seconds": round(res.seconds, 2),
     }
-    if archive_info is not None:  # injection settings, archive fingerprint, background counts
-        summary_train["archive"] = {**archive_info, "used_by_model": crops is not None}
-    if comparison is not None:
-        summary_train["auto_comparison"] = comparison
-    metrics = {"cv": m}
-    calib = calibration_sample(ls.x, ls.y, CALIBRATION_CROPS, rcfg.seed)
-    paths_rec = None  # each execution path's own CV ROC-AUC and threshold (cropray.fastpath.path_cv)
-    if path_cv and cv.fold_models:  # a sweep's reused CV result carries no fold models: fp32 only
-        from cropray.fastpath.path_cv import path_aware_cv
-
-        paths_rec = path_aware_cv(cv, ls.x, ls.y, seed=rcfg.seed, log=say)
-        summary_train["cv"]["path_cv_seconds"] = paths_rec.seconds
-        say(f"path-aware CV ({paths_rec.seconds:.1f} s): admissible for scoring: {', '.join(paths_rec.admissible)}")
-    path = save_bundle(res.model, out, threshold=cv.threshold, train_summary=summary_train, metrics=metrics,
-                       calibration_crops=calib, extra=extra, overwrite=overwrite, execution_paths=paths_rec)
-    b = load_bundle(path)  # verify what was written loads (hashes, architecture) before reporting success
-    return TrainResult(**{
-        "bundle": str(path), "model_id": b.model_id, "arch": rcfg.arch, "n_labels": int(len(ls.y)),
-        "n_read": ls.n_read, "class_counts": summary_train["class_counts"], "invalid_rows": invalid_rows,
-        "invalid_reasons": ls.invalid, "k": cv.k, "threshold": cv.threshold, "threshold_rule": THRESHOLD_RULE,
-        "cv_metrics": m, "final_epochs": final_epochs, "config": rcfg.to_dict(),
-        "seconds": round(time.perf_counter() - t0, 2),
-        **({"archive": summary_train["archive"]} if archive_info is not None else {}),
-        **({"auto_comparison": comparison} if comparison is not None else {}),
-    })
