@@ -25,7 +25,7 @@ peak, compile time), each path's accuracy vs fp32 eager (max |d score|, is_signa
 Data and the naive baseline (pandas + eager fp32 batch-32 loop), their ratios and peak memory.
 The machine may be shared: compare figures within one run (medians over --repeats).
 Also what `auto` measures and picks here (its probe's figure per path) and the cascade's speed-up
-by positive fraction. paths: eager, fold_cl, bf16, compile_fp32, compile_bf16, int8, onnx_fp32."""
+by positive fraction. paths: eager, fold_cl, bf16, compile_fp32, compile_bf16, int8, onnx_fp32, onnx_int8."""
 
 
 def _csv(flag: str, cast=str):

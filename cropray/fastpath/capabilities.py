@@ -42,7 +42,9 @@ class Capabilities:
                 return False, "the ONNX Runtime path is a CPU path"
             if not self.onnxruntime:
                 return False, "needs onnxruntime and onnx (pip install 'cropray[fast]')"
-            return (True, "") if precision == "fp32" and not compiled else (False, "ONNX Runtime path is fp32")
+            if compiled or precision not in ("fp32", "int8"):
+                return False, "the ONNX Runtime paths are fp32 and int8, uncompiled"
+            return True, ""  # int8 without VNNI runs on MLAS's AVX2/AVX-512 u8s8 kernels: the probe times it
         if compiled and not self.inductor:
             return False, "torch.compile unavailable (needs torch._inductor and a C++ compiler; TORCH_COMPILE_DISABLE unset)"
         if precision == "bf16":

@@ -3,13 +3,14 @@
 Why (issue 12, lever 4): a `cropray score` actor on 2 shared cores spent 12-25 s before its first
 rows, every run: importing torch (2-8 s), rebuilding the model, exporting the ONNX graph, checking it
 against the eager model and probing the candidates -- the same work, with the same result, for every
-archive scored with the same bundle on the same machine. A full build whose winner is `onnx_fp32`
-therefore stores an entry here, and the next actor with the same key scores through ONNX Runtime and
+archive scored with the same bundle on the same machine. A full build whose winner is an ONNX Runtime
+path (`onnx_fp32` or `onnx_int8`) therefore stores an entry here, and the next actor with the same key scores through ONNX Runtime and
 the numpy RobustNorm alone: no torch import, no model, no export, no probe.
 
 Entry `<cache>/warm/<key>/`: `graph.onnx` (the exported network: an ONNX protobuf, data loaded by
-onnxruntime, never code), `check.bin` (K float32 check crops, then their fp32 *eager* scores, computed
-by the full build) and `entry.json` (path, threshold, preprocessing config, the rows up to which no
+onnxruntime, never code), `check.bin` (K float32 check crops, then their reference scores computed by
+the full build: fp32 *eager* scores for onnx_fp32; for onnx_int8 the quantized graph's own scores,
+which the full build checked against eager within TOLERANCE["int8"]) and `entry.json` (path, threshold, preprocessing config, the rows up to which no
 compile would pay, the full build's description, the sha256 of both files, and `entry_sha256` over
 the rest of the JSON). Loading re-derives every digest; any mismatch, a missing file or an entry
 older than `MAX_AGE_S` is a miss, and a damaged entry is deleted so the next full build rewrites it.
@@ -21,8 +22,9 @@ and a digest of cropray's model and fast-path source (an edited model in a check
 
 The lighter check on reuse (instead of the full eager comparison on every build): the graph's bytes
 are the ones the full build checked against eager fp32 on this machine (sha256), and this process's
-ONNX Runtime + numpy preprocessing must reproduce the stored eager scores of the K check crops within
-`TOLERANCE["fp32"]` (the full build's tolerance). The eager scores themselves cannot have changed: the
+ONNX Runtime + numpy preprocessing must reproduce the stored scores of the K check crops within
+`TOLERANCE["fp32"]` (for onnx_fp32 the full build's own tolerance; for onnx_int8 a reproducibility check
+of the same quantized graph on the same CPU, threads and ONNX Runtime version, all in the key). The eager scores themselves cannot have changed: the
 eager model is a function of the weights (bundle sha256), the model code (source digest) and torch
 (version), all in the key. What this does not defend against is someone with write access to the
 cache rewriting graph, check scores and digests consistently -- the same person can edit the
@@ -51,7 +53,7 @@ VERSION = 1
 MAX_AGE_S = 30 * 86400  # as the probe cache (probe.py): a month-old measurement is re-taken
 CHECK_CROPS = 32  # crops of the reuse check: ~10-30 ms of ONNX Runtime on one thread
 INPUT = "z"  # the ONNX graph's input name (onnx_path.export_network)
-PATH = "onnx_fp32"  # the one path a warm start serves: its runtime needs no torch
+SERVED = ("onnx_fp32", "onnx_int8")  # the paths a warm start serves: their runtime needs no torch
 
 
 class WarmMismatch(RuntimeError):
@@ -212,22 +214,25 @@ def session(model_bytes: bytes, threads: int):
 
 class WarmScorer:
     """np (B,1,H,W) float32 finite raw crops -> np (B,) float32: numpy RobustNorm, then the ONNX graph
-    in chunks of the model batch -- the computation of the `onnx_fp32` path, without torch.
+    in chunks of the model batch -- the computation of the `onnx_fp32` / `onnx_int8` path, without torch.
 
     Built from a loaded entry; raises WarmMismatch when the check crops do not reproduce their stored
-    eager scores within TOLERANCE["fp32"]. Not thread-safe (one per actor, like fastpath.Scorer)."""
+    scores within TOLERANCE["fp32"] (module docstring). Not thread-safe (one per actor, like fastpath.Scorer)."""
 
     def __init__(self, entry: WarmEntry, *, threads: int):
         t0 = time.perf_counter()
         self.entry, self.threads = entry, int(threads)
         self.batch = int(entry.meta["batch"])
+        self.path = str(entry.meta.get("path", SERVED[0]))
+        if self.path not in SERVED:
+            raise WarmMismatch(f"entry for path {self.path!r}: a warm start serves only {', '.join(SERVED)}")
         self.threshold = float(entry.meta["threshold"])
         self._pre = entry.meta.get("preprocess_cfg")  # None: the graph holds the preprocessing
         self._sess = session(entry.graph, threads)
         got = self(entry.check_x)
         err = float(np.max(np.abs(got - entry.check_ref))) if got.shape == entry.check_ref.shape else float("inf")
         if not err <= TOLERANCE["fp32"]:  # also NaN
-            raise WarmMismatch(f"cached graph reproduces its eager check scores only within {err:.3g}")
+            raise WarmMismatch(f"cached graph reproduces its check scores only within {err:.3g}")
         self.check_max_abs_diff = err
         self.build_s = round(time.perf_counter() - t0, 3)
 
@@ -252,6 +257,6 @@ class WarmScorer:
         return np.asarray(out, dtype=np.float32).reshape(-1)
 
     def describe(self) -> dict:
-        return {**(self.entry.meta.get("info") or {}), "path": PATH, "warm_start": True, "build_s": self.build_s,
+        return {**(self.entry.meta.get("info") or {}), "path": self.path, "warm_start": True, "build_s": self.build_s,
                 "threads": self.threads, "ort_threads": self.threads, "threshold": self.threshold,
                 "check_max_abs_diff": self.check_max_abs_diff, "check_crops": len(self.entry.check_ref)}

@@ -31,12 +31,15 @@ from cropray.fastpath.quality import REFERENCE, ExecutionPaths, PathQuality, adm
 from cropray.fastpath.specs import PATHS, PathSpec
 
 # Measured by default: fp32 (fold_cl; it stands for onnx_fp32 and compile_fp32, quality.MEASURED_AS),
-# bf16 autocast and int8 (where torchao is installed). onnx_fp32 on request (an export per fold).
-DEFAULT_PATHS = ("fold_cl", "bf16", "int8")
+# bf16 autocast, ONNX Runtime int8 (an export + quantization per fold, ~1-2 s each) and PT2E int8
+# (where torchao is installed). onnx_fp32 on request (an export per fold).
+DEFAULT_PATHS = ("fold_cl", "bf16", "onnx_int8", "int8")
 CALIBRATION_CROPS = 256  # per fold, from its training part (train/job.py stores as many in a bundle)
 BATCH = 32  # held-out folds are tens of crops: a small static batch pads little (int8's export is static)
 HOW = {"fold_cl": "BN folded + channels_last, fp32", "onnx_fp32": "ONNX Runtime fp32, numpy RobustNorm",
        "bf16": "bf16 autocast on the conv trunks (stands for compile_bf16 too)",
+       "onnx_int8": "ONNX Runtime static int8 (QDQ convolutions, per-channel weights), calibrated on each "
+                    "fold's training part",
        "int8": "int8 PT2E q/dq reference graph (what compiled int8 computes), calibrated on each fold's "
                "training part"}
 
@@ -132,7 +135,8 @@ def path_aware_cv(cv, x: np.ndarray, y: np.ndarray, *, paths=DEFAULT_PATHS, n_bo
     with _private_cache():
         for name in paths:
             t1 = time.perf_counter()
-            if PATHS[name].precision == "int8" and not caps.torchao:  # nothing to build: say why, cheaply
+            if PATHS[name].precision == "int8" and PATHS[name].runtime == "torch" and not caps.torchao:
+                # nothing to build: say why, cheaply
                 record[name] = PathQuality("failed", n=len(y), measured=HOW[name],
                                            reason="int8 needs the torchao package (pip install 'cropray[bench]')")
                 continue

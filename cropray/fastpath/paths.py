@@ -91,7 +91,8 @@ def prepare(model: nn.Module, spec: PathSpec, *, device: str, batch: int, exampl
     if spec.runtime == "onnxruntime":  # the network exported and run by ONNX Runtime (onnx_path.py)
         from cropray.fastpath import onnx_path
 
-        fn, info = onnx_path.build(model, example.cpu(), threads=torch.get_num_threads())
+        fn, info = onnx_path.build(model, example.cpu(), threads=torch.get_num_threads(), precision=spec.precision,
+                                   calibration=None if calibration is None else calibration.cpu())
         return Runner(fn, batch=batch, pad=False), info
     info: dict = {"bn_folded": 0, "bn_left": 0, "channels_last": False, "preprocess": "torch (in model)"}
     m, pre = model, None

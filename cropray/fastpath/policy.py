@@ -34,7 +34,7 @@ from cropray.fastpath.paths import PATHS, TOLERANCE, PathSpec
 # The candidates of `auto` per device. On CPU their order is only the order they are built and the
 # tie-break: probe.py measures the candidates on the machine at hand and picks by speed (issue 12).
 AUTO_ORDER = {
-    "cpu": ("onnx_fp32", "int8", "compile_bf16", "compile_fp32", "bf16", "fold_cl"),
+    "cpu": ("onnx_fp32", "onnx_int8", "int8", "compile_bf16", "compile_fp32", "bf16", "fold_cl"),
     "cuda": ("compile_bf16", "bf16", "compile_fp32", "fold_cl"),  # int8 PT2E x86 is a CPU path
 }
 GUARD_CROPS = 512

@@ -13,7 +13,8 @@ Compiled paths are recorded through the uncompiled computation they lower (`MEAS
 changes kernels, not the arithmetic's precision (compile_fp32 = fold_cl within 1e-6 on our models;
 compile_bf16 = bf16 autocast). onnx_fp32 is fp32 too and is refused at every build unless it matches
 the eager model within 1e-4 (onnx_path.py); exporting it once per fold costs 2-8 s here, so unless
-it is measured itself (path_cv `paths=`), fold_cl's fp32 scores stand for it. int8 is measured on its PT2E quantize/dequantize reference graph
+it is measured itself (path_cv `paths=`), fold_cl's fp32 scores stand for it. onnx_int8 is measured
+itself (each fold's graph quantized on that fold's training crops). int8 is measured on its PT2E quantize/dequantize reference graph
 (uncompiled, calibrated on the fold's training crops); the compiled int8 kernels compute that graph.
 """
 

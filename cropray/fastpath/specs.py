@@ -11,7 +11,7 @@ class PathSpec:
     """How to run a model. `name` is what `--paths` and `describe()` use."""
 
     name: str
-    precision: str  # "fp32" | "bf16" (autocast) | "int8" (PT2E static quantization)
+    precision: str  # "fp32" | "bf16" (autocast) | "int8" (PT2E static quantization; ORT's for onnx_int8)
     compiled: bool  # torch.compile (inductor, freezing on)
     optimized: bool = True  # BN folded + channels_last; False only for the `eager` reference
     runtime: str = "torch"  # "torch" | "onnxruntime" (onnx_path.py: the network exported, run by ORT)
@@ -29,6 +29,7 @@ PATHS: dict[str, PathSpec] = {p.name: p for p in (
     PathSpec("compile_bf16", "bf16", True),
     PathSpec("int8", "int8", True),
     PathSpec("onnx_fp32", "fp32", False, runtime="onnxruntime"),  # ORT session, numpy preprocessing
+    PathSpec("onnx_int8", "int8", False, runtime="onnxruntime"),  # the same graph, ORT static int8 (convs)
 )}
 
 # Max |score - fp32 eager score| a path may show on a trained model (tests and the auto guard).

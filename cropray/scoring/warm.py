@@ -4,7 +4,7 @@
 `.scorer(expected_rows)` returns a `graph_cache.WarmScorer` when an entry exists, passes its digests
 and its check, and no compile could pay back on `expected_rows` rows; else None (the actor then does
 the full build: torch, the model, cropray.fastpath.build_scorer). `.store(bundle, scorer)` after a full
-build whose winner is `onnx_fp32` writes the entry for the next actor. `.report` says what happened
+build whose winner is an ONNX Runtime path (`onnx_fp32`, `onnx_int8`) writes the entry for the next actor. `.report` says what happened
 (it goes into the actor's describe() and the start-up trace).
 
 Which rows a stored choice holds for: the full build's probe (fastpath/probe.py) skipped each compiled
@@ -63,13 +63,13 @@ class WarmStart:
         return ws
 
     def store(self, bundle, scorer) -> None:
-        """After a full build: write the entry when the build chose onnx_fp32 on CPU by a probe."""
+        """After a full build: write the entry when the build chose an ONNX Runtime path on CPU by a probe."""
         if self.key is None:
             return
         info = scorer.describe()
         pipe = scorer.ort_pipeline()
         if pipe is None or info.get("device") != "cpu":
-            self.report["stored"] = f"no ({info.get('path')}: only onnx_fp32 runs without torch)"
+            self.report["stored"] = f"no ({info.get('path')}: only {' and '.join(graph_cache.SERVED)} run without torch)"
             return
         max_rows = compile_pays_from(info.get("probe"))
         if max_rows is not None and max_rows <= 0:
@@ -78,11 +78,14 @@ class WarmStart:
         check_x = _check_crops(bundle)
         ref, got = _eager_and_path(bundle.model, scorer, check_x)
         err = float(np.max(np.abs(ref - got)))
-        if not err <= graph_cache.TOLERANCE["fp32"]:
+        int8 = info.get("path") == "onnx_int8"
+        if not err <= graph_cache.TOLERANCE["int8" if int8 else "fp32"]:
             self.report["stored"] = f"no (path differs from eager by {err:.3g} on the check crops)"
             return
+        if int8:  # the reuse check reproduces the quantized graph's own scores (graph_cache docstring)
+            ref = got
         meta = json.loads(json.dumps({
-            "path": graph_cache.PATH, "batch": int(info.get("batch") or self.batch),
+            "path": info.get("path"), "batch": int(info.get("batch") or self.batch),
             "threshold": float(scorer.threshold if scorer.threshold is not None else bundle.threshold),
             "preprocess_cfg": pipe.preprocess_cfg, "max_rows": None if max_rows is None else round(max_rows),
             "info": {k: info.get(k) for k in INFO_KEYS}}, default=str))
@@ -92,9 +95,9 @@ class WarmStart:
 
 def _ineligible(precision: str, compile_, device: str, threads: int | None) -> str | None:
     if device != "cpu":
-        return f"device {device!r}: warm start is the CPU onnx_fp32 path"
-    if precision not in ("auto", "fp32") or compile_ not in ("auto", False):
-        return f"--precision {precision} --compile {compile_}: not a request onnx_fp32 answers"
+        return f"device {device!r}: warm start is a CPU ONNX Runtime path"
+    if precision not in ("auto", "fp32", "int8") or compile_ not in ("auto", False):
+        return f"--precision {precision} --compile {compile_}: not a request an ONNX Runtime path answers"
     if threads is None:
         return "thread count unknown"
     if importlib.util.find_spec("onnxruntime") is None:

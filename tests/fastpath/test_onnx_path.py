@@ -122,3 +122,39 @@ def test_a_kept_graph_is_reused_and_a_wrong_one_is_re_exported(trained_shallow, 
     again = build_scorer(tm.model, path="onnx_fp32", batch_size=32)
     assert again.describe()["graph_cached"] is False and np.abs(again(x) - ref).max() <= TOLERANCE["fp32"]
     assert build_scorer(tm.model, path="onnx_fp32", batch_size=32).describe()["graph_cached"] is True
+
+
+def test_onnx_int8_quantizes_the_convolutions_only_and_stays_close(trained_shallow, fixed_batch, cache_dir):
+    """onnx_int8: ORT's static int8 on the convolutions, ranges from the calibration crops; the track
+    prior's Taylor tree and the head stay fp32. Kept like the fp32 graph, keyed by the calibration."""
+    import onnx
+
+    tm = trained_shallow
+    calib = tm.calibration_crops
+    s = build_scorer(tm.model, path="onnx_int8", threshold=tm.threshold, batch_size=64, threads=1, calibration=calib)
+    d = s.describe()
+    assert d["path"] == "onnx_int8" and d["runtime"] == "onnxruntime" and d["fallbacks"] == [], d
+    assert d["quantized_ops"] == ["Conv"] and d["calibration_crops"] == len(calib)
+    x = fixed_batch[:77]
+    ref, got = _eager(tm.model, x), np.concatenate([s(x[:5]), s(x[5:])])  # dynamic batch, as fp32
+    err = np.abs(got - ref).max()
+    assert 0 < err <= TOLERANCE["int8"], err  # really quantized (not fp32), and close
+    (kept,) = (cache_dir / "onnx").glob("*.onnx")
+    ops = [n.op_type for n in onnx.load_from_string(kept.read_bytes()).graph.node]
+    conv_inputs_q = sum(1 for op in ops if op == "DequantizeLinear")
+    assert ops.count("Conv") == 3 and conv_inputs_q >= 6  # weight + activation of each conv
+    # the Taylor tree's adds and pads are not quantized: no Add/Pad consumes a DequantizeLinear output
+    g = onnx.load_from_string(kept.read_bytes()).graph
+    dq_out = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
+    assert not [n.op_type for n in g.node if n.op_type in ("Add", "Pad", "Reshape") and set(n.input) & dq_out]
+    again = build_scorer(tm.model, path="onnx_int8", batch_size=64, threads=1, calibration=calib)
+    assert again.describe()["graph_cached"] is True and np.array_equal(again(x), s(x))
+    other = build_scorer(tm.model, path="onnx_int8", batch_size=64, threads=1, calibration=calib[:64])
+    assert other.describe()["graph_cached"] is False  # other calibration crops: another graph
+
+
+def test_onnx_int8_needs_calibration_crops(trained_shallow):
+    from cropray.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="calibration"):
+        build_scorer(trained_shallow.model, path="onnx_int8", batch_size=32)

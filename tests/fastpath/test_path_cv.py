@@ -86,6 +86,26 @@ def test_a_damaged_path_is_not_admissible(tiny_cv, record):
         ExecutionPaths.from_dict(raw, "manifest.json")
 
 
+def test_onnx_int8_is_measured_with_calibration_from_the_training_part(tiny_cv):
+    """ORT's int8 (a core dependency, no torchao): each fold's graph quantized on that fold's training
+    crops only; its own out-of-fold AUC and threshold; admissible exactly when its AUC reaches fp32's lo."""
+    cv, x, y = tiny_cv
+    seen = []
+
+    def calib(i, tr):
+        seen.append((i, set(tr.tolist())))
+        return x[tr][:64]
+
+    rec = path_aware_cv(cv, x, y, paths=("onnx_int8",), n_boot=200, seed=0, calibration_of=calib)
+    q = rec.paths["onnx_int8"]
+    assert q.status == "ok", q.reason
+    assert 0 < q.max_abs_diff <= TOLERANCE["int8"] and q.threshold is not None and q.n == len(y)
+    assert len(seen) == cv.k
+    for i, tr in seen:
+        assert not tr & set(np.flatnonzero(cv.fold == i).tolist())
+    assert ("onnx_int8" in rec.admissible) == (q.auc >= rec.interval[0])
+
+
 @pytest.mark.skipif(not detect().torchao, reason="int8 PT2E needs torchao (cropray[bench])")
 def test_int8_is_measured_with_calibration_from_the_training_part(tiny_cv):
     cv, x, y = tiny_cv

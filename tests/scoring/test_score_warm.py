@@ -131,3 +131,50 @@ def test_compile_pays_from_by_the_probes_rule():
     report["cached"] = {"compile_fp32": {"crops_per_s": 900.0, "compile_s": 8.0}}  # measured slower before
     assert compile_pays_from(report) is None
     assert compile_pays_from(None) is None  # no probe: there was no choice to remake
+
+
+def test_an_onnx_int8_choice_is_warm_started_too(tmp_path, cache):
+    """A bundle whose path-aware CV admits onnx_int8, on a machine where it is the fastest: the first
+    actor quantizes and stores, the second scores the same int8 graph without torch, bit for bit."""
+    from conftest import crops
+
+    from cropray.bundle import load_bundle, save_bundle
+    from cropray.fastpath.quality import ExecutionPaths, PathQuality, admissible_paths
+
+    src = load_bundle(make_bundle_dir(tmp_path))
+    iv = {"value": 0.95, "lo": 0.93, "hi": 0.97}
+    q = PathQuality("ok", roc_auc=iv, recall_at_1pct_fpr=iv, threshold=src.threshold, max_abs_diff=0.0,
+                    flips_vs_fp32=0, n=100)  # the record is data for the rule: real ones come from path_cv
+    paths = {"eager": q, "fold_cl": q, "onnx_int8": q}
+    rec = ExecutionPaths(interval=(0.93, 0.97), paths=paths, admissible=admissible_paths((0.93, 0.97), paths))
+    out = save_bundle(src.model, tmp_path / "b8", threshold=src.threshold, train_summary={"n_labels": 16,
+                      "input_shape": [64, 64]}, metrics={}, calibration_crops=crops(64, seed=3)[:, None],
+                      execution_paths=rec)
+    write_good(tmp_path / "a8", 40, files=1)
+    files = resolve_archive(str(tmp_path / "a8"))
+    plan = plan_archive(files, model_shape=(64, 64))
+    (unit,) = plan.units
+    spec = plan.specs[unit.group]
+    table = next(iter(read_unit(unit, files.filesystem, frame_schema(plan.crop_types[unit.group], plan.id_type,
+                                                                     plan.keep_fields), 1024)))
+    torch.set_num_threads(1)
+    key = probe.cache_key(load_bundle(out).model, device="cpu", batch=BATCH)
+    slow = {"crops_per_s": 1.0, "compile_s": 99.0}
+    probe.save_entry(key, {"onnx_int8": {"crops_per_s": 2000.0}, "onnx_fp32": {"crops_per_s": 1000.0},
+                           "fold_cl": {"crops_per_s": 100.0}, "compile_fp32": slow})
+    blobs = bundle_files(out)
+    first = _actor(blobs, spec)
+    w1 = first.describe()["warm_start"]
+    assert first.path == "onnx_int8" and w1["stored"] == str(_entry(cache)), (first.path, w1)
+    second = _actor(blobs, spec)
+    w2 = second.describe()["warm_start"]
+    assert w2["used"] is True and second.path == "onnx_int8" and not hasattr(second, "bundle"), w2
+    a, b = first(table), second(table)
+    np.testing.assert_array_equal(a.column("score").to_numpy(), b.column("score").to_numpy())
+    assert second.threshold == first.threshold
+
+
+def make_bundle_dir(tmp_path):
+    from conftest import make_bundle
+
+    return make_bundle("shallow_cnn", tmp_path / "b32")
