@@ -17,12 +17,18 @@ a warm-start entry (graph_cache.py) that lets the next one score without importi
 
 `onnx_int8`: the same fp32 graph, statically quantized by ONNX Runtime's own quantizer
 (`onnxruntime.quantization.quantize_static`, QDQ format, int8 weights per output channel, uint8
-activations, min/max ranges from the bundle's calibration crops). Only the convolutions are quantized
-(`INT8_OPS`): the track prior's Taylor tree, the pooling and the head stay fp32, so the physics term
-is computed exactly as trained. Its quality is judged in cross-validation (path_cv.py: each fold's
+activations, min/max ranges from the bundle's calibration crops). The nodes inside the network's
+modules are quantized (the exporter names them by module scope: `/features/...`, `/stages/...`,
+`/encoder/...`, `/head/...`), except the track prior's (`/track/...`: the Taylor tree, ~90% of the
+graph's nodes) and the top-level nodes that turn the trunk's output into the score (logit + prior,
+sigmoid; the Siamese L2 norm, gallery matmul and top-k): the physics term and the score stay fp32
+(a uint8 sigmoid would have 256 levels), while the conv trunk runs int8 from end to end (convolution
+-> ReLU -> max-pool without dequantizing in between). Where the exporter names no module scope
+(another exporter), only the convolutions are quantized (`INT8_OPS`), at a lower gain. Its quality is judged in cross-validation (path_cv.py: each fold's
 model quantized with that fold's training crops), not by agreement with fp32; the build check here
 only catches a broken graph (|d score| <= TOLERANCE["int8"]). Measured here (idle 2-vCPU EPYC, VNNI,
-`cropray bench`): ~1.6x ONNX Runtime fp32 on the shallow CNN, no compile, ~1 s to quantize.
+batch 128, shallow CNN, prior nodes fp32): 1.69x ONNX Runtime fp32 on one thread, 1.38x on two (conv-only:
+1.50x / 1.09x; everything including the prior: 1.88x / 1.45x but |d score| 0.12), ~1 s to quantize.
 
 Threads: `intra_op_num_threads` = torch's thread count, which `build_scorer(threads=)` has set to the
 actor's CPUs; spinning is off so that an idle session does not burn the CPU the Ray read tasks need.
@@ -45,7 +51,8 @@ from cropray.fastpath.preprocess import is_robust_norm, split_preprocess
 from cropray.fastpath.specs import TOLERANCE
 
 INPUT, OUTPUT = "z", "score"
-INT8_OPS = ("Conv",)  # quantized op types: the trunk's convolutions (module docstring)
+INT8_OPS = ("Conv",)  # fallback quantized op types where the prior's nodes cannot be told (module docstring)
+PRIOR_SCOPE = "/track"  # the TrackPrior module's attribute name (models/track_prior.py) as exported scope
 
 
 def available() -> tuple[bool, str]:
@@ -103,12 +110,30 @@ def _int8_tag(z_calib: np.ndarray) -> str:
 
     import onnxruntime
 
-    return f"int8|{onnxruntime.__version__}|{INT8_OPS}|{hashlib.sha256(z_calib.tobytes()).hexdigest()[:16]}"
+    return (f"int8|{onnxruntime.__version__}|{PRIOR_SCOPE}|{INT8_OPS}|"
+            f"{hashlib.sha256(z_calib.tobytes()).hexdigest()[:16]}")
 
 
-def quantize_graph(graph: bytes, z_calib: np.ndarray) -> bytes:
+def int8_plan(graph: bytes, has_prior: bool) -> dict:
+    """quantize_static's node selection: every node but the track prior's, or the convolutions only
+    when the prior's nodes cannot be told apart (module docstring)."""
+    import onnx
+
+    nodes = [n.name for n in onnx.load_from_string(graph).graph.node]
+    prior = [n for n in nodes if n.startswith(PRIOR_SCOPE + "/")]
+    top = [n for n in nodes if n.count("/") < 2]  # "/Add", "/Sigmoid": the score's own arithmetic
+    trunk = len(nodes) - len(prior) - len(top)
+    if trunk and (prior or not has_prior):
+        return {"nodes_to_exclude": prior + top,
+                "scheme": f"{trunk} trunk/head nodes int8; the track prior's {len(prior)} and the score's "
+                          f"{len(top)} top-level nodes fp32"}
+    return {"op_types_to_quantize": list(INT8_OPS), "scheme": "convolutions only (module scopes not named)"}
+
+
+def quantize_graph(graph: bytes, z_calib: np.ndarray, plan: dict) -> bytes:
     """The fp32 graph statically quantized to int8 (QDQ) by ONNX Runtime on normalised crops
-    z_calib (n, 1, H, W) float32: per-channel int8 weights, uint8 activations, min/max ranges."""
+    z_calib (n, 1, H, W) float32: per-channel int8 weights, uint8 activations, min/max ranges;
+    `plan` (int8_plan) says which nodes."""
     import os
     import tempfile
 
@@ -135,9 +160,34 @@ def quantize_graph(graph: bytes, z_calib: np.ndarray) -> bytes:
             warnings.simplefilter("ignore")
             quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=list(INT8_OPS), calibrate_method=CalibrationMethod.MinMax)
+                            calibrate_method=CalibrationMethod.MinMax,
+                            **{k: v for k, v in plan.items() if k != "scheme"})
         with open(dst, "rb") as f:
-            return f.read()
+            out = f.read()
+    return _unquantized_inputs(out, set(plan.get("nodes_to_exclude", ())))
+
+
+def _unquantized_inputs(graph: bytes, fp32_nodes: set[str]) -> bytes:
+    """Rewire each fp32 (excluded) node that reads a Q -> DQ round trip to the tensor before it.
+
+    A tensor read by a quantized and an excluded node (the crop z: the first conv and the track
+    prior) gets one Q/DQ pair shared by both, so the prior would see an 8-bit crop. Reading the
+    original fp32 tensor instead keeps the prior exactly as trained; the quantized reader is unchanged."""
+    import onnx
+
+    m = onnx.load_from_string(graph)
+    made_by = {o: n for n in m.graph.node for o in n.output}
+    rewired = 0
+    for n in m.graph.node:
+        if n.name not in fp32_nodes:
+            continue
+        for k, name in enumerate(n.input):
+            dq = made_by.get(name)
+            q = made_by.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is not None and q.op_type == "QuantizeLinear":
+                n.input[k] = q.input[0]
+                rewired += 1
+    return m.SerializeToString() if rewired else graph
 
 
 class OrtPipeline:
@@ -156,7 +206,8 @@ class OrtPipeline:
         return self.ort_net(self.pre(x))
 
 
-def _graph(model: nn.Module, net: nn.Module, z: torch.Tensor, z_calib: np.ndarray | None = None) -> tuple[bytes, bool]:
+def _graph(model: nn.Module, net: nn.Module, z: torch.Tensor, z_calib: np.ndarray | None = None
+           ) -> tuple[bytes, bool, str | None]:
     """(ONNX bytes, from the cache?). Exporting costs 1-6 s per actor on 2 shared cores, so the graph of
     a model this machine exported before is read back, its sha256 checked against the one written
     beside it (a damaged or truncated file is exported afresh); it is data (a protobuf graph, no
@@ -168,12 +219,15 @@ def _graph(model: nn.Module, net: nn.Module, z: torch.Tensor, z_calib: np.ndarra
     try:
         data = f.read_bytes()
         if f.with_suffix(".sha256").read_text().strip() == hashlib.sha256(data).hexdigest():
-            return data, True
+            return data, True, None
         f.unlink(missing_ok=True)
     except OSError:
         pass
     graph = export_network(net, z)
-    return (graph if z_calib is None else quantize_graph(graph, z_calib)), False
+    if z_calib is None:
+        return graph, False, None
+    plan = int8_plan(graph, getattr(net, "track", None) is not None)
+    return quantize_graph(graph, z_calib, plan), False, plan["scheme"]
 
 
 def _store(model: nn.Module, z: torch.Tensor, graph: bytes, tag: str = "fp32") -> None:
@@ -217,7 +271,7 @@ def build(model: nn.Module, example: torch.Tensor, *, threads: int, precision: s
         z = pre(example)  # (B,1,H,W) normalised
         z_calib = None if precision == "fp32" else np.ascontiguousarray(pre(calibration).numpy(), np.float32)
     tag = "fp32" if z_calib is None else _int8_tag(z_calib)
-    graph, cached = _graph(model, net, z[:8], z_calib)
+    graph, cached, scheme = _graph(model, net, z[:8], z_calib)
     ort_net = OrtNet(session(graph, threads))
     build_s = time.perf_counter() - t0
     with torch.inference_mode():
@@ -236,5 +290,5 @@ def build(model: nn.Module, example: torch.Tensor, *, threads: int, precision: s
             "runtime": "onnxruntime", "export_s": round(build_s, 3), "graph_cached": cached, "check_max_abs_diff": err,
             "ort_threads": max(1, int(threads))}
     if precision == "int8":
-        info.update(quantized_ops=list(INT8_OPS), calibration_crops=int(len(z_calib)))
+        info.update(quantized=scheme or "kept graph", calibration_crops=int(len(z_calib)))
     return OrtPipeline(pre, ort_net, graph, tuple(example.shape[-2:])), info

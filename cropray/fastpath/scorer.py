@@ -139,7 +139,7 @@ def build_scorer(bundle, precision: str = "auto", compile="auto", device: str = 
             "threshold_source": "explicit" if explicit_threshold else f"quality record ({spec.name})"
             if path_thr is not None else "bundle (fp32 CV)", "admissible": record and list(record.admissible),
             "runtime": spec.runtime,
-            **{k: built[k] for k in ("export_s", "graph_cached", "check_max_abs_diff", "ort_threads", "quantized_ops",
+            **{k: built[k] for k in ("export_s", "graph_cached", "check_max_abs_diff", "ort_threads", "quantized",
                                           "calibration_crops") if k in built}}
     return Scorer(runner, device=device, threshold=threshold, info=info)
 

@@ -124,9 +124,10 @@ def test_a_kept_graph_is_reused_and_a_wrong_one_is_re_exported(trained_shallow, 
     assert build_scorer(tm.model, path="onnx_fp32", batch_size=32).describe()["graph_cached"] is True
 
 
-def test_onnx_int8_quantizes_the_convolutions_only_and_stays_close(trained_shallow, fixed_batch, cache_dir):
-    """onnx_int8: ORT's static int8 on the convolutions, ranges from the calibration crops; the track
-    prior's Taylor tree and the head stay fp32. Kept like the fp32 graph, keyed by the calibration."""
+def test_onnx_int8_quantizes_the_trunk_and_keeps_prior_and_score_fp32(trained_shallow, fixed_batch, cache_dir):
+    """onnx_int8: ORT's static int8 on the network's modules, ranges from the calibration crops; the
+    track prior's Taylor tree and the score's top-level arithmetic (logit + prior, sigmoid) stay fp32.
+    Kept like the fp32 graph, keyed by the calibration crops."""
     import onnx
 
     tm = trained_shallow
@@ -134,23 +135,40 @@ def test_onnx_int8_quantizes_the_convolutions_only_and_stays_close(trained_shall
     s = build_scorer(tm.model, path="onnx_int8", threshold=tm.threshold, batch_size=64, threads=1, calibration=calib)
     d = s.describe()
     assert d["path"] == "onnx_int8" and d["runtime"] == "onnxruntime" and d["fallbacks"] == [], d
-    assert d["quantized_ops"] == ["Conv"] and d["calibration_crops"] == len(calib)
+    assert "trunk/head nodes int8" in d["quantized"] and d["calibration_crops"] == len(calib), d
     x = fixed_batch[:77]
     ref, got = _eager(tm.model, x), np.concatenate([s(x[:5]), s(x[5:])])  # dynamic batch, as fp32
     err = np.abs(got - ref).max()
     assert 0 < err <= TOLERANCE["int8"], err  # really quantized (not fp32), and close
+    lattice = np.abs(got * 255 - np.round(got * 255)) < 1e-3  # a uint8 sigmoid's output levels
+    assert lattice.mean() < 0.5, lattice.mean()  # the sigmoid is fp32: scores are not on that lattice
     (kept,) = (cache_dir / "onnx").glob("*.onnx")
-    ops = [n.op_type for n in onnx.load_from_string(kept.read_bytes()).graph.node]
-    conv_inputs_q = sum(1 for op in ops if op == "DequantizeLinear")
-    assert ops.count("Conv") == 3 and conv_inputs_q >= 6  # weight + activation of each conv
-    # the Taylor tree's adds and pads are not quantized: no Add/Pad consumes a DequantizeLinear output
     g = onnx.load_from_string(kept.read_bytes()).graph
     dq_out = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
-    assert not [n.op_type for n in g.node if n.op_type in ("Add", "Pad", "Reshape") and set(n.input) & dq_out]
+    q_in = {i for n in g.node if n.op_type == "QuantizeLinear" for i in n.input}
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    assert len(convs) == 3 and all(set(n.input) & dq_out for n in convs)  # every conv reads int8
+    # activations are re-quantized right after each conv + ReLU (ReLU folded into the conv's range)
+    assert sum("Relu_output" in i for i in q_in) >= 3, sorted(q_in)
+    prior = [n for n in g.node if n.name.startswith("/track/")]
+    assert len(prior) > 100 and not [n.name for n in prior if set(n.input) & dq_out]  # the prior is fp32
+    assert not [n.name for n in g.node if n.op_type in ("Sigmoid", "Add") and n.name.count("/") < 2
+                and set(n.input) & dq_out]
     again = build_scorer(tm.model, path="onnx_int8", batch_size=64, threads=1, calibration=calib)
     assert again.describe()["graph_cached"] is True and np.array_equal(again(x), s(x))
     other = build_scorer(tm.model, path="onnx_int8", batch_size=64, threads=1, calibration=calib[:64])
     assert other.describe()["graph_cached"] is False  # other calibration crops: another graph
+
+
+@pytest.mark.parametrize("arch", ["siamese", "deep_cnn"])
+def test_onnx_int8_runs_every_architecture(arch, fixed_batch):
+    from cropray.bench.trained import train_briefly
+
+    tm = train_briefly(arch, seconds=float("inf"), max_steps=5, n_train=128, seed=0)
+    x = fixed_batch[:32]
+    s = build_scorer(tm.model, path="onnx_int8", batch_size=32, calibration=tm.calibration_crops)
+    assert np.abs(s(x) - _eager(tm.model, x)).max() <= TOLERANCE["int8"]
+    assert "trunk/head nodes int8" in s.describe()["quantized"]
 
 
 def test_onnx_int8_needs_calibration_crops(trained_shallow):
