@@ -2,6 +2,9 @@
 
     python benchmarks/train_cost.py --labels 25,50,200,1000 --before /tmp/before --work /tmp/tc
     python benchmarks/train_cost.py --work /tmp/tc --table          # the table from what has run so far
+    python benchmarks/train_cost.py --labels 200 --before /tmp/before --work /tmp/tc --pinned   # idle pairs
+    python benchmarks/train_cost.py --labels 200 --sides after --variant no-compare --train-args=--no-compare \
+        --work /tmp/tc --pinned                                      # one architecture, as before
 
 `--before` is a checkout of the old code (`git worktree add /tmp/before 450512f`); it runs with this
 venv's interpreter from that directory (`python -m cropray` imports the checkout it is started in).
@@ -10,7 +13,14 @@ seed, so the shared machine's load hits both alike; each run records the 1-minut
 Labels: `cropray synth --labeled --seed 1`; each bundle is then evaluated (`cropray eval`) on 2,000
 fresh crops of the same generator (seed 99) and on 2,000 of the shifted generator mix of
 benchmarks/shift_quality.py (SNR 6-60, seed 98). One JSON line per run goes to WORK/runs.jsonl, so a
-run cut short keeps what finished; `--table` prints medians per (n, side) and the after/before ratio.
+run cut short keeps what finished; `--table` prints medians per (n, side, variant) and the after/before
+ratio of the default variants.
+
+`--pinned`: the sides of one label count run at the same time, side i on CPU i (`taskset`) with one
+torch thread (OMP_NUM_THREADS=1), so on an idle 2-CPU machine each has one core to itself and neither
+pays for the other; CPU seconds (user + sys of the child) are recorded beside the wall.
+`--variant NAME --train-args=...`: extra `cropray train` flags for this run, kept in each row under
+that name (e.g. `--no-compare`: the regime's one architecture, the same work as the old default).
 """
 
 from __future__ import annotations
@@ -19,9 +29,10 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -59,15 +70,24 @@ def make_sets(work: Path, ns: list[int]) -> None:
                        "snr": b.snr}, b.crops)
 
 
-def _cropray(root: Path, args: list[str]) -> tuple[dict, float, float]:
-    """(--json output, wall seconds, CPU seconds user+sys of the child: robust to a shared machine)."""
-    t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.run([sys.executable, "-m", "cropray", *args, "--json"], cwd=root, capture_output=True, text=True)
-    wall, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+def _cropray(root: Path, args: list[str], cpu_core: int | None = None) -> tuple[dict, float, float]:
+    """(--json output, wall seconds, CPU seconds user+sys of this child alone: robust to a shared
+    machine and to runs side by side). `cpu_core`: pinned to that CPU with one torch thread."""
+    cmd, env = [sys.executable, "-m", "cropray", *args, "--json"], None
+    if cpu_core is not None:
+        cmd = ["taskset", "-c", str(cpu_core), *cmd]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=err, text=True)
+        _, status, ru = os.wait4(p.pid, 0)  # this child's own rusage (RUSAGE_CHILDREN mixes concurrent runs)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if p.returncode not in (0, 1):
-        raise RuntimeError(f"cropray {' '.join(args)} in {root}: exit {p.returncode}\n{p.stderr[-2000:]}")
-    return json.loads(p.stdout), wall, cpu
+        raise RuntimeError(f"cropray {' '.join(args)} in {root}: exit {p.returncode}\n{stderr[-2000:]}")
+    return json.loads(stdout), wall, ru.ru_utime + ru.ru_stime
 
 
 def fold_epochs(bundle: Path) -> dict:
@@ -80,24 +100,33 @@ def fold_epochs(bundle: Path) -> dict:
     return {"fold_epochs": int(sum(per_fold)), "cap": c["epochs"], "refit_epochs": ts["final_epochs"]}
 
 
-def run_one(work: Path, side: str, root: Path, n: int, seed: int, rep: int) -> dict:
-    out = work / f"{side}_{n}_r{rep}"
+def run_one(work: Path, side: str, root: Path, n: int, seed: int, rep: int, *, variant: str = "default",
+            train_args: tuple = (), cpu_core: int | None = None) -> dict:
+    out = work / f"{side}_{n}_r{rep}" if variant == "default" else work / f"{side}_{n}_{variant}_r{rep}"
     load0 = os.getloadavg()[0]
     s, wall, cpu = _cropray(root, ["train", str(work / f"labels_{n}"), "--out", str(out), "--seed", str(seed),
-                              "--overwrite"])
-    row = {"n": n, "side": side, "rep": rep, "seed": seed, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load1_start": load0,
-           "load1_end": os.getloadavg()[0], "arch": s["arch"], "cv_auc": s["cv_metrics"]["roc_auc"],
-           "final_epochs": s["final_epochs"], "compared": [c["arch"] for c in (s.get("auto_comparison") or {})
-                                                           .get("candidates", [])],
+                                   "--overwrite", *train_args], cpu_core)
+    row = {"n": n, "side": side, "variant": variant, "rep": rep, "seed": seed, "wall_s": round(wall, 1),
+           "cpu_s": round(cpu, 1), "load1_start": load0, "load1_end": os.getloadavg()[0],
+           "pinned_cpu": cpu_core, "arch": s["arch"], "cv_auc": s["cv_metrics"]["roc_auc"],
+           "final_epochs": s["final_epochs"],
+           "compared": [c["arch"] for c in (s.get("auto_comparison") or {}).get("candidates", [])],
            "time": time.strftime("%H:%M:%S")}
     row.update(fold_epochs(out))
     for test in ("test", "test_shift"):
-        e, _, _ = _cropray(root, ["eval", str(out), str(work / test)])
+        e, _, _ = _cropray(root, ["eval", str(out), str(work / test)], cpu_core)
         row[f"{test}_auc"] = e["metrics"]["roc_auc"]
-    with open(work / "runs.jsonl", "a") as f:
+    with _ROWS_LOCK, open(work / "runs.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")
     print(json.dumps(row), flush=True)
     return row
+
+
+_ROWS_LOCK = threading.Lock()  # --pinned: sides finish in any order from their own threads
+
+
+def _num(v) -> float:
+    return np.nan if v is None else float(v)  # rows adopted from a pinned run may lack a load figure
 
 
 def _ci(m: dict) -> str:
@@ -111,22 +140,26 @@ def table(work: Path) -> str:
              "| test ROC-AUC | shifted ROC-AUC |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     walls: dict = {}
+    variants = list(dict.fromkeys(r.get("variant", "default") for r in rows))
     for n in sorted({r["n"] for r in rows}):
-        for side in ("before", "after"):
-            rs = [r for r in rows if r["n"] == n and r["side"] == side]
+        for side, variant in [(s, v) for s in ("before", "after") for v in variants]:
+            rs = [r for r in rows if r["n"] == n and r["side"] == side and r.get("variant", "default") == variant]
             if not rs:
                 continue
             w = float(np.median([r["wall_s"] for r in rs]))
-            walls[(n, side)] = w
+            walls[(n, side, variant)] = w
             last = rs[-1]
             arch = last["arch"] + (f" (of {', '.join(last['compared'])})" if last["compared"] else "")
-            cpu = np.median([r.get("cpu_s", np.nan) for r in rs])
+            cpu = np.median([_num(r.get("cpu_s")) for r in rs])
             fe = f"{last['fold_epochs']} (+{last['refit_epochs']})" if "fold_epochs" in last else "-"
-            lines.append(f"| {n} | {side} | {arch} | {w:.0f} ({len(rs)}) | {cpu:.0f} | "
-                         f"{np.median([r['load1_start'] for r in rs]):.1f} | {fe} | {_ci(last['cv_auc'])} | "
+            label = side if variant == "default" else f"{side}, {variant}"
+            lines.append(f"| {n} | {label} | {arch} | {w:.0f} ({len(rs)}) | {cpu:.0f} | "
+                         f"{np.median([_num(r.get('load1_start')) for r in rs]):.1f} | {fe} | {_ci(last['cv_auc'])} | "
                          f"{_ci(last['test_auc'])} | {_ci(last['test_shift_auc'])} |")
-        if (n, "before") in walls and (n, "after") in walls:
-            lines.append(f"| {n} | after/before | | {walls[(n, 'after')] / walls[(n, 'before')]:.2f} | | | | | | |")
+        for (m, side, variant), w in walls.items():
+            if m == n and side == "after" and (n, "before", "default") in walls:
+                lines.append(f"| {n} | after{'' if variant == 'default' else ', ' + variant} / before | | "
+                             f"{w / walls[(n, 'before', 'default')]:.2f} | | | | | | |")
     return "\n".join(lines)
 
 
@@ -139,6 +172,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--table", action="store_true", help="only print the table of WORK/runs.jsonl")
+    ap.add_argument("--pinned", action="store_true",
+                    help="run the sides of a label count at once, side i on CPU i with one torch thread")
+    ap.add_argument("--variant", default="default", help="a name for --train-args, kept in each row")
+    ap.add_argument("--train-args", default="", help="extra `cropray train` flags (e.g. --train-args=--no-compare)")
     a = ap.parse_args()
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -146,12 +183,21 @@ def main() -> None:
         ns = [int(v) for v in a.labels.split(",")]
         make_sets(work, ns)
         roots = {"before": Path(a.before) if a.before else None, "after": ROOT}
+        sides = a.sides.split(",")
+        if any(roots[side] is None for side in sides):
+            raise SystemExit("--before DIR is needed to run the 'before' side")
+        kw = {"variant": a.variant, "train_args": tuple(a.train_args.split())}
         for n in ns:
             for rep in range(a.repeats):
-                for side in a.sides.split(","):
-                    if roots[side] is None:
-                        raise SystemExit("--before DIR is needed to run the 'before' side")
-                    run_one(work, side, roots[side], n, a.seed, rep)
+                if a.pinned:  # one thread per side, each on its own CPU, at the same time
+                    ts = [threading.Thread(target=run_one, args=(work, side, roots[side], n, a.seed, rep),
+                                           kwargs={**kw, "cpu_core": i % (os.cpu_count() or 1)})
+                          for i, side in enumerate(sides)]
+                    [t.start() for t in ts]
+                    [t.join() for t in ts]
+                else:
+                    for side in sides:
+                        run_one(work, side, roots[side], n, a.seed, rep, **kw)
     print(table(work))
 
 

@@ -3,7 +3,7 @@
 A static ranking measured on one CPU did not hold on the next (compiled bf16 ran *below* uncompiled
 fp32 on a Xeon without AMX, after a 70 s compile). So:
 
-1. Every uncompiled candidate (fold_cl, bf16, onnx_fp32: each builds in well under a second) is built,
+1. Every uncompiled candidate (fold_cl, bf16, onnx_fp32, onnx_int8: each builds in about a second) is built,
    accuracy-guarded as before, and timed on the warm-up batch, round-robin so that a load spike on a
    shared machine hits all of them alike (`PROBE_S` of timing per path, median of the calls).
 2. A compiled candidate is charged its compile against the rows this scorer will see: it is built
