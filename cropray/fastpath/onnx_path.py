@@ -115,8 +115,8 @@ def _int8_tag(z_calib: np.ndarray) -> str:
 
 
 def int8_plan(graph: bytes, has_prior: bool) -> dict:
-    """quantize_static's node selection: every node but the track prior's, or the convolutions only
-    when the prior's nodes cannot be told apart (module docstring)."""
+    """quantize_static's node selection: the nodes inside the network's module scopes except the track
+    prior's, or the convolutions only when the graph names no module scope (module docstring)."""
     import onnx
 
     nodes = [n.name for n in onnx.load_from_string(graph).graph.node]
