@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import write_good
+from conftest import crops, make_bundle, write_good
 
 from cropray.archive import resolve_archive
 from cropray.fastpath import graph_cache, probe
@@ -136,8 +136,6 @@ def test_compile_pays_from_by_the_probes_rule():
 def test_an_onnx_int8_choice_is_warm_started_too(tmp_path, cache):
     """A bundle whose path-aware CV admits onnx_int8, on a machine where it is the fastest: the first
     actor quantizes and stores, the second scores the same int8 graph without torch, bit for bit."""
-    from conftest import crops
-
     from cropray.bundle import load_bundle, save_bundle
     from cropray.fastpath.quality import ExecutionPaths, PathQuality, admissible_paths
 
@@ -175,6 +173,4 @@ def test_an_onnx_int8_choice_is_warm_started_too(tmp_path, cache):
 
 
 def make_bundle_dir(tmp_path):
-    from conftest import make_bundle
-
     return make_bundle("shallow_cnn", tmp_path / "b32")
