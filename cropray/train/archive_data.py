@@ -23,7 +23,7 @@ class ExtraCrops:
     x: np.ndarray
     y: np.ndarray
     real_share: float = 0.5  # share of each epoch's draws that are real labelled crops
-    per_epoch: int = 2048  # archive crops drawn per epoch (all of them when fewer)
+    per_epoch: int = 768  # archive crops drawn per epoch (all of them when fewer); = InjectConfig's default
     _held: dict = field(default_factory=dict, repr=False)  # preprocessing key -> held tensor
 
     def __post_init__(self):
