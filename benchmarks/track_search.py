@@ -218,14 +218,13 @@ def learned(argv: list[str]) -> int:
     from shift_quality import LABEL_CFG
     from torch import nn
 
-    from cropray.models import build_model, policy
+    from cropray.models import policy
     from cropray.models._registry import register_model
     from cropray.models.cnn import ShallowCNN
 
     neg = generate(1500, dataclasses.replace(LABEL_CFG, positive_fraction=0.0), seed=123)
-    pre = build_model("dedoppler").preprocess  # the CNN's own preprocessing with its track prior on
-    with torch.inference_mode():
-        offset = float(np.percentile(smooth_path_snr(pre(torch.from_numpy(neg.crops[:, None]))[:, 0]).numpy(), 95))
+    with torch.inference_mode():  # normalised(): the CNN's own preprocessing with its track prior on
+        offset = float(np.percentile(smooth_path_snr(normalised(neg)).numpy(), 95))
     print(f"smooth search on noise-only crops: 95th percentile {offset:.2f} (the second term's offset)", flush=True)
 
     @register_model(dataclasses.replace(policy.arch_spec("shallow_cnn"), name="shallow_cnn_smooth", module=None,

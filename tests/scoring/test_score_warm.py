@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import crops, make_bundle, write_good
+from conftest import crops, write_good
 
 from cropray.archive import resolve_archive
 from cropray.fastpath import graph_cache, probe
@@ -35,19 +35,23 @@ def job(tmp_path, bundle_dir, cache):
     here, so the full build's choice does not depend on this machine's speeds."""
     from cropray.bundle import load_bundle
 
-    write_good(tmp_path / "a", 40, files=1)
-    files = resolve_archive(str(tmp_path / "a"))
-    plan = plan_archive(files, model_shape=(64, 64))
-    (unit,) = plan.units
-    spec = plan.specs[unit.group]
-    table = next(iter(read_unit(unit, files.filesystem, frame_schema(plan.crop_types[unit.group], plan.id_type,
-                                                                     plan.keep_fields), 1024)))
+    spec, table = _one_frame(tmp_path / "a")
     torch.set_num_threads(1)  # the key has the thread count ScoreBatch(threads=1) sets
     key = probe.cache_key(load_bundle(bundle_dir()).model, device="cpu", batch=BATCH)
     slow = {"crops_per_s": 1.0, "compile_s": 99.0}  # compiled: slower, so no compile ever pays
     probe.save_entry(key, {"onnx_fp32": {"crops_per_s": 1000.0}, "fold_cl": {"crops_per_s": 100.0},
                            "bf16": {"rejected": "test"}, "compile_fp32": slow, "compile_bf16": slow, "int8": slow})
     return bundle_files(bundle_dir()), spec, table
+
+
+def _one_frame(folder):
+    """(crop spec, the one real 40-row frame) of a one-file archive written to `folder`."""
+    write_good(folder, 40, files=1)
+    files = resolve_archive(str(folder))
+    plan = plan_archive(files, model_shape=(64, 64))
+    (unit,) = plan.units
+    schema = frame_schema(plan.crop_types[unit.group], plan.id_type, plan.keep_fields)
+    return plan.specs[unit.group], next(iter(read_unit(unit, files.filesystem, schema, 1024)))
 
 
 def _actor(blobs, spec, rows=1000):
@@ -133,13 +137,13 @@ def test_compile_pays_from_by_the_probes_rule():
     assert compile_pays_from(None) is None  # no probe: there was no choice to remake
 
 
-def test_an_onnx_int8_choice_is_warm_started_too(tmp_path, cache):
+def test_an_onnx_int8_choice_is_warm_started_too(tmp_path, bundle_dir, cache):
     """A bundle whose path-aware CV admits onnx_int8, on a machine where it is the fastest: the first
     actor quantizes and stores, the second scores the same int8 graph without torch, bit for bit."""
     from cropray.bundle import load_bundle, save_bundle
     from cropray.fastpath.quality import ExecutionPaths, PathQuality, admissible_paths
 
-    src = load_bundle(make_bundle_dir(tmp_path))
+    src = load_bundle(bundle_dir())
     iv = {"value": 0.95, "lo": 0.93, "hi": 0.97}
     q = PathQuality("ok", roc_auc=iv, recall_at_1pct_fpr=iv, threshold=src.threshold, max_abs_diff=0.0,
                     flips_vs_fp32=0, n=100)  # the record is data for the rule: real ones come from path_cv
@@ -148,13 +152,7 @@ def test_an_onnx_int8_choice_is_warm_started_too(tmp_path, cache):
     out = save_bundle(src.model, tmp_path / "b8", threshold=src.threshold, train_summary={"n_labels": 16,
                       "input_shape": [64, 64]}, metrics={}, calibration_crops=crops(64, seed=3)[:, None],
                       execution_paths=rec)
-    write_good(tmp_path / "a8", 40, files=1)
-    files = resolve_archive(str(tmp_path / "a8"))
-    plan = plan_archive(files, model_shape=(64, 64))
-    (unit,) = plan.units
-    spec = plan.specs[unit.group]
-    table = next(iter(read_unit(unit, files.filesystem, frame_schema(plan.crop_types[unit.group], plan.id_type,
-                                                                     plan.keep_fields), 1024)))
+    spec, table = _one_frame(tmp_path / "a8")
     torch.set_num_threads(1)
     key = probe.cache_key(load_bundle(out).model, device="cpu", batch=BATCH)
     slow = {"crops_per_s": 1.0, "compile_s": 99.0}
@@ -170,7 +168,3 @@ def test_an_onnx_int8_choice_is_warm_started_too(tmp_path, cache):
     a, b = first(table), second(table)
     np.testing.assert_array_equal(a.column("score").to_numpy(), b.column("score").to_numpy())
     assert second.threshold == first.threshold
-
-
-def make_bundle_dir(tmp_path):
-    return make_bundle("shallow_cnn", tmp_path / "b32")
