@@ -58,7 +58,7 @@ class _File:
 
 def _survey(files: ArchiveFiles, crop_shape, expect_shape) -> tuple[list[_File], list, str]:
     """Footers of every file: row groups, schema checks; unreadable files set aside with their error."""
-    from cropray.scoring.plan import fingerprint  # size + mtime + footer sha256: pyarrow only
+    from cropray.archive.fingerprint import fingerprint  # size + mtime + footer sha256: pyarrow only
 
     usable, failed, h = [], [], hashlib.sha256()
     for p in files.paths:

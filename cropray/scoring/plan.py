@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from cropray.archive import CROP, CROP_ID, ArchiveFiles, CropSpec, crop_spec_from_schema, open_parquet
+from cropray.archive.fingerprint import fingerprint
 from cropray.archive.spec import VAR_LIST
 from cropray.errors import ArchiveError, ConfigError
 
@@ -83,24 +84,6 @@ class Plan:
     def signature(self) -> dict:
         """What must not change between a run and its resumption: output schema and unit cutting."""
         return {"output_schema": [f"{f.name}: {f.type}" for f in self.output_schema()], "unit_rows": self.unit_rows}
-
-
-def fingerprint(files: ArchiveFiles, path: str) -> dict:
-    """Size, modification time and sha256 of the Parquet footer (row groups, offsets, statistics).
-
-    Cheap (one stat, one read of the footer) and enough to tell a file rewritten since an earlier
-    run, even with the same rows and row groups: its footer (compressed sizes, statistics) or at
-    least its mtime differs.
-    """
-    info = files.filesystem.get_file_info(path)
-    with files.filesystem.open_input_file(path) as f:
-        size = f.size()
-        f.seek(max(0, size - 8))
-        tail = f.read(8)
-        n = int.from_bytes(tail[:4], "little") if len(tail) == 8 else 0
-        f.seek(max(0, size - 8 - n))
-        footer = f.read(min(n, size - 8)) + tail
-    return {"size": size, "mtime_ns": info.mtime_ns, "footer_sha256": hashlib.sha256(footer).hexdigest()}
 
 
 def _unit_key(uri: str, rg_start: int) -> str:
