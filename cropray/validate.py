@@ -152,10 +152,6 @@ def pair(default: tuple[float, float], lo: float) -> Any:
     return _field(Rule("pair", lo), default, MISSING)
 
 
-def rule_of(cls: Any, name: str) -> Rule | None:
-    return next((f.metadata.get(RULE) for f in fields(cls) if f.name == name), None)
-
-
 def describe(cls: Any) -> str:
     """One 'field: valid values' entry per ruled field, for --help and error messages."""
     return "; ".join(f"{f.name}: {f.metadata[RULE].text()}" for f in fields(cls) if RULE in f.metadata)
@@ -176,11 +172,6 @@ def validate(obj: Any, what: str) -> None:
                               reason=e.reason) from None
         if new is not v:
             object.__setattr__(obj, f.name, new)
-
-
-def refuse(what: str, name: str, message: str) -> ConfigError:
-    """A ConfigError for a check that ties fields together: '{what} {message}', naming `name`."""
-    return ConfigError(f"{what} {message}", field=name)
 
 
 def from_json_dict(cls: Any, d: dict, what: str) -> Any:

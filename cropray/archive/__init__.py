@@ -10,8 +10,6 @@ _EXPORTS = {
     "UNSUPPORTED_DTYPE": "cropray.archive.decode",
     "WRONG_LENGTH": "cropray.archive.decode",
     "BatchCheck": "cropray.archive.decode",
-    "decode_crops": "cropray.archive.decode",
-    "validate_batch": "cropray.archive.decode",
     "validate_decode": "cropray.archive.decode",
     "ArchiveFiles": "cropray.archive.files",
     "resolve_archive": "cropray.archive.files",

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from cropray.archive.spec import CROP, CROP_ID, FIXED_ENCODINGS, SUPPORTED_DTYPES, CropSpec
+from cropray.archive.spec import CROP, CROP_ID, SUPPORTED_DTYPES, CropSpec
 
 # Reason codes, in priority order: a row gets the first that applies.
 MISSING_CROP_ID = "missing_crop_id"
@@ -35,10 +35,6 @@ class BatchCheck:
 
     valid: np.ndarray  # (B,) bool
     reasons: np.ndarray  # (B,) object: None | str
-
-    @property
-    def n_valid(self) -> int:
-        return int(self.valid.sum())
 
     @property
     def n_invalid(self) -> int:
@@ -141,17 +137,3 @@ def validate_decode(batch, spec: CropSpec, require_id: bool = True) -> tuple[np.
     if out.dtype != np.float32:
         out = out.astype(np.float32)  # the cast copy (float16/uint8/uint16/float64 inputs)
     return out.reshape(-1, 1, H, W), BatchCheck(ok, reasons)
-
-
-def validate_batch(batch, spec: CropSpec, require_id: bool = True) -> BatchCheck:
-    """Which rows of `batch` are valid, and a reason code for each invalid one (see REASONS)."""
-    return validate_decode(batch, spec, require_id)[1]
-
-
-def decode_crops(batch, spec: CropSpec, require_id: bool = True) -> np.ndarray:
-    """(n_valid, 1, H, W) float32 of the valid rows of `batch`, in order."""
-    return validate_decode(batch, spec, require_id)[0]
-
-
-def is_fixed(spec: CropSpec) -> bool:
-    return spec.encoding in FIXED_ENCODINGS

@@ -31,7 +31,6 @@ FIXED = "fixed_size_list"  # also the storage of arrow.fixed_shape_tensor
 FIXED_SHAPE_TENSOR = "fixed_shape_tensor"
 RAY_TENSOR = "ray_tensor"  # ray.data.arrow_tensor(_v2): list/large_list storage, one shape per column
 VAR_LIST = "list"
-FIXED_ENCODINGS = (FIXED, FIXED_SHAPE_TENSOR)
 RAY_TENSOR_NAMES = ("ray.data.arrow_tensor", "ray.data.arrow_tensor_v2")
 
 

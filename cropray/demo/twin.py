@@ -11,8 +11,6 @@ one, the cheaper), and both are evaluated on the fresh labelled crops next to `d
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from cropray.demo.config import DemoConfig
@@ -81,7 +79,3 @@ def comparison(sweep_bundle: dict, twin: dict | None, ev_without: dict, ev_with:
                                                                                     "real_share")}
     out["without"]["bundle"] = sweep_bundle["path"]
     return out
-
-
-def chosen_bundle(comp: dict) -> str:
-    return str(Path(comp[comp["chosen"]]["bundle"]))

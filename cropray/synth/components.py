@@ -57,12 +57,6 @@ def narrowband(
     return out
 
 
-def track_start(rng, drift: np.ndarray, T: int, F: int, min_track_fraction: float, margin: float = 2.0) -> np.ndarray:
-    """Start channel f0 (B,) so the track f0 + drift*t stays in the crop for >= min_track_fraction of rows."""
-    offsets = drift[:, None] * np.arange(T, dtype=np.float32)  # (B, T) a straight track
-    return place_tracks(rng.random(len(drift)), offsets, F, min_track_fraction, margin)
-
-
 def place_tracks(u: np.ndarray, offsets: np.ndarray, F: int, min_track_fraction: float,
                  margin: float = 2.0) -> np.ndarray:
     """Start channel f0 (B,) from uniforms u (B,) in [0, 1) for tracks f0 + offsets (B, T).

@@ -10,7 +10,6 @@ import pytest
 from cropray.archive import (
     crop_spec_from_schema,
     read_labeled,
-    validate_batch,
     validate_decode,
     write_archive,
 )
@@ -31,7 +30,7 @@ def test_every_reason():
     ids = pa.array(["a", "b", "c", "d", None, ""])
     t = pa.table({"crop_id": ids, "crop": crop})
     spec = crop_spec_from_schema(t.schema)
-    check = validate_batch(t, spec)
+    check = validate_decode(t, spec)[1]
     assert list(check.reasons) == [None, "null_crop", "non_finite", "non_finite", "missing_crop_id", "missing_crop_id"]
     assert check.counts() == {"null_crop": 1, "non_finite": 2, "missing_crop_id": 2}
     x, _ = validate_decode(t, spec)
@@ -41,21 +40,21 @@ def test_every_reason():
 def test_wrong_length_and_unsupported_dtype():
     t = pa.table({"crop_id": ["a", "b"], "crop": pa.array([[1.0] * 16, [1.0] * 15], type=pa.list_(pa.float32()))})
     spec = crop_spec_from_schema(t.schema, crop_shape=(4, 4))
-    assert list(validate_batch(t, spec).reasons) == [None, "wrong_length"]
+    assert list(validate_decode(t, spec)[1].reasons) == [None, "wrong_length"]
     # A batch whose column type disagrees with the archive's (e.g. a file of strings): quarantined, not fatal.
     bad = pa.table({"crop_id": ["a"], "crop": pa.array([["x"] * 16], type=pa.list_(pa.string()))})
-    assert list(validate_batch(bad, spec).reasons) == ["unsupported_dtype"]
+    assert list(validate_decode(bad, spec)[1].reasons) == ["unsupported_dtype"]
 
 
 def test_missing_crop_id_column_means_every_row():
     t = pa.table({"crop": pa.FixedSizeListArray.from_arrays(pa.array(np.ones(32, np.float32)), 16)})
-    check = validate_batch(t, crop_spec_from_schema(t.schema))
+    check = validate_decode(t, crop_spec_from_schema(t.schema))[1]
     assert check.n_invalid == 2 and set(check.reasons) == {"missing_crop_id"}
 
 
 def test_integer_crops_have_no_non_finite_check():
     t = pa.table({"crop_id": ["a"], "crop": pa.FixedSizeListArray.from_arrays(pa.array(np.full(16, 255, np.uint8)), 16)})
-    assert validate_batch(t, crop_spec_from_schema(t.schema)).valid.all()
+    assert validate_decode(t, crop_spec_from_schema(t.schema))[1].valid.all()
 
 
 def test_file_errors_name_the_file(tmp_path):
