@@ -218,6 +218,35 @@ def select_arch(n_labels: int) -> str:
     return r.default
 
 
+# --- `--arch auto`'s comparison: which architectures are trained for a label count ---
+# Trained architectures per comparison: the regime's default and the next it declares (few: siamese,
+# shallow_cnn; mid: shallow_cnn, siamese; many: deep_cnn, shallow_cnn). A third (deep_cnn at 100-499
+# labels) would cost more than the two others together; the sweep (`cropray tune`) still searches it.
+MAX_TRAINED = 2
+
+
+def auto_candidates(n_labels: int, has_archive: bool) -> list[tuple[str, bool]]:
+    """(arch, with archive) pairs, cheapest first: the label-free baselines, then the regime's first
+    MAX_TRAINED trained architectures, each without and (when there is an archive) with it."""
+    free = label_free()
+    r = regime_for(n_labels)
+    archs = [a for a in regime_archs(r.name) if a not in free][:MAX_TRAINED] if r is not None else []
+    out = [(a, False) for a in free]
+    for a in archs:
+        out.append((a, False))
+        if has_archive:
+            out.append((a, True))
+    return out
+
+
+def check_logit(arch: str) -> None:
+    """ConfigError unless `arch` is a logit model whose score is sigmoid(logit) in (0, 1): the
+    architectures whose score is a confidence (self-training's pseudo-labels need one)."""
+    spec = arch_spec(arch)
+    if spec.loss_family != "logit" or spec.score_range != (0.0, 1.0):
+        raise ConfigError(f"self-training needs a logit model (sigmoid = confidence); {arch} is not one")
+
+
 def _load_plugin(name: str) -> bool:
     """CROPRAY_MODEL_PLUGINS = "name=module:function,...": import module and call function() (which
     registers `name`) the first time `name` is looked up and missing. Only names listed there are

@@ -11,12 +11,13 @@ Three rules, each applying only where the config leaves the field at None (an ex
 * **Warm-up** `warmup_epochs(epochs)`: no early stop, and no earlier weights kept, before this epoch:
   epochs // 4 (was epochs // 2), and at least min(5, epochs // 2), so a 3-10 crop validation split
   cannot pick epoch-2 weights.
-* **CV plateau** `CVPlateau`: k folds trained in lockstep stop together once the cross-validated ROC-AUC
-  (all labels, held out) has not risen by `CV_DELTA` for `cv_patience` epochs after the warm-up. A
-  fold's own validation split (0.16 n crops: 4-8 at 25-50 labels) saturates at AUC 1.0 early, and its
-  loss tie-break keeps resetting its patience, so per-fold early stopping alone rarely stops; the
-  held-out CV ROC-AUC over all n labels is the far less noisy signal. The reported CV figure is the
-  last epoch's, not the best one's, so the stop does not select a lucky epoch.
+* **CV plateau** `CVPlateau`: k folds trained in lockstep stop together once the ROC-AUC of their
+  inner validation scores, pooled over the folds, has not risen by `CV_DELTA` for `cv_patience`
+  epochs after the warm-up. One fold's own validation split (0.16 n crops: 4-8 at 25-50 labels)
+  saturates at AUC 1.0 early, and its loss tie-break keeps resetting its patience, so per-fold early
+  stopping alone rarely stops; pooled over k folds the splits hold ~0.2 n crops, a steadier signal,
+  and it never reads a held-out crop: a stop on the held-out ROC-AUC would pick the epoch that
+  flatters the very figure the candidates are later judged by.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def warmup_epochs(epochs: int) -> int:
 
 
 class CVPlateau:
-    """Stop rule on the per-epoch CV ROC-AUC of lockstep folds: `update(epoch, auc)` -> True to stop."""
+    """Stop rule on the per-epoch pooled inner-validation ROC-AUC of lockstep folds: `update(epoch, auc)` -> True to stop."""
 
     def __init__(self, patience: int, warmup: int, delta: float = CV_DELTA):
         self.patience, self.warmup, self.delta = int(patience), int(warmup), float(delta)

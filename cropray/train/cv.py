@@ -4,8 +4,11 @@ Lockstep lets `on_epoch(epoch, {"cv_auc": ...})` report a cross-validated number
 sweep scheduler (ASHA) can stop a poor configuration early on a metric that is not one small split's
 noise. Each fold early-stops on its own inner validation split (carved from its training part, never
 from its held-out part); the held-out scores kept for a fold are those of its best weights so far, so
-`cv_auc` at epoch e is what stopping every fold at e would give. All folds stop together when `cv_auc`
-has plateaued (`cfg.cv_patience`, cropray.train.budget.CVPlateau).
+`cv_auc` at epoch e is what stopping every fold at e would give. All folds stop together when the
+pooled inner-validation ROC-AUC (every fold's current model on its own validation split, pooled) has
+plateaued (`cfg.cv_patience`, cropray.train.budget.CVPlateau). No stop reads a held-out fold: a stop
+chosen on the held-out scores would select a lucky epoch and flatter the CV figure that later
+decides which candidate ships.
 
 k rule: k = min(5, minority class count), at least 2 (every held-out fold gets both classes).
 """
@@ -74,7 +77,7 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
     if not 2 <= k <= min(np.bincount(y, minlength=2)):
         raise CroprayError(f"k={k} folds impossible with class counts {np.bincount(y, minlength=2).tolist()}")
     folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=cfg.seed).split(np.zeros(len(y)), y))
-    trainers, held = [], []
+    trainers, held, vals = [], [], []
     for i, (tr_idx, te_idx) in enumerate(folds):
         seed = cfg.seed + 1000 * (i + 1)  # distinct, reproducible per fold
         fit_idx, val_idx = tr_idx, None
@@ -85,6 +88,7 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
                                 None if val_idx is None else x[val_idx],
                                 None if val_idx is None else y[val_idx], seed=seed, extra=extra))
         held.append(te_idx)
+        vals.append(None if val_idx is None else (x[val_idx], y[val_idx]))
     oof = np.zeros(len(y), np.float64)
     rules_oof: dict[str, np.ndarray] = {}  # the model's alternative scoring rules, e.g. Siamese gallery rules
     fold_of = np.zeros(len(y), np.int64)
@@ -100,7 +104,7 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
     if all(t.done for t in trainers):  # untrained baseline: score once
         for i in range(k):
             score_fold(i)
-    history, stopped_cb, stopped_pl = _lockstep(cfg, trainers, y, oof, held, score_fold, on_epoch, progress)
+    history, stopped_cb, stopped_pl = lockstep(cfg, trainers, vals, y, oof, held, score_fold, on_epoch, progress)
     fold_models = []
     for t in trainers:  # the weights that produced each fold's out-of-fold scores
         t.use_best()
@@ -121,13 +125,19 @@ def cross_validate(cfg: TrainConfig, x, y, *, k: int | None = None, snr=None,
                     stopped_by_plateau=stopped_pl, fold_models=fold_models)
 
 
-def _lockstep(cfg: TrainConfig, trainers, y, oof, held, score_fold, on_epoch, progress) -> tuple[list, bool, bool]:
-    """Advance every unfinished fold one epoch at a time until all are done, a plateau of the CV ROC-AUC
-    stops them (cfg.cv_patience) or on_epoch returns truthy. oof (N,): out-of-fold scores, updated by
-    score_fold(i) when fold i improves. -> (history, stopped by callback, stopped by plateau)."""
+def lockstep(cfg: TrainConfig, trainers, vals, y, oof, held, score_fold, on_epoch=None,
+             progress: bool | None = None) -> tuple[list, bool, bool]:
+    """Advance every unfinished fold one epoch at a time until all are done, the pooled inner-validation
+    ROC-AUC plateaus (cfg.cv_patience) or on_epoch returns truthy.
+
+    vals: per fold (x_val (V, 1, H, W) raw, y_val (V,)) or None: the fold's own inner validation split,
+    the only data the plateau stop reads. oof (N,): out-of-fold scores, updated by score_fold(i) when
+    fold i improves; they are reported (history's cv_auc, on_epoch) but never decide a stop here.
+    -> (history, stopped by callback, stopped by plateau)."""
     k = len(trainers)
     history: list[dict] = []
     plateau = CVPlateau(cfg.cv_patience or 0, cfg.min_epochs)
+    val_scores: list = [None] * k  # per fold: its current model's scores on its own validation split
     with Progress(cfg.epochs, f"cv {cfg.arch} k={k}", progress, folds=k) as bar:
         epoch = 0
         while not all(t.done for t in trainers):
@@ -139,20 +149,32 @@ def _lockstep(cfg: TrainConfig, trainers, y, oof, held, score_fold, on_epoch, pr
                     continue
                 st = t.run_epoch()
                 stats.append(st)
+                if vals[i] is not None:  # a done fold keeps its last scores in the pool
+                    val_scores[i] = t.predict(vals[i][0])
                 if st.improved:
                     score_fold(i)
                 bar.tick(epoch, len(stats), active)
             aucs = [_auc(y[te], oof[te]) for te in held]
+            pooled = [(v[1], s) for v, s in zip(vals, val_scores) if v is not None and s is not None]
+            inner = pooled_auc([p[0] for p in pooled], [p[1] for p in pooled])
             m = {"epoch": epoch, "cv_auc": float(np.mean(aucs)), "cv_auc_std": float(np.std(aucs)),
-                 "val_auc": _mean([s.val_auc for s in stats]), "train_loss": _mean([s.train_loss for s in stats]),
-                 "folds_active": len(stats)}
+                 "inner_val_auc": inner, "val_auc": _mean([s.val_auc for s in stats]),
+                 "train_loss": _mean([s.train_loss for s in stats]), "folds_active": len(stats)}
             history.append(m)
             bar.epoch_done(best=m["cv_auc"], cv_auc=f"{m['cv_auc']:.3f}")
             if on_epoch is not None and on_epoch(epoch, m):
                 return history, True, False
-            if plateau.update(epoch, m["cv_auc"]) and not all(t.done for t in trainers):
+            if inner is not None and plateau.update(epoch, inner) and not all(t.done for t in trainers):
                 return history, False, True
     return history, False, False
+
+
+def pooled_auc(ys: list, scores: list) -> float | None:
+    """ROC-AUC of the folds' inner-validation scores pooled (None when the pool lacks a class)."""
+    if not ys:
+        return None
+    y, s = np.concatenate(ys), np.concatenate(scores)
+    return _auc(y, s) if 0 < y.sum() < len(y) else None
 
 
 def _auc(y, s) -> float:

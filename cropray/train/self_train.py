@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cropray.errors import ConfigError
+from cropray.models.policy import check_logit
 from cropray.train.archive_data import ExtraCrops
 from cropray.train.config import TrainConfig
 from cropray.train.fit import fit, resolve
@@ -80,15 +80,6 @@ def pseudo_label(p: np.ndarray, tau: float, max_pseudo: int) -> tuple[np.ndarray
         keep.append((idx[np.argsort(-c[idx], kind="stable")[:max_pseudo]], label))
     idx = np.concatenate([k for k, _ in keep])
     return idx, np.concatenate([np.full(len(k), lab, np.int64) for k, lab in keep])
-
-
-def check_logit(arch: str) -> None:
-    """ConfigError unless `arch` is a logit model whose score is sigmoid(logit) in (0, 1)."""
-    from cropray.models.policy import arch_spec
-
-    spec = arch_spec(arch)
-    if spec.loss_family != "logit" or spec.score_range != (0.0, 1.0):
-        raise ConfigError(f"self-training needs a logit model (sigmoid = confidence); {arch} is not one")
 
 
 def with_pseudo(extra: ExtraCrops | None, xs: np.ndarray, ys: np.ndarray, real_share: float,
