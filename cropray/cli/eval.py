@@ -46,6 +46,13 @@ def run(args) -> int:
     return EXIT_ATTENTION if s.invalid_rows else EXIT_OK
 
 
+def _rule(r: dict | None) -> str:
+    """The bundle's threshold rule in words (bundles before the record: Youden's J)."""
+    if r and r.get("rule") == "target_fpr":
+        return f"target FPR {r['target_fpr']:g} on {r['n_backgrounds']:,} archive backgrounds"
+    return "Youden's J on the training CV"
+
+
 def _human(s: EvalResult) -> str:
     m, cc = s.metrics, s.class_counts
     rows = [[name, f"{m[k]['value']:.4f}", f"[{m[k]['lo']:.4f}, {m[k]['hi']:.4f}]"] for name, k in (
@@ -53,7 +60,7 @@ def _human(s: EvalResult) -> str:
         ("recall @ 5% FPR", "recall_at_5pct_fpr"), ("accuracy @ threshold", "accuracy"),
         ("balanced accuracy", "balanced_accuracy"))]
     inv = s.invalid_rows
-    lines = [f"model      {s.model_id} ({s.arch}), threshold {s.threshold:.4g}",
+    lines = [f"model      {s.model_id} ({s.arch}), threshold {s.threshold:.4g} ({_rule(s.threshold_rule)})",
              f"labels     {s.n_labels:,} used of {s.n_read:,} rows: {cc['signal']:,} signal, "
              f"{cc['not_signal']:,} not; {inv:,} invalid rows skipped" + (" - needs attention" if inv else ""),
              "", fmt_table(rows, ["metric", "value", "95% interval"])]
@@ -61,7 +68,12 @@ def _human(s: EvalResult) -> str:
         lines += ["", fmt_table([[f"{b['snr_lo']:.3g}-{b['snr_hi']:.3g}", b["n_pos"], f"{b['recall']:.3f}",
                                   f"[{b['lo']:.3f}, {b['hi']:.3f}]"] for b in s.snr_recall],
                                 ["SNR bin", "signals", "recall", "95% interval"])]
-    lines.append(f"\nthreshold that would maximise Youden's J on this set: {s.threshold_here:.4g}")
+    ba = m["balanced_accuracy"]
+    lines.append(f"\nat the shipped threshold: balanced accuracy {ba['value']:.4f} [{ba['lo']:.4f}, {ba['hi']:.4f}], "
+                 f"false-alarm rate {s.fpr_here:.4f} on this set's negatives"
+                 + (f" (promised {s.threshold_rule['target_fpr']:g})" if (s.threshold_rule or {}).get("rule")
+                    == "target_fpr" else ""))
+    lines.append(f"threshold that would maximise Youden's J on this set: {s.threshold_here:.4g}")
     if s.training_labels:
         lines.append("note       these are the model's own training labels: the figures are optimistic")
     if s.report:

@@ -17,11 +17,16 @@ EXAMPLE = """example:
   cropray train /tmp/labels --out /tmp/model --config train.json --json
   cropray train /tmp/labels --out /tmp/model --archive /tmp/archive --archive-crops 20000   # + injections
   cropray train /tmp/labels --out /tmp/model --archive /tmp/archive --self-train --self-train-tau 0.9 --overwrite
+  cropray train /tmp/labels --out /tmp/model --archive /tmp/archive --target-fpr 0.01 --overwrite
 
 --arch auto picks {regimes}. The model is
-cross-validated (stratified k-fold, k = min(5, minority class count)); the decision threshold maximises
-Youden's J on the out-of-fold scores; the bundle is then refit on all labels. Invalid rows are skipped
-and counted (exit 1). --config keys (JSON object, or a file holding one) and their ranges:
+cross-validated (stratified k-fold, k = min(5, minority class count)); with --arch auto every candidate
+and the label-free dedoppler run on the same folds, and a learned model ships only when its paired
+ROC-AUC gain on the same out-of-fold crops has a 95% lower bound above zero (else physics ships).
+The decision threshold maximises Youden's J on the out-of-fold scores, or with --target-fpr F is the
+score a fraction F of screened archive backgrounds (held back from training) exceed. The bundle is
+then refit on all labels. Invalid rows are skipped and counted (exit 1). --config keys (JSON object,
+or a file holding one) and their ranges:
 """
 
 
@@ -50,6 +55,7 @@ def register(sub) -> None:
                    help="cross-validation folds (default min(5, minority class count))")
     p.add_argument("--crop-shape", default=None, metavar="HxW", help="crop shape for plain list columns")
     add_archive_args(p)
+    add_target_fpr_arg(p)
     p.add_argument("--no-compare", dest="compare", action="store_false",
                    help="with --arch auto: train only the label count's default architecture instead of "
                    "cross-validating every candidate for the label count and dedoppler on the same folds and "
@@ -68,6 +74,14 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing MODEL directory")
     add_json_flag(p)
     p.set_defaults(func=run)
+
+
+def add_target_fpr_arg(p: argparse.ArgumentParser) -> None:
+    """--target-fpr: shared by `cropray train` and `cropray tune` (its refit)."""
+    p.add_argument("--target-fpr", type=float, default=None, metavar="F",
+                   help="with --archive: set the threshold so that a fraction F (0 < F < 0.5, e.g. 0.01) of screened "
+                   "archive backgrounds, held back from training, score above it (default: Youden's J on the "
+                   "out-of-fold CV scores)")
 
 
 def add_archive_args(p: argparse.ArgumentParser) -> None:
@@ -105,7 +119,7 @@ def load_config(text: str | None, flag: str = "--config") -> dict:
 
 def run(args) -> int:
     from cropray.archive import parse_crop_shape
-    from cropray.train import TrainConfig, train_and_bundle
+    from cropray.train import TrainConfig, TrainJob, train_and_bundle
 
     d = load_config(args.config)
     try:
@@ -116,13 +130,14 @@ def run(args) -> int:
     shape = parse_crop_shape(args.crop_shape) if args.crop_shape else None
     inject = inject_config(args, cfg.seed)
     st = _self_train_config(args, cfg)
+    job = TrainJob(labels=args.labels, out=args.out, config=cfg, folds=args.folds, crop_shape=shape,
+                   overwrite=args.overwrite, archive=args.archive, inject=inject, self_train=st,
+                   compare=args.compare, target_fpr=args.target_fpr)
     from cropray.outlock import output_lock
 
     # one writer per bundle: PARENT/.MODEL.lock (the bundle directory itself is replaced by a rename)
     with output_lock(args.out, beside=True):
-        s = train_and_bundle(args.labels, args.out, cfg, k=args.folds, crop_shape=shape, overwrite=args.overwrite,
-                             progress=None, archive=args.archive, inject=inject,
-                             compare=args.compare, self_train=st)
+        s = train_and_bundle(job)
     emit(s, _human(s), args.json)
     return EXIT_ATTENTION if s["invalid_rows"] or archive_trouble(s.get("archive")) else EXIT_OK
 
@@ -178,7 +193,8 @@ def _self_train_config(args, cfg):
         return None
     if args.archive is None:
         raise ConfigError("--self-train needs --archive ARCHIVE: the unlabelled crops it pseudo-labels")
-    from cropray.train.self_train import SelfTrainConfig, check_logit
+    from cropray.models.policy import check_logit
+    from cropray.train.self_train import SelfTrainConfig
 
     try:
         st = SelfTrainConfig(seed=cfg.seed, **given)
@@ -209,20 +225,42 @@ def _human(s: dict) -> str:
         f"CV k={s['k']}     ROC-AUC {_ci(m['roc_auc'])}  PR-AUC {_ci(m['pr_auc'])}",
         f"           recall@1%FPR {_ci(m['recall_at_1pct_fpr'])}  recall@5%FPR {_ci(m['recall_at_5pct_fpr'])}",
         f"           accuracy at threshold {_ci(m['accuracy'])}  (95% bootstrap intervals, out-of-fold)",
-        f"threshold  {s['threshold']:.4g}  ({s['threshold_rule']})",
+        threshold_line(s),
         f"time       {s['seconds']:.1f} s",
     ]
     comp = s.get("auto_comparison")
     if comp:
-        lines.append("compared   " + ", ".join(f"{c['arch']}{'+archive' if c['archive'] else ''} {c['cv_auc']:.3f}"
-                                              + (" *" if c["chosen"] else "") for c in comp["candidates"]))
-        lines.append(f"           {comp['reason']}")
+        lines.extend(comparison_lines(comp))
     if s.get("archive"):
         lines.extend(archive_lines(s["archive"], s["arch"]))
         lines.extend(_self_train_lines(s["archive"].get("self_training")))
     if s["n_labels"] < 100:
         lines.append(f"note       {s['n_labels']} labels: every figure above is uncertain - read the intervals")
     return "\n".join(lines)
+
+
+def comparison_lines(comp: dict) -> list[str]:
+    """The auto comparison as a table: each candidate's CV ROC-AUC and its paired gain over physics on
+    the same out-of-fold crops, with the interval; * = shipped."""
+    from cropray.cli._common import fmt_table
+
+    def gain(g):
+        return "-" if g is None else f"{g['gain']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]" + (" proven" if g["proven"]
+                                                                                              else "")
+    rows = [[("* " if c["chosen"] else "  ") + c["arch"] + (" + archive" if c["archive"] else ""),
+             f"{c['cv_auc']:.4f}", gain(c.get("gain_vs_physics")), f"{c['seconds']:.0f}"] for c in comp["candidates"]]
+    table = fmt_table(rows, ["candidate", "CV ROC-AUC", "paired gain vs physics (95%)", "s"])
+    return ["compared   " + line if i == 0 else "           " + line for i, line in enumerate(table.splitlines())] \
+        + [f"           {comp['reason']}"]
+
+
+def threshold_line(s: dict) -> str:
+    d = s.get("threshold_detail") or {}
+    if d.get("rule") == "target_fpr":
+        return (f"threshold  {s['threshold']:.4g}  (target FPR {d['target_fpr']:g}: {d['exceed_fraction']:.4f} of "
+                f"{d['n_backgrounds']:,} held-back archive backgrounds at or above it; Youden's J on the CV would "
+                f"give {d['youden_threshold']:.4g})")
+    return f"threshold  {s['threshold']:.4g}  ({s['threshold_rule']})"
 
 
 def _self_train_lines(st: dict | None) -> list[str]:

@@ -137,9 +137,10 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
                    '\'{"batch_size": 64, "shallow_cnn": {"channels": [16, 32, 64]}}\'')
     p.add_argument("--crop-shape", type=crop_shape_type, default=None, metavar="HxW",
                    help="crop shape for plain list columns")
-    from cropray.cli.train import add_archive_args
+    from cropray.cli.train import add_archive_args, add_target_fpr_arg
 
     add_archive_args(p)  # the same flags, checks and messages as `cropray train --archive`
+    add_target_fpr_arg(p)  # the refit's threshold
     p.add_argument("--address", default=None, metavar="ADDR",
                    help="Ray cluster to join ('auto': the one `ray start` runs here; default: RAY_ADDRESS, "
                    "else a private local Ray for this sweep)")
@@ -172,7 +173,8 @@ def run(args) -> int:
     with json_stdout(args.json) as out:
         with output_lock(args.out):  # one writer per sweep directory: DIR/_lock, freed when this process ends
             s = run_sweep(args.labels, args.out, tcfg, crop_shape=args.crop_shape, address=args.address,
-                          resume=args.resume, overwrite=args.overwrite, archive=args.archive, inject=inject)
+                          resume=args.resume, overwrite=args.overwrite, archive=args.archive, inject=inject,
+                          target_fpr=args.target_fpr)
         emit(s, human(s), args.json, out)
     attention = (s.trials.failed or s.invalid_rows or s.best is None
                  or (s.bundle and s.bundle.error) or archive_trouble(s.archive))
@@ -212,6 +214,7 @@ def human(s: TuneResult) -> str:
                      f"[{c['lo']:.3f}, {c['hi']:.3f}] (95% bootstrap, out-of-fold)")
         lines.append(f"           CV from {s.bundle.cv_source}" if s.bundle.cv_source.startswith("trial")
                      else f"           {s.bundle.cv_source}")
+        lines.append(f"           threshold {s.bundle.threshold:.4g} ({s.bundle.threshold_rule or 'Youden'})")
     if s.archive:
         lines.extend(archive_lines(s.archive, s.best.config["arch"] if s.best else "model"))
     lines.append(f"outputs    {s.out}: trials.parquet, trials.csv, sweep_params.png, sweep_progress.png, "

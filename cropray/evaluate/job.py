@@ -39,6 +39,10 @@ class EvalResult(JobResult):
     snr_recall: list[dict] | None = None  # recall per SNR bin, when the archive has `snr`
     report: dict | None = None  # {"dir", "files"} of the report directory, when written
     seconds: float = 0.0
+    threshold_rule: dict | None = None  # how training set the threshold: {"rule": "youden"} or {"rule":
+    #   "target_fpr", "target_fpr": F, "n_backgrounds": n, ...}; None for bundles that predate the record
+    fpr_here: float | None = None  # share of this set's negatives at or above the threshold (the false-alarm
+    #   rate a target-FPR threshold promises)
 
 
 @torch.inference_mode()
@@ -78,7 +82,10 @@ def evaluate_bundle(model_path, labels_path, *, report: str | Path | None = None
     if report is not None:
         rep = write_report(report, ls.y, scores, b.threshold, snr=ls.snr, results=res, extra=about,
                            title=f"{b.model_id} on {Path(str(labels_path)).name}")
-    return EvalResult(**about, **res, report=rep, seconds=round(time.perf_counter() - t0, 2))
+    rule = b.manifest.get("train_summary", {}).get("threshold")
+    fpr_here = float(np.mean(scores[ls.y == 0] >= b.threshold))
+    return EvalResult(**about, **res, report=rep, seconds=round(time.perf_counter() - t0, 2),
+                      threshold_rule=rule if isinstance(rule, dict) else None, fpr_here=fpr_here)
 
 
 def _same_path(a: str, b) -> bool:

@@ -12,6 +12,8 @@ _EXPORTS = {
     "choose_k": "cropray.train.cv",
     "cross_validate": "cropray.train.cv",
     "train_and_bundle": "cropray.train.job",
+    "TrainJob": "cropray.train.jobspec",
+    "PriorWork": "cropray.train.jobspec",
 }
 __all__ = ["FitResult", "check_labels", "fit", *sorted(_EXPORTS)]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package imports none of them

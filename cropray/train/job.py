@@ -1,11 +1,15 @@
-"""`train_and_bundle`: the whole `cropray train` job as one library call.
+"""`train_and_bundle(job)`: the whole `cropray train` job as one library call.
 
-read labels -> check counts -> pick the architecture -> k-fold CV (threshold calibrated on the
-out-of-fold scores) -> refit on all labels for the CV's median best epoch count -> save the bundle.
+read labels -> check counts -> [archive crops; hold back screened backgrounds for a target-FPR
+threshold] -> the job's CV strategy (cropray.train.strategies: auto comparison with the paired rule,
+a caller's CV, or plain CV) -> refit on all labels for the CV's median best epoch count -> [self-training]
+-> threshold (Youden on the out-of-fold scores, or the target false-alarm rate on the held-back
+backgrounds, cropray.train.threshold) -> save the bundle, verify it loads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -13,16 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from cropray.archive import read_labeled
-from cropray.bundle import load_bundle, save_bundle
 from cropray.errors import CroprayError
-from cropray.train.config import TrainConfig
-from cropray.train.cv import cross_validate
+from cropray.train.config import CALIBRATION_CROPS
 from cropray.train.fit import check_labels, fit, resolve
+from cropray.train.jobspec import PriorWork, TrainJob
 from cropray.train.result import TrainResult
+from cropray.train.strategies import strategy_for
+from cropray.train.threshold import fpr_rule, hold_back, youden_rule
 
-CALIBRATION_CROPS = 256  # crops stored in the bundle for int8 calibration (stratified sample)
-THRESHOLD_RULE = "Youden's J (max TPR - FPR) on out-of-fold cross-validation scores"
+__all__ = ["CALIBRATION_CROPS", "PriorWork", "TrainJob", "calibration_sample", "check_out_dir", "train_and_bundle"]
 
 
 def _stderr(msg: str) -> None:
@@ -48,112 +51,118 @@ def calibration_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.nd
     return np.ascontiguousarray(x[np.sort(idx)[:take]], dtype=np.float32)
 
 
-def train_and_bundle(labels_path, out, cfg: TrainConfig | None = None, *, k: int | None = None,
-                     crop_shape=None, overwrite: bool = False, progress: bool | None = None,
-                     cv_result=None, prepared_archive=None,
-                     log: Callable[[str], None] | None = _stderr, extra: dict | None = None,
-                     archive=None, inject=None, compare: bool = True, labeled=None,
-                     self_train=None, path_cv: bool = True) -> TrainResult:
-    """Train on the labelled archive at `labels_path` and write a bundle to `out`; return the typed
-    result (cropray.train.result.TrainResult: bundle path and model id, architecture, label counts,
-    skipped rows, CV metrics with intervals, threshold, epochs, seconds). `labeled`: the LabeledSet
-    already read from `labels_path` by the caller (a sweep's refit), so the archive is read once per job.
-    CroprayError for unusable input (before any training).
-    `extra` (JSON-able) goes into the bundle manifest as is (e.g. the sweep that chose the config).
-    `cv_result`: a CVResult of `cfg` on these labels and folds already run by the caller (a sweep's
-    winning trial, checked by cropray.tune.oof): no cross-validation here, only the refit.
-    `prepared_archive`: (ExtraCrops, summary) the caller already built from `archive` (a sweep's driver).
-    `archive` (with `inject`, a cropray.inject.InjectConfig): also train on crops injected into that
-    archive's backgrounds (cropray.train.archive_data); folds, threshold and metrics stay real-only.
-    `compare` (default) with arch auto: cross-validate the label count's candidates (with and without
-    the archive) and dedoppler on the same folds and keep the best (cropray.train.auto); False: only
-    the label count's default architecture.
-    `self_train` (a cropray.train.self_train.SelfTrainConfig; needs `archive`): FixMatch-style
-    pseudo-labels on archive crops, one teacher per CV fold so the CV stays honest, kept only when its
-    CV ROC-AUC beats the base CV's (cropray.train.self_train_cv).
-    `path_cv`: score each fold's held-out crops through every quick execution path with that fold's
-    model and record each path's CV ROC-AUC, threshold and admissibility in the bundle
-    (cropray.fastpath.path_cv; False: fp32 only, as bundles before it)."""
+def train_and_bundle(job: TrainJob, prior: PriorWork | None = None, *,
+                     log: Callable[[str], None] | None = _stderr) -> TrainResult:
+    """Run `job` (cropray.train.jobspec.TrainJob) and return the typed result (cropray.train.result:
+    bundle path and model id, architecture, label counts, skipped rows, CV metrics with intervals, the
+    candidates' paired gains, threshold and its rule, epochs, seconds). `prior`: work the caller already
+    did (PriorWork: the labels read, a sweep's CV, the prepared archive crops). CroprayError for
+    unusable input, before any training."""
+    from cropray.archive import read_labeled
+    from cropray.bundle import load_bundle, save_bundle
+
     t0 = time.perf_counter()
-    cfg = cfg or TrainConfig()
+    prior = prior or PriorWork()
     say = log or (lambda _m: None)
-    if self_train is not None and archive is None:  # checked before any training
-        raise CroprayError("self-training needs an unlabelled archive to pseudo-label (--archive ARCHIVE)")
-    out = check_out_dir(out, overwrite)
-    ls = labeled if labeled is not None else read_labeled(labels_path, crop_shape=crop_shape)
-    counts = check_labels(ls.y, where=str(labels_path))
+    out = check_out_dir(job.out, job.overwrite)
+    ls = prior.labeled if prior.labeled is not None else read_labeled(job.labels, crop_shape=job.crop_shape)
+    counts = check_labels(ls.y, where=str(job.labels))
     invalid_rows = int(sum(ls.invalid.values()))
-    rcfg = resolve(cfg, len(ls.y))
-    crops, archive_info = None, None
-    if archive is not None:
-        crops, archive_info = prepared_archive or _archive_crops(archive, inject, ls, rcfg.seed, crop_shape, say)
+    rcfg = resolve(job.config, len(ls.y))
+    crops, archive_info, bg_x = None, None, None
+    if job.archive is not None:
+        crops, archive_info = prior.archive or _archive_crops(job, ls, rcfg.seed, say)
+        if job.target_fpr is not None:  # held back before any candidate trains: no model learns them
+            crops, bg_x = _hold_back(crops, rcfg.seed)
+            archive_info = {**archive_info, "held_back_for_threshold": int(len(bg_x))}
     say(f"{len(ls.y)} labels ({counts[1]} signal, {counts[0]} not; {invalid_rows} invalid rows skipped) "
         f"-> {rcfg.arch}")
-    rcfg, cv, crops, comparison = _choose_cv(cfg, rcfg, ls, k=k, crops=crops, compare=compare,
-                                             cv_result=cv_result, progress=progress, say=say)
-    final_epochs, res = _refit(rcfg, ls, cv, crops, progress, say)
-    if self_train is not None:  # per-fold teachers; cv and res change only when the labels say it helps
+    chosen = strategy_for(job.config, job.compare, prior.cv).run(rcfg, ls, crops, k=job.folds,
+                                                                 progress=job.progress, say=say)
+    rcfg, cv, crops = chosen.cfg, chosen.cv, chosen.crops
+    final_epochs, res = _refit(rcfg, ls, cv, crops, job.progress, say)
+    if job.self_train is not None:  # per-fold teachers; cv and res change only when the labels say it helps
         from cropray.train.self_train_cv import self_train_step
 
-        cv, res, st_info = self_train_step(rcfg, ls, cv, res, crops, self_train, archive=archive, inject=inject,
-                                           crop_shape=crop_shape, progress=progress, say=say)
+        cv, res, st_info = self_train_step(rcfg, ls, cv, res, crops, job.self_train, archive=job.archive,
+                                           inject=job.inject, crop_shape=job.crop_shape, progress=job.progress,
+                                           say=say)
         archive_info["self_training"] = st_info
-    summary_train = _summary(labels_path, ls, counts, rcfg, cv, res, final_epochs)
+    threshold, rule = _threshold(job, cv, res.model, bg_x, say)
+    summary_train = _summary(job.labels, ls, counts, rcfg, cv, res, final_epochs, rule)
     if archive_info is not None:  # injection settings, archive fingerprint, background counts
         summary_train["archive"] = {**archive_info, "used_by_model": crops is not None}
-    if comparison is not None:
-        summary_train["auto_comparison"] = comparison
-    paths_rec = None  # each execution path's own CV ROC-AUC and threshold (cropray.fastpath.path_cv)
-    if path_cv and cv.fold_models:  # a sweep's reused CV result carries no fold models: fp32 only
-        from cropray.fastpath.path_cv import path_aware_cv
-
-        paths_rec = path_aware_cv(cv, ls.x, ls.y, seed=rcfg.seed, log=say)
-        summary_train["cv"]["path_cv_seconds"] = paths_rec.seconds
-        say(f"path-aware CV ({paths_rec.seconds:.1f} s): admissible for scoring: {', '.join(paths_rec.admissible)}")
+    if chosen.comparison is not None:
+        summary_train["auto_comparison"] = chosen.comparison
+    paths_rec = _path_cv(job, cv, ls, rcfg.seed, summary_train, say)
     calib = calibration_sample(ls.x, ls.y, CALIBRATION_CROPS, rcfg.seed)
-    path = save_bundle(res.model, out, threshold=cv.threshold, train_summary=summary_train,
-                       metrics={"cv": cv.metrics}, calibration_crops=calib, extra=extra, overwrite=overwrite,
-                       execution_paths=paths_rec)
+    path = save_bundle(res.model, out, threshold=threshold, train_summary=summary_train,
+                       metrics={"cv": cv.metrics}, calibration_crops=calib, extra=job.extra,
+                       overwrite=job.overwrite, execution_paths=paths_rec)
     b = load_bundle(path)  # verify what was written loads (hashes, architecture) before reporting success
     return TrainResult(**{
         "bundle": str(path), "model_id": b.model_id, "arch": rcfg.arch, "n_labels": int(len(ls.y)),
         "n_read": ls.n_read, "class_counts": summary_train["class_counts"], "invalid_rows": invalid_rows,
-        "invalid_reasons": ls.invalid, "k": cv.k, "threshold": cv.threshold, "threshold_rule": THRESHOLD_RULE,
-        "cv_metrics": cv.metrics, "final_epochs": final_epochs, "config": rcfg.to_dict(),
-        "seconds": round(time.perf_counter() - t0, 2),
+        "invalid_reasons": ls.invalid, "k": cv.k, "threshold": threshold, "threshold_rule": rule["how"],
+        "threshold_detail": rule, "cv_metrics": cv.metrics, "final_epochs": final_epochs,
+        "config": rcfg.to_dict(), "seconds": round(time.perf_counter() - t0, 2),
         **({"archive": summary_train["archive"]} if archive_info is not None else {}),
-        **({"auto_comparison": comparison} if comparison is not None else {}),
+        **({"auto_comparison": chosen.comparison} if chosen.comparison is not None else {}),
     })
 
 
-def _archive_crops(archive, inject, ls, seed: int, crop_shape, say) -> tuple:
-    """(ExtraCrops, summary): backgrounds drawn from `archive`, screened and injected (cropray.inject)."""
+def _archive_crops(job: TrainJob, ls, seed: int, say) -> tuple:
+    """(ExtraCrops, summary): backgrounds drawn from the job's archive, screened and injected (cropray.inject)."""
     from cropray.inject import InjectConfig
     from cropray.train.archive_data import archive_extra
 
-    crops, info = archive_extra(archive, ls.x, ls.y, inject or InjectConfig(seed=seed), crop_shape=crop_shape,
-                                say=say)
-    say(f"archive {archive}: {info['drawn']:,} backgrounds drawn, {info['excluded']:,} excluded, "
+    crops, info = archive_extra(job.archive, ls.x, ls.y, job.inject or InjectConfig(seed=seed),
+                                crop_shape=job.crop_shape, say=say)
+    say(f"archive {job.archive}: {info['drawn']:,} backgrounds drawn, {info['excluded']:,} excluded, "
         f"{info['injected']:,} injected + {info['plain']:,} plain for training")
     return crops, info
 
 
-def _choose_cv(cfg, rcfg, ls, *, k, crops, compare, cv_result, progress, say) -> tuple:
-    """(config, CVResult, archive crops or None, comparison or None): auto's same-folds comparison, the
-    caller's CV (a sweep's winning trial), or one cross-validation of `rcfg`."""
-    comparison = None
-    if compare and cfg.arch == "auto":
-        from cropray.train.auto import compare_candidates
+def _hold_back(crops, seed: int) -> tuple:
+    """(the training crops without the held-back ones, held-back backgrounds (n, 1, H, W) raw)."""
+    from cropray.train.archive_data import ExtraCrops
 
-        choice = compare_candidates(cfg, ls.x, ls.y, k=k, snr=ls.snr, extra=crops, progress=progress, say=say)
-        rcfg, cv, crops = choice.cfg, choice.cv, (crops if choice.with_archive else None)
-        comparison = {"candidates": choice.table, "reason": choice.reason}
-        say(f"auto: {choice.reason}")
-    elif cv_result is not None:  # the caller ran this very CV (same config, labels, folds)
-        cv = cv_result
-    else:
-        cv = cross_validate(rcfg, ls.x, ls.y, k=k, snr=ls.snr, progress=progress, extra=crops)
-    return rcfg, cv, crops, comparison
+    idx = hold_back(crops.y, seed)
+    if len(idx) == 0:
+        raise CroprayError("--target-fpr: the archive left no plain screened background to set the threshold on "
+                           "(draw more with --archive-crops)")
+    keep = np.setdiff1d(np.arange(len(crops)), idx)
+    return ExtraCrops(crops.x[keep], crops.y[keep], crops.real_share, crops.per_epoch), crops.x[idx]
+
+
+def _threshold(job: TrainJob, cv, model, bg_x, say) -> tuple[float, dict]:
+    """(the shipped threshold, its rule record for the manifest)."""
+    if job.target_fpr is None:
+        return cv.threshold, youden_rule(cv.threshold)
+    from cropray.evaluate.job import score_array
+
+    thr, rule, warnings = fpr_rule(score_array(model.cpu(), bg_x), job.target_fpr, cv.threshold)
+    for w in warnings:
+        say(f"warning: {w}")
+    rule["warnings"] = warnings
+    say(f"threshold {thr:.4g}: {rule['how']} (Youden's on the CV would be {cv.threshold:.4g})")
+    return thr, rule
+
+
+def _path_cv(job: TrainJob, cv, ls, seed: int, summary_train: dict, say):
+    """Each execution path's own CV ROC-AUC and threshold (None: fp32 only). A sweep's reused CV carries
+    no fold models. Under a target-FPR threshold the paths' own Youden thresholds are dropped, so every
+    path applies the bundle's one threshold."""
+    if not (job.path_cv and cv.fold_models):
+        return None
+    from cropray.train.path_cv import path_aware_cv
+
+    rec = path_aware_cv(cv, ls.x, ls.y, seed=seed, log=say)
+    summary_train["cv"]["path_cv_seconds"] = rec.seconds
+    say(f"path-aware CV ({rec.seconds:.1f} s): admissible for scoring: {', '.join(rec.admissible)}")
+    if job.target_fpr is not None and dataclasses.is_dataclass(rec) and hasattr(rec, "paths"):
+        rec = dataclasses.replace(rec, paths={n: dataclasses.replace(q, threshold=None) for n, q in rec.paths.items()})
+    return rec
 
 
 def _refit(rcfg, ls, cv, crops, progress, say) -> tuple:
@@ -166,15 +175,16 @@ def _refit(rcfg, ls, cv, crops, progress, say) -> tuple:
     return final_epochs, res
 
 
-def _summary(labels_path, ls, counts, rcfg, cv, res, final_epochs) -> dict:
+def _summary(labels_path, ls, counts, rcfg, cv, res, final_epochs, rule: dict) -> dict:
     """The manifest's `train_summary` (before the archive and comparison parts)."""
     return {
         "labels": str(labels_path), "files": ls.files, "n_read": ls.n_read, "n_labels": int(len(ls.y)),
         "class_counts": {"signal": counts[1], "not_signal": counts[0]},
         "invalid_rows": int(sum(ls.invalid.values())), "invalid_reasons": ls.invalid,
         "duplicate_crop_ids": int(getattr(ls, "duplicates", 0)), "input_shape": list(ls.x.shape[2:]),
-        "config": rcfg.to_dict(), "threshold_rule": THRESHOLD_RULE,
+        "config": rcfg.to_dict(), "threshold_rule": rule["how"], "threshold": rule,
         "cv": {"k": cv.k, "fold_auc": cv.fold_auc, "best_epochs": cv.best_epochs, "seconds": round(cv.seconds, 2),
-               "epochs_run": len(cv.history), "stopped_by_plateau": cv.stopped_by_plateau},
+               "epochs_run": len(cv.history), "stopped_by_plateau": cv.stopped_by_plateau,
+               "plateau_signal": "pooled inner-validation ROC-AUC (never the held-out folds)"},
         "final_epochs": final_epochs, "final_fit_seconds": round(res.seconds, 2),
     }

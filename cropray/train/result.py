@@ -21,10 +21,13 @@ class TrainResult(JobResult):
     invalid_reasons: dict[str, int]
     k: int  # cross-validation folds
     threshold: float  # the bundle's decision threshold (threshold_rule)
-    threshold_rule: str
+    threshold_rule: str  # how the threshold was set, in words
     cv_metrics: dict[str, Any]  # name -> {value, lo, hi}, out-of-fold (cropray.evaluate.metrics)
     final_epochs: int  # epochs of the refit on all labels
     config: dict[str, Any]  # the resolved TrainConfig.to_dict()
     seconds: float
     archive: dict[str, Any] | None = None  # what training on an unlabelled archive drew and injected, if it did
-    auto_comparison: dict[str, Any] | None = None  # arch=auto's comparison of candidates, when it made one
+    auto_comparison: dict[str, Any] | None = None  # arch=auto's comparison of candidates (each with its paired
+    #   ROC-AUC gain over physics and its interval), when it made one
+    threshold_detail: dict[str, Any] | None = None  # the rule record (cropray.train.threshold): youden, or
+    #   target_fpr with F, the backgrounds it was set on and the fraction of them at or above it

@@ -63,6 +63,7 @@ class SweepBundle(JobResult):
     final_epochs: int
     error: str | None  # set when the refit's scores are not finite: do not use the bundle
     cv_source: str = ""  # the winning trial's out-of-fold scores, or why the retrain cross-validated again
+    threshold_rule: str = ""  # how the bundle's threshold was set (Youden's J, or a target false-alarm rate)
 
 
 @dataclass(frozen=True)

@@ -225,12 +225,13 @@ def _tuner(out: Path, data: TrialData, regime: str, tcfg: TuneConfig,
 
 def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, address: str | None = None,
               resume: bool = False, overwrite: bool = False, bundle: bool = True, archive=None, inject=None,
-              log: Callable[[str], None] | None = _stderr) -> TuneResult:
+              target_fpr: float | None = None, log: Callable[[str], None] | None = _stderr) -> TuneResult:
     """Sweep the regime's space on the labelled archive `labels`, write every output to `out`, return the
     typed result (OUT/summary.json is its to_dict()). CroprayError (before any trial) for unusable labels,
     flags, OUT, archive or sweep state. `archive` (with `inject`, an InjectConfig; default the sweep's
     seed): injected crops from that unlabelled archive join every trial's training folds and the retrain
-    (cropray.tune.sweep_archive); a resumed sweep reuses its own and refuses others."""
+    (cropray.tune.sweep_archive); a resumed sweep reuses its own and refuses others. `target_fpr` (needs
+    an archive): the refit's threshold from held-back screened backgrounds (cropray.train.threshold)."""
     from cropray.archive import read_labeled
     from cropray.train import check_labels
 
@@ -257,6 +258,9 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
     if resume:
         _check_same_sweep(saved, labels, fp, regime)
     archive, inject = sweep_archive.resolve(archive, inject, saved if resume else None, tcfg.seed)
+    from cropray.train.jobspec import check_target_fpr
+
+    check_target_fpr(target_fpr, archive)  # before any trial
     crops, archive_info = sweep_archive.build(archive, ls.x, ls.y, inject, crop_shape=crop_shape, say=say)
     if resume:
         sweep_archive.check_same(saved, archive_info)
@@ -286,10 +290,8 @@ def run_sweep(labels, out, tcfg: TuneConfig | None = None, *, crop_shape=None, a
                                   archive=archive_info)
     t1 = time.perf_counter()
     if summary.best is not None and bundle:
-        arch = None if archive is None else {"archive": archive, "inject": inject,
-                                             "prepared_archive": (crops, archive_info)}
         summary = dataclasses.replace(summary, bundle=_retrain(out, labels, ls, summary, crop_shape, tcfg, log,
-                                                               arch or {}))
+                                                               Refit(archive, inject, crops, archive_info, target_fpr)))
     summary = dataclasses.replace(summary, seconds=SweepSeconds(
         sweep=round(t_sweep, 1), retrain=round(time.perf_counter() - t1, 1), total=round(time.perf_counter() - t0, 1)))
     write_json(out / "summary.json", json.loads(json.dumps(summary.to_dict(), default=str)))
@@ -342,10 +344,22 @@ def _trial_cv(out: Path, ls, best, tcfg: TuneConfig):
     return cv, f"trial {best.trial_id}'s out-of-fold scores (same labels, folds and seed; not rerun)"
 
 
-def _retrain(out: Path, labels, ls, s: TuneResult, crop_shape, tcfg: TuneConfig, log, arch: dict) -> SweepBundle:
+@dataclasses.dataclass(frozen=True)
+class Refit:
+    """What the refit takes beyond the labels: the archive, its injection settings and the crops the
+    sweep already built from it, and the threshold rule (target_fpr None: Youden's J)."""
+
+    archive: str | None = None
+    inject: object = None
+    crops: object = None
+    archive_info: dict | None = None
+    target_fpr: float | None = None
+
+
+def _retrain(out: Path, labels, ls, s: TuneResult, crop_shape, tcfg: TuneConfig, log, refit: Refit) -> SweepBundle:
     """The best configuration retrained on all labels into OUT/bundle (as `cropray train` would), its
     threshold and CV metrics from the winning trial's out-of-fold scores when they fit (`_trial_cv`)."""
-    from cropray.train import TrainConfig, train_and_bundle
+    from cropray.train import PriorWork, TrainConfig, TrainJob, train_and_bundle
 
     best = s.best
     say = log or (lambda _m: None)
@@ -354,11 +368,13 @@ def _retrain(out: Path, labels, ls, s: TuneResult, crop_shape, tcfg: TuneConfig,
     extra = {"sweep": {"experiment": s.experiment, "regime": s.regime, "search": s.search,
                        "metric": tcfg.metric, "best_trial": best.trial_id, "best_value": best.value,
                        "trials": s.trials.to_dict(), "cv_source": how}}
-    r = train_and_bundle(labels, out / "bundle", TrainConfig.from_dict(best.config), k=tcfg.folds,
-                         crop_shape=crop_shape, overwrite=True, progress=False, log=log, extra=extra,
-                         labeled=ls,  # the labels the sweep read: the archive is read once per job
-                         cv_result=cv, **arch)
-    b = SweepBundle(path=r.bundle, model_id=r.model_id, k=r.k, threshold=r.threshold,
+    job = TrainJob(labels=labels, out=out / "bundle", config=TrainConfig.from_dict(best.config), folds=tcfg.folds,
+                   crop_shape=crop_shape, overwrite=True, progress=False, extra=extra, archive=refit.archive,
+                   inject=refit.inject, target_fpr=refit.target_fpr)
+    prior = PriorWork(labeled=ls,  # the labels the sweep read: the archive is read once per job
+                      cv=cv, archive=None if refit.archive is None else (refit.crops, refit.archive_info))
+    r = train_and_bundle(job, prior, log=log)
+    b = SweepBundle(path=r.bundle, model_id=r.model_id, k=r.k, threshold=r.threshold, threshold_rule=r.threshold_rule,
                     cv_roc_auc=r.cv_metrics["roc_auc"], final_epochs=r.final_epochs, error=_check_bundle(r.bundle, ls.x),
                     cv_source=how)
     if b.error and log:
