@@ -21,14 +21,15 @@ TIE = 1e-3  # as cropray.train.auto
 def train_with_archive(cfg: DemoConfig, sweep, tcfg, paths: dict, log) -> dict:
     """The sweep's best config retrained with the archive into paths["with_archive"]; its TrainResult dict."""
     from cropray.inject import InjectConfig
-    from cropray.train import TrainConfig, train_and_bundle
+    from cropray.train import TrainConfig, TrainJob, train_and_bundle
 
     best = sweep.best
     icfg = InjectConfig(archive_crops=cfg.archive_crops, seed=cfg.seed, per_epoch=cfg.archive_per_epoch,
                         min_backgrounds=min(500, max(1, cfg.archive_crops // 4)))
-    r = train_and_bundle(paths["labels"], paths["with_archive"], TrainConfig.from_dict(best.config), k=tcfg.folds,
-                         overwrite=True, progress=False, log=log, archive=str(paths["archive"]), inject=icfg,
-                         extra={"demo": {"labels_only_twin": sweep.bundle.path, "best_trial": best.trial_id}})
+    job = TrainJob(labels=paths["labels"], out=paths["with_archive"], config=TrainConfig.from_dict(best.config),
+                   folds=tcfg.folds, overwrite=True, progress=False, archive=str(paths["archive"]), inject=icfg,
+                   extra={"demo": {"labels_only_twin": sweep.bundle.path, "best_trial": best.trial_id}})
+    r = train_and_bundle(job, log=log)
     return r.to_dict()
 
 

@@ -91,12 +91,12 @@ def test_toy_train_bundle_eval_score_tune(toy, labels, tmp_path, ray_local):
     from cropray.bundle import load_bundle
     from cropray.evaluate.job import evaluate_bundle
     from cropray.scoring import ScoreConfig, score_archive
-    from cropray.train import TrainConfig, train_and_bundle
+    from cropray.train import TrainConfig, TrainJob, train_and_bundle
     from cropray.tune import TuneConfig, run_sweep
     from cropray.tune.search import RandomSearch
 
     # train -> bundle: 2-fold CV, 1 epoch (the spec's default), refit, bundle written and reloaded
-    t = train_and_bundle(labels, tmp_path / "model", TrainConfig(arch=toy), k=2, log=None, progress=False)
+    t = train_and_bundle(TrainJob(labels, tmp_path / "model", TrainConfig(arch=toy), folds=2, progress=False), log=None)
     assert t["arch"] == toy and t["k"] == 2 and t["final_epochs"] == 1 and t["model_id"].startswith(toy)
     b = load_bundle(t["bundle"])
     assert type(b.model).__name__ == "ToyLinear" and b.manifest.get("score") == TOY.score_meaning
