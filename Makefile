@@ -15,11 +15,11 @@ demo: venv
 	$(BIN)/cropray demo --workdir $${WORKDIR:-cropray-demo} --overwrite
 
 test: venv
-	$(BIN)/ruff check cropray tests jobs benchmarks
+	$(BIN)/ruff check cropray tests jobs research
 	$(BIN)/python -m pytest -q
 
 lint: venv
-	$(BIN)/ruff check cropray tests jobs benchmarks
+	$(BIN)/ruff check cropray tests jobs research
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -10,8 +10,8 @@ pool (model features + track statistic), the `Collector` pools and `choose` (k-c
 round's model and its calibrated threshold (Youden's J on its validation split). Only the Ray Data
 transport is skipped: the rows are the same ones ScoreBatch returns.
 
-  python benchmarks/active_learning.py --out benchmarks/results/active_learning   # ~1 h on 2 shared cores
-  python benchmarks/active_learning.py --pool 600 --test 400 --rounds 2 --seeds 1 --epochs 3   # smoke
+  python research/active_learning.py --out research/results/active_learning   # ~1 h on 2 shared cores
+  python research/active_learning.py --smoke-test --out /tmp/al   # tiny pool, 1 round, 1 epoch: checks that it runs
 """
 
 from __future__ import annotations
@@ -168,8 +168,12 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--no-track-prior", action="store_true", help="CNN without the de-Doppler logit prior")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="benchmarks/results/active_learning")
+    p.add_argument("--out", default="research/results/active_learning")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="pool 300, test 200, 1 seed, 1 round of +25, 1 epoch, small widths (seconds; CI runs it)")
     args = p.parse_args(argv)
+    if args.smoke_test:
+        args.pool, args.test, args.seeds, args.rounds, args.epochs, args.channels = 300, 200, 1, 1, 1, "4,8,8"
     import torch
 
     torch.set_num_threads(args.threads)

@@ -1,6 +1,7 @@
 """Decode throughput: Parquet file -> validated contiguous (N, 1, 64, 64) float32, per encoding.
 
-    python benchmarks/decode.py --n 20000 --repeats 5
+    python research/decode.py --n 20000 --repeats 5
+    python research/decode.py --smoke-test      # 500 crops, 1 repeat: checks that it runs
 
 Prints crops/s and GB/s (of float32 output) for each storage encoding, median of repeats, warm cache,
 plus the naive pandas.read_parquet + np.stack path for comparison.
@@ -41,11 +42,14 @@ def _decode_file(path):
     return n
 
 
-def main() -> None:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
+    ap.add_argument("--smoke-test", action="store_true", help="500 crops, one repeat (seconds; CI runs it)")
+    args = ap.parse_args(argv)
+    if args.smoke_test:
+        args.n, args.repeats = 500, 1
     rng = np.random.default_rng(0)
     crops = (rng.chisquare(4, (args.n, 64, 64)) * 10.0 ** rng.uniform(-2, 4, (args.n, 1, 1))).astype(np.float32)
     ids = np.arange(args.n, dtype=np.int64)
@@ -77,7 +81,8 @@ def main() -> None:
     base = rows[-1][1]
     for name, cps, gbs in rows:
         print(f"{name:40s} {cps:10,.0f} {gbs:9.2f} {cps / base:8.1f}x")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -11,28 +11,32 @@ Protocols (--protocol):
   cv       the `cropray train` path: k-fold CV (lockstep), threshold on out-of-fold scores, refit on all
            labels for the median best epoch (about k + 1 trainings per row).
 
-  python benchmarks/quality.py                                  # full table (~1-2 h on 2 busy cores)
-  python benchmarks/quality.py --quick                          # 25 and 100 labels, 1,000 test crops
-  python benchmarks/quality.py --labels 50,200 --archs siamese,shallow_cnn --protocol cv
-  python benchmarks/quality.py --track-prior on                 # CNNs only with the de-Doppler prior
+  python research/quality.py                                  # full table (~1-2 h on 2 busy cores)
+  python research/quality.py --quick                          # 25 and 100 labels, 1,000 test crops
+  python research/quality.py --labels 50,200 --archs siamese,shallow_cnn --protocol cv
+  python research/quality.py --track-prior on                 # CNNs only with the de-Doppler prior
+  python research/quality.py --smoke-test                     # 25 labels, 200 test crops, 1 epoch: checks that it runs
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
 import numpy as np
 import torch
 
-from cropray.cli._common import fmt_table
 from cropray.evaluate import binary_metrics, calibrate_threshold, score_array
 from cropray.models import build_model, select_arch
 from cropray.models.track_prior import TRACK_PRIOR
 from cropray.synth import SynthConfig, generate
 from cropray.train import TrainConfig, cross_validate, fit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _table import fmt_table  # noqa: E402  (research/ is not a package)
 
 LEARNED = ("siamese", "shallow_cnn", "deep_cnn")
 SIAMESE_MAX = 499  # "applicable": the Siamese gallery model is trained up to the end of the mid regime
@@ -89,8 +93,13 @@ def main(argv=None) -> int:
                    help="CNNs with the de-Doppler track prior (rows '+track'), without, or both (default)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="25 and 100 labels, 1000 test crops, <= 8 epochs")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="25 labels, shallow_cnn and dedoppler, 200 test crops, 1 epoch (seconds; CI runs it)")
     p.add_argument("--out", default=None, help="also write the rows as JSON here")
     args = p.parse_args(argv)
+    if args.smoke_test:
+        args.labels, args.test_n, args.max_epochs = "25", 200, 1
+        args.archs = args.archs if args.archs != ",".join(LEARNED) else "shallow_cnn"
     if args.quick:
         args.labels, args.test_n, args.max_epochs = "25,100", 1000, args.max_epochs or 8
     if args.threads:

@@ -1,6 +1,7 @@
 """Quality under shift: labels from one generator setting; archive and test sets from another.
 
-    python benchmarks/shift_quality.py --labels 50,200 --seeds 0 --out /tmp/shift.json
+    python research/shift_quality.py --labels 50,200 --seeds 0 --out /tmp/shift.json
+    python research/shift_quality.py --smoke-test   # 25 labels, a 2,000-row archive, 1 epoch: checks that it runs
 
 Labels: `cropray synth`'s default mix (straight and non-drifting tracks, the default noise and RFI).
 Archive and test: a shifted mix -- skewed chi-square noise (dof 1-8), twice the impulsive RFI and
@@ -51,7 +52,6 @@ from cropray.synth import SynthConfig, generate
 from cropray.synth.components import narrowband
 from cropray.train import TrainConfig, fit
 from cropray.train.archive_data import ExtraCrops
-from cropray.train.self_train import SelfTrainConfig, self_train
 
 LABEL_CFG = SynthConfig()
 SHIFT = dict(dof_range=(1.0, 8.0), rfi_on_positive=0.3, bandpass_feature_prob=0.3, gain_drift_prob=0.6,
@@ -153,7 +153,6 @@ def run_methods(args, n, seed, archive, truth, test, faint) -> list[dict]:
     cont = contamination(inj, truth) if inj is not None else None
     extra = ExtraCrops(inj.x, inj.y, icfg.real_share, icfg.per_epoch) if inj is not None else None
     pool = sample_backgrounds(archive, args.pool, seed + 17).x if {"self", "both"} & set(args.methods) else None
-    st = SelfTrainConfig(rounds=1, tau=args.tau, views=args.views, max_pseudo=args.pool // 4, seed=seed)
     rows = []
     for method in args.methods:
         if method == "prep":  # the archive's cost alone: sampling, exclusion statistic, injection
@@ -177,6 +176,10 @@ def run_methods(args, n, seed, archive, truth, test, faint) -> list[dict]:
                 ex = target_extra(args, seed, len(inj)) if method == "target" else extra
             res = fit(cfg, x, y, extra=ex, progress=False)
         else:
+            # only the self/both methods need it
+            from cropray.train.self_train import SelfTrainConfig, self_train
+
+            st = SelfTrainConfig(rounds=1, tau=args.tau, views=args.views, max_pseudo=args.pool // 4, seed=seed)
             res, info = self_train(cfg, x, y, pool, st, extra=extra if method == "both" else None,
                                    real_share=icfg.real_share, per_epoch=icfg.per_epoch, progress=False)
         model = res.model
@@ -329,7 +332,15 @@ def main(argv=None) -> int:
     p.add_argument("--jsonl", default=None, help="append each finished row here")
     p.add_argument("--out", default=None, help="write the rows as JSON here")
     p.add_argument("--table-from", default=None, help="print the table of a --jsonl file (and write it as CSV)")
+    p.add_argument("--smoke-test", action="store_true",
+                   help="25 labels, labels/inject/self, a 2,000-row archive in a temporary directory, 1 epoch, "
+                        "300 + 200 test crops (CI runs it)")
     args = p.parse_args(argv)
+    if args.smoke_test:
+        args.labels, args.seeds, args.methods, args.epochs, args.min_epochs = "25", "0", "labels,inject,self", 1, 1
+        args.test, args.faint, args.archive_rows, args.archive_crops, args.pool = 300, 200, 2000, 400, 100
+        args.per_epoch, args.epoch_crops = 64, 64
+        args.archive_dir = tempfile.mkdtemp(prefix="cropray_shift_smoke_")
     if args.table_from:
         print(table_from(args.table_from))
         return 0

@@ -10,8 +10,11 @@ and both bundles' ROC-AUC on fresh crops from a different generator seed (defaul
 same two configs refit with --refit-seeds other seeds (mean +- sd): at a few hundred labels one refit's
 seed moves the test AUC by several hundredths, so one bundle each is a noisy comparison.
 
-  python benchmarks/sweep_value.py --time-budget 900        # the table in the closing note (~1 h, 2 busy cores)
-  python benchmarks/sweep_value.py --labels 50 --samples 8 --epochs 3 --refit-seeds 0   # one quick regime
+  python research/sweep_value.py --time-budget 900        # the table in the closing note (~1 h, 2 busy cores)
+  python research/sweep_value.py --labels 50 --samples 8 --epochs 3 --refit-seeds 0   # one quick regime
+  python research/sweep_value.py --smoke-test   # 30 labels, 2 trials of 1 epoch, 2 folds: checks that it runs
+The default arm runs `cropray train` itself (a subprocess, its --json summary read back), so it measures
+exactly what a user gets from that command.
 The default --fixed narrows the Siamese/shallow CNN channel widths so that 16 trials per regime fit on
 a shared 2-core machine (deep_cnn's width is searched in 'many'); pass --fixed '{}' for library widths.
 """
@@ -21,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,12 +35,13 @@ from sklearn.metrics import roc_auc_score
 
 from cropray.archive import read_labeled
 from cropray.bundle import load_bundle
-from cropray.cli._common import fmt_table
-from cropray.models import select_arch
+from cropray.models import list_models, select_arch
 from cropray.synth import SynthConfig, generate, synth_archive
-from cropray.train import TrainConfig, fit, train_and_bundle
-from cropray.train.config import ARCHS
+from cropray.train import TrainConfig, fit
 from cropray.tune import TuneConfig, run_sweep
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _table import fmt_table  # noqa: E402  (research/ is not a package)
 
 NARROW = {"siamese": {"channels": [16, 32, 64]}, "shallow_cnn": {"channels": [16, 32, 64]}}
 
@@ -62,6 +68,18 @@ def refit_aucs(cfg: TrainConfig, labels: Path, epochs: int, seeds: int, x_test, 
     return out
 
 
+def train_cli(labels: Path, out: Path, cfg: TrainConfig, folds: int) -> dict:
+    """`cropray train LABELS --out OUT --arch A --no-compare --config CFG --folds K --json`: its summary."""
+    conf = {k: v for k, v in cfg.to_dict().items() if k not in ("arch", "seed") and v is not None}
+    cmd = [sys.executable, "-m", "cropray", "train", str(labels), "--out", str(out), "--arch", cfg.arch,
+           "--no-compare", "--seed", str(cfg.seed), "--folds", str(folds), "--config", json.dumps(conf),
+           "--overwrite", "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode not in (0, 1):  # 1: the job ran (e.g. skipped rows); 2: refused
+        raise SystemExit(f"cropray train failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
 def one(n: int, args, x_test, y_test, work: Path) -> dict:
     labels = work / f"labels_{n}"
     if not labels.exists():
@@ -76,10 +94,10 @@ def one(n: int, args, x_test, y_test, work: Path) -> dict:
     # The default: library defaults for the auto architecture at the same epoch budget (and the same
     # fixed settings, e.g. the narrow widths, so only the searched hyperparameters differ).
     auto = select_arch(s["n_labels"])
-    train_fixed = {k: v for k, v in tcfg.fixed.items() if k not in ARCHS}
+    train_fixed = {k: v for k, v in tcfg.fixed.items() if k not in list_models()}
     d_cfg = TrainConfig(arch=auto, epochs=args.epochs, seed=args.seed, model_kwargs=tcfg.fixed.get(auto, {}),
                         **train_fixed)
-    d = train_and_bundle(labels, work / f"default_{n}", d_cfg, k=args.folds, overwrite=True, progress=False, log=None)
+    d = train_cli(labels, work / f"default_{n}", d_cfg, args.folds)
     t_default = time.perf_counter() - t1
     n_t = s["trials"]
     best_cfg = TrainConfig.from_dict(s["best"]["config"])
@@ -100,7 +118,7 @@ def one(n: int, args, x_test, y_test, work: Path) -> dict:
     }
 
 
-def main() -> None:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--labels", default="50,200,1000", help="label counts, one sweep each")
     p.add_argument("--samples", type=int, default=16)
@@ -115,7 +133,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fixed", default=json.dumps(NARROW), help="TuneConfig.fixed JSON (default: narrow widths)")
     p.add_argument("--work", default="/tmp/cropray_sweep_value")
-    args = p.parse_args()
+    p.add_argument("--smoke-test", action="store_true",
+                   help="30 labels, 2 trials x 1 epoch, 2 folds, 200 test crops, no refits (CI runs it)")
+    args = p.parse_args(argv)
+    if args.smoke_test:
+        args.labels, args.samples, args.epochs, args.folds, args.test_n, args.refit_seeds = "30", 2, 1, 2, 200, 0
+        args.fixed = json.dumps({"siamese": {"channels": [4, 8, 8]}, "shallow_cnn": {"channels": [4, 8, 8]}})
     import ray
 
     work = Path(args.work)
@@ -139,6 +162,7 @@ def main() -> None:
                     ["labels", "regime", "done/stopped/failed/not run", "sweep s", "best CV",
                      "default CV", "default s", "best bundle test AUC", "default bundle test AUC",
                      "best over refit seeds", "default over refit seeds"]))
+    return 0
 
 
 def _spread(v: list[float]) -> str:
@@ -148,4 +172,4 @@ def _spread(v: list[float]) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,0 +1,15 @@
+"""A plain-text table for the research scripts' printed summaries (kept here: research imports the
+package, never the CLI's internals)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fmt_table(rows: list[list[Any]], header: list[str]) -> str:
+    """Columns left-aligned, a dashed rule under the header."""
+    cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
