@@ -16,10 +16,12 @@ demo: venv
 
 test: venv
 	$(BIN)/ruff check cropray tests jobs research
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: venv
 	$(BIN)/ruff check cropray tests jobs research
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache
