@@ -1,7 +1,10 @@
 """Injected training crops from archive backgrounds: signals in the archive's own units, plain negatives.
 
-Each usable background is used once: a share `inject_fraction` gets one signal (label 1), the rest
-stay as they are (label 0), so a positive and a negative never share a background. A signal of SNR s
+With plain="negative" or "pu" each usable background is used once: a share `inject_fraction` gets one
+signal (label 1), the rest stay as they are (label 0, or UNLABELLED with "pu"), so a positive and a
+plain crop never share a background. With plain="paired" every usable background is used twice: the
+first half of the set is the plain copies (UNLABELLED), the second half the same backgrounds in the
+same order with one signal each (label 1); the trainer draws them as pairs (cropray.train.archive_data). A signal of SNR s
 (defined as in `cropray.synth`: on the de-drifted, time-integrated spectrum) has per-pixel peak
 amplitude s * sigma_f / sqrt(T) at channel f, sigma_f the background's own robust noise std there
 (`noise_sigma`): the bandpass scales signal and noise alike, as in a receiver.
@@ -20,6 +23,7 @@ from cropray.inject.sample import Backgrounds
 from cropray.inject.signals import draw_signals, signal_config
 
 CHUNK = 1024  # crops per injection step: bounds the (CHUNK, T, F) temporaries
+UNLABELLED = -1  # label of a plain background that is not a negative (plain="pu" / "paired")
 
 
 @dataclass
@@ -27,12 +31,14 @@ class InjectedSet:
     """Training crops made from archive backgrounds. Never used for folds, thresholds or metrics."""
 
     x: np.ndarray  # (N, 1, H, W) float32 raw power
-    y: np.ndarray  # (N,) int64: 1 = injected signal, 0 = plain background
+    y: np.ndarray  # (N,) int64: 1 = injected signal, 0 = plain background (a negative), UNLABELLED = plain
+    #   background of unknown content
     snr: np.ndarray  # (N,) float32 injected SNR; NaN for plain backgrounds
     track: np.ndarray  # (N,) str injected track morphology; "" for plain backgrounds
     source_id: np.ndarray  # (N,) object: crop_id of the archive background each crop was made from
     summary: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    plain: str = "negative"  # InjectConfig.plain: how the trainer uses the plain crops
 
     def __len__(self) -> int:
         return len(self.y)
@@ -62,29 +68,39 @@ def build_injected(bg: Backgrounds, neg_x: np.ndarray, cfg: InjectConfig) -> Inj
     usable = np.flatnonzero(np.isfinite(stat) & (stat <= thr))
     rng = np.random.default_rng(np.random.SeedSequence(int(cfg.seed), spawn_key=(0x1B3,)))
     order = usable[rng.permutation(len(usable))]
-    n_inj = int(round(cfg.inject_fraction * len(order)))
-    x = bg.x[order]  # (U, 1, H, W) copy: injected first, plain after
+    n_use = len(order)
+    if cfg.plain == "paired":  # (2U, 1, H, W): plain copies, then the same backgrounds injected
+        order = np.concatenate([order, order])
+        n_inj = n_use
+        x = bg.x[order]
+        inj = slice(n_use, None)
+        y = np.where(np.arange(len(x)) < n_use, UNLABELLED, 1).astype(np.int64)
+    else:  # (U, 1, H, W) copy: injected first, plain after
+        n_inj = int(round(cfg.inject_fraction * n_use))
+        x = bg.x[order]
+        inj = slice(0, n_inj)
+        plain_label = UNLABELLED if cfg.plain == "pu" else 0
+        y = np.where(np.arange(len(x)) < n_inj, 1, plain_label).astype(np.int64)
     snr = np.full(len(x), np.nan, np.float32)
     track = np.full(len(x), "", object)
-    snr[:n_inj], track[:n_inj] = _inject(x[:n_inj], cfg, rng)
-    y = (np.arange(len(x)) < n_inj).astype(np.int64)
+    snr[inj], track[inj] = _inject(x[inj], cfg, rng)
     warnings = []
-    if len(x) < cfg.min_backgrounds:
-        warnings.append(f"only {len(x):,} usable background crops from the archive ({len(bg):,} drawn, "
-                        f"{len(bg) - len(x):,} excluded); training on what there is (min_backgrounds "
+    if n_use < cfg.min_backgrounds:
+        warnings.append(f"only {n_use:,} usable background crops from the archive ({len(bg):,} drawn, "
+                        f"{len(bg) - n_use:,} excluded); training on what there is (min_backgrounds "
                         f"{cfg.min_backgrounds:,})")
     summary = {
         **bg.summary(),
-        "excluded": int(len(bg) - len(x)),
+        "excluded": int(len(bg) - n_use),
         "excluded_rule": f"dedoppler track statistic > {thr:.3f} = the {cfg.exclude_quantile:g} quantile on "
                          f"{len(neg_x)} labelled negatives (the crop may already hold a signal)",
         "exclude_threshold": round(thr, 4) if np.isfinite(thr) else None,
-        "usable": int(len(x)), "injected": int(n_inj), "plain": int(len(x) - n_inj),
+        "usable": int(n_use), "injected": int(n_inj), "plain": int(len(x) - n_inj), "plain_as": cfg.plain,
         "settings": cfg.to_dict(),
-        "injected_tracks": {k: int(v) for k, v in zip(*np.unique(track[:n_inj].astype(str), return_counts=True))},
+        "injected_tracks": {k: int(v) for k, v in zip(*np.unique(track[inj].astype(str), return_counts=True))},
     }
     return InjectedSet(x=x, y=y, snr=snr, track=track.astype(str), source_id=bg.crop_id[order], summary=summary,
-                       warnings=warnings)
+                       warnings=warnings, plain=cfg.plain)
 
 
 def inject_from_archive(archive, labeled_x: np.ndarray, labeled_y: np.ndarray, cfg: InjectConfig, *,

@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from cropray.synth.kinds import parse_kinds
-from cropray.validate import from_json_dict, integer, number, pair, validate
+from cropray.validate import choice, from_json_dict, integer, number, pair, validate
 
 MAX_ARCHIVE_CROPS = 2_000_000  # 64x64 float32: ~33 GB; the budget is held in memory
+# What a plain (not injected) archive background teaches; an archive is unlabelled, so a background
+# may hold a signal the exclusion cannot see (faint, curved):
+#   negative  label 0 (binary cross-entropy): the model learns that whatever it holds is noise
+#   pu        unlabelled: non-negative PU risk (Kiryo et al. 2017) with `pu_prior` the assumed signal
+#             share among them; pu_prior 0 is `negative`
+#   paired    every background enters twice, plain and with a signal; the pair's only loss is that the
+#             injected copy score higher, softplus(logit_plain - logit_injected): a signal already in
+#             the background is in both copies, so nothing says it is noise
+PLAIN_MODES = ("negative", "pu", "paired")
 
 
 @dataclass(frozen=True)
@@ -17,12 +26,15 @@ class InjectConfig:
     seed: int = integer(0, 0, 2**63 - 1)  # sampling, signal parameters and the injected/plain split all
     #   follow it
     inject_fraction: float = number(0.5, 0.05, 0.95)  # share of usable backgrounds that get a signal (the
-    #   rest stay negatives)
+    #   rest stay plain); ignored by plain="paired" (every background is used both ways)
     snr_range: tuple[float, float] = pair((2.0, 60.0), 1e-30)  # injected SNR, log-uniform; dedoppler finds
     #   little below ~6
     kinds: str = "all"  # signal kinds, as `cropray synth --kinds` (default: every track morphology)
     exclude_quantile: float = number(0.99, 0.5, 1.0)  # backgrounds above this quantile of the labelled
     #   negatives' track statistic are dropped
+    plain: str = choice("negative", PLAIN_MODES)  # what a plain background teaches (PLAIN_MODES above)
+    pu_prior: float = number(0.2, 0.0, 0.9)  # plain="pu": assumed share of signals among the kept plain
+    #   backgrounds
     min_backgrounds: int = integer(500, 0, MAX_ARCHIVE_CROPS)  # fewer usable backgrounds than this: a warning
     #   with the count
     read_oversample: float = number(2.0, 1.0, 100.0)  # row groups are read until they hold this many times

@@ -7,7 +7,7 @@ from torch import nn
 
 from cropray.models._base import LogitModel, check_float, check_int, conv_bn_relu
 from cropray.models._registry import register_model
-from cropray.models.track_prior import TRACK_PRIOR, TrackPriorMixin
+from cropray.models.track_prior import ANCHOR, ANCHOR_L2, CALIBRATE, TRACK_PRIOR, TrackPriorMixin
 
 
 class BasicBlock(nn.Module):
@@ -41,19 +41,21 @@ class DeepCNN(TrackPriorMixin, LogitModel):
       parameters sit mostly in the 8x8 stage where they are cheap to run.
     - GAP + dropout + one linear keep the head small (4w + 1 weights).
     Default width 40, depth 1 -> ~476K parameters; `width`/`depth` are sweepable. `track_prior` adds
-    the de-Doppler statistic as a learned logit term (track_prior.py).
+    the de-Doppler statistic as a learned logit term; `anchor`/`anchor_l2`/`calibrate` anchor the
+    model to it (track_prior.py).
     """
 
     def __init__(self, *, width: int = 40, depth: int = 1, dropout: float = 0.3,
                  track_prior: bool = TRACK_PRIOR, flatten: bool = True, flatten_window: int = 15,
-                 row_center: bool | None = None, compress: str = "asinh"):
+                 row_center: bool | None = None, compress: str = "asinh", anchor: bool = ANCHOR,
+                 anchor_l2: float = ANCHOR_L2, calibrate: bool = CALIBRATE):
         super().__init__()
         w = check_int("width", width, 4, 256)
         d = check_int("depth", depth, 1, 4)
-        prior, row_center = self._init_track(track_prior, row_center)
+        prior, row_center, anchoring = self._init_track(track_prior, row_center, anchor, anchor_l2, calibrate)
         self._init_common({"width": w, "depth": d,
                            "dropout": check_float("dropout", dropout, 0.0, 1.0, hi_open=True),
-                           "track_prior": prior, "flatten": flatten, "flatten_window": flatten_window,
+                           "track_prior": prior, **anchoring, "flatten": flatten, "flatten_window": flatten_window,
                            "row_center": row_center, "compress": compress})
         stages, c_in = [], w
         for i, c_out in enumerate((w, 2 * w, 4 * w)):
@@ -66,6 +68,7 @@ class DeepCNN(TrackPriorMixin, LogitModel):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(self._hparams["dropout"])
         self.head = nn.Linear(4 * w, 1)
+        self._anchor_head()  # zero head when anchored: the model starts as the calibrated prior
 
     def logits_normalised(self, z: torch.Tensor) -> torch.Tensor:
         """(B, 1, H, W) normalised crops -> (B,) raw logit."""

@@ -17,7 +17,6 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cropray.models import build_model, hparam_names
-from cropray.train.archive_data import gather
 from cropray.train.augment import SpectrogramAugment
 from cropray.train.config import TrainConfig
 from cropray.train.losses import make_loss
@@ -83,6 +82,12 @@ class Trainer:
         pre = self.net.preprocess
         stateless = not list(pre.parameters()) and not list(pre.buffers())
         self._pre = pre if (cfg.pre_normalise and stateless and self.trainable) else None
+        self.steps = 0
+        self.x = self._prepare(x)  # (N, 1, H, W) on CPU: raw, or normalised on the fast path
+        self.y = torch.as_tensor(np.asarray(y).astype(np.int64))  # (N,)
+        # An anchored model starts as the de-Doppler score calibrated on this training split's labels
+        # (cropray.models.track_prior); set before the EMA copy so both start there.
+        self.prior_calibration = self._calibrate_prior() if self.trainable else None
         # `model` is what is validated, scored and kept: an exponential moving average of the trained
         # weights (and BN statistics) when cfg.ema > 0 -- smoother than the raw weights on small sets.
         self.model = copy.deepcopy(self.net) if (cfg.ema > 0 and self.trainable) else self.net
@@ -92,9 +97,6 @@ class Trainer:
             self._ema_pairs = [(mine[k], v) for k, v in
                                list(self.net.named_parameters()) + list(self.net.named_buffers())
                                if not k.startswith(self.net.finalized_state)]  # set by finalize, not learned
-        self.steps = 0
-        self.x = self._prepare(x)  # (N, 1, H, W) on CPU: raw, or normalised on the fast path
-        self.y = torch.as_tensor(np.asarray(y).astype(np.int64))  # (N,)
         # training-only archive crops (cropray.train.archive_data.ExtraCrops): held once for every fold
         self.extra = extra
         self.held_extra = None if extra is None else extra.held(
@@ -108,7 +110,7 @@ class Trainer:
         pos_weight = None
         if cfg.balance == "pos_weight" and 0 < n_pos < len(self.y):
             pos_weight = (len(self.y) - n_pos) / n_pos  # negatives per positive
-        self.loss_fn = make_loss(cfg, pos_weight)
+        self.loss_fn = make_loss(cfg, pos_weight, pu_prior=0.0 if extra is None else extra.pu_prior)
         domain = "raw" if self._pre is None else "normalised"
         self.augment = SpectrogramAugment(cfg, domain) if cfg.augment else None
         self.opt = self.sched = None
@@ -121,6 +123,18 @@ class Trainer:
         self.best_state = copy.deepcopy(self.model.state_dict())
         self.history: list[EpochStats] = []
         self.stopped = not self.trainable
+
+    @torch.no_grad()
+    def _calibrate_prior(self) -> dict | None:
+        """Fit the track prior's scale/offset on the training split (the labels, never the archive crops
+        or the validation split); None for a model without one."""
+        if not getattr(self.net, "calibrates_prior", False):
+            return None
+        self.net.eval()
+        stat = torch.cat([self.net.track.statistic(self._normalised(self.net, self.x[i:i + SCORE_BATCH]
+                                                                    .to(self.device))).cpu()
+                          for i in range(0, len(self.x), SCORE_BATCH)]).numpy()  # (N,)
+        return self.net.calibrate_prior(stat, self.y.numpy(), balanced=self.cfg.balance != "none")
 
     @torch.no_grad()
     def _prepare(self, x) -> torch.Tensor:
@@ -191,11 +205,14 @@ class Trainer:
             if len(idx) < 2:  # BatchNorm cannot normalise one crop; it rejoins next epoch's shuffle
                 continue
             xb, yb = (self.x[idx], self.y[idx]) if self.extra is None else \
-                gather(self.x, self.y, self.held_extra, idx)  # (B, 1, H, W) CPU, (B,)
+                self.extra.gather(self.x, self.y, self.held_extra, idx)  # (B', 1, H, W) CPU, (B',) codes
             if self.augment is not None:
                 xb = self.augment(xb, self.gen)
             xb, yb = xb.to(self.device, non_blocking=True), yb.to(self.device)
             loss = self.loss_fn(self._forward_train(xb), yb)
+            penalty = self.net.anchor_penalty() if hasattr(self.net, "anchor_penalty") else None
+            if penalty is not None:  # pulls the learned correction toward the de-Doppler prior
+                loss = loss + penalty
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

@@ -6,6 +6,11 @@ gives every anchor ~15 positives and ~16 negatives at once, weighted by a temper
 pairs carry the gradient; the margin-based pairwise loss gives zero gradient to every negative already
 beyond the margin and needs that margin tuned. The seed's loss stays available as `loss="contrastive"`
 (pytorch-metric-learning's ContrastiveLoss, positive margin 0, negative margin `margin`).
+
+Archive crops (cropray.train.archive_data) add label codes beside 0/1 for logit models, so a plain
+archive background of unknown content never becomes a confident negative (`archive_logit_loss`):
+UNLABELLED (-1) crops enter a non-negative PU risk, and a PLAIN_COPY (-2) / PAIRED_COPY (2) pair only
+asks that the injected copy score higher than the plain one.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning import losses as pml_losses
 
+from cropray.train.archive_data import PAIRED_COPY, PLAIN_COPY, UNLABELLED
 from cropray.train.config import TrainConfig
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -49,6 +55,54 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, a
     return loss.mean()
 
 
+def pair_rank_loss(plain: torch.Tensor, injected: torch.Tensor) -> torch.Tensor:
+    """(P,) softplus(logit_plain - logit_injected), per pair: the logistic loss of ranking the injected
+    copy above its own plain background. Its gradient on the plain logit is sigmoid(plain - injected):
+    ~0 once the injected copy is well above, whatever the plain copy's own level (a faint signal it
+    holds is in both copies) -- unlike BCE with label 0, whose gradient sigmoid(plain) pushes every
+    plain background toward -inf."""
+    return F.softplus(plain - injected)
+
+
+def archive_logit_loss(base: LossFn, pu_prior: float = 0.0) -> LossFn:
+    """loss(logits (B,), codes (B,)) for batches that may hold archive crops.
+
+    codes 0/1: `base` (BCE or focal) per crop; UNLABELLED: the non-negative PU risk (Kiryo et al.
+    2017) max(0, mean_U l(s, 0) - pu_prior * mean_P l(s, 0)), P = the batch's positives, counted as
+    one term per unlabelled crop (pu_prior 0: they are plain negatives); PLAIN_COPY/PAIRED_COPY: one
+    `pair_rank_loss` term per pair (the k-th plain copy pairs with the k-th injected copy). The mean
+    is over crops/terms, so a batch of 0/1 codes gives exactly `base`.
+    """
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        known = (y == 0) | (y == 1)
+        if bool(known.all()):
+            return base(out, y)
+        terms, count = out.new_zeros(()), 0
+        if bool(known.any()):
+            n = int(known.sum())
+            terms = terms + base(out[known], y[known]) * n
+            count += n
+        unl = y == UNLABELLED
+        if bool(unl.any()):
+            n = int(unl.sum())
+            neg_u = F.binary_cross_entropy_with_logits(out[unl], torch.zeros_like(out[unl]))  # mean_U l(s, 0)
+            pos = y == 1
+            neg_p = F.binary_cross_entropy_with_logits(out[pos], torch.zeros_like(out[pos])) if bool(pos.any()) \
+                else out.new_zeros(())
+            terms = terms + torch.clamp_min(neg_u - pu_prior * neg_p, 0.0) * n
+            count += n
+        plain, inj = out[y == PLAIN_COPY], out[y == PAIRED_COPY]  # (P,), (P,) in the same pair order
+        if len(plain):
+            if len(plain) != len(inj):
+                raise ValueError(f"{len(plain)} plain copies but {len(inj)} injected copies in a batch")
+            terms = terms + pair_rank_loss(plain, inj).sum()
+            count += len(plain)
+        return terms / max(1, count)
+
+    return loss
+
+
 def metric_loss(cfg: TrainConfig) -> LossFn:
     """The Siamese encoder's loss on (B, D) L2-normalised embeddings and (B,) integer labels."""
     if cfg.loss == "supcon":
@@ -58,11 +112,22 @@ def metric_loss(cfg: TrainConfig) -> LossFn:
     raise ValueError(f"{cfg.loss!r} is not a metric-learning loss")
 
 
-def make_loss(cfg: TrainConfig, pos_weight: float | None = None) -> LossFn:
-    """loss(output, target) for a resolved config: output = logits (B,) or embeddings (B, D)."""
+def make_loss(cfg: TrainConfig, pos_weight: float | None = None, *, pu_prior: float = 0.0) -> LossFn:
+    """loss(output, target) for a resolved config: output = logits (B,) or embeddings (B, D).
+
+    Logit losses accept the archive label codes (`archive_logit_loss`; pu_prior for UNLABELLED crops);
+    the metric losses take 0/1 labels only (an archive crop of unknown content has no class to embed)."""
     if cfg.loss == "bce":
-        return lambda out, y: bce_loss(out, y, pos_weight)
+        return archive_logit_loss(lambda out, y: bce_loss(out, y, pos_weight), pu_prior)
     if cfg.loss == "focal":
-        return lambda out, y: focal_loss(out, y, cfg.focal_gamma, cfg.focal_alpha, pos_weight)
+        return archive_logit_loss(lambda out, y: focal_loss(out, y, cfg.focal_gamma, cfg.focal_alpha, pos_weight),
+                                  pu_prior)
     fn = metric_loss(cfg)
-    return lambda emb, y: fn(emb, y.long())
+
+    def metric(emb: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if bool(((y != 0) & (y != 1)).any()):
+            raise ValueError("a metric-learning loss needs 0/1 labels; archive crops of unknown content "
+                             "(plain='pu' or 'paired') train logit models only")
+        return fn(emb, y.long())
+
+    return metric

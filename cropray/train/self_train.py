@@ -24,12 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cropray.inject.config import InjectConfig
 from cropray.models.policy import check_logit
 from cropray.train.archive_data import ExtraCrops
 from cropray.train.config import TrainConfig
 from cropray.train.fit import fit, resolve
 from cropray.validate import integer, number, validate
 
+PER_EPOCH = InjectConfig().per_epoch  # archive crops per epoch without an inject config: the same default
 WEAK = dict(aug_noise=0.0, aug_level_decades=0.0, aug_time_shift=2)  # weak views: geometry only, no added noise
 
 
@@ -84,11 +86,16 @@ def pseudo_label(p: np.ndarray, tau: float, max_pseudo: int) -> tuple[np.ndarray
 
 def with_pseudo(extra: ExtraCrops | None, xs: np.ndarray, ys: np.ndarray, real_share: float,
                 per_epoch: int) -> ExtraCrops:
-    """Training-only crops: `extra` (injected + plain backgrounds, if any) plus pseudo-labelled pool crops."""
+    """Training-only crops: `extra` (injected + plain backgrounds, if any) plus pseudo-labelled pool crops.
+
+    Pseudo-labelled crops are single crops with a 0/1 label, so a paired `extra` joins them as "pu"
+    (its plain copies stay unlabelled, its injected copies stay positives; the pairing is dropped)."""
+    plain, pu_prior = "negative", 0.2
     if extra is not None:
         xs, ys = np.concatenate([extra.x, xs]), np.concatenate([extra.y, ys])
-        real_share, per_epoch = extra.real_share, extra.per_epoch
-    return ExtraCrops(xs, ys, real_share, per_epoch)
+        real_share, per_epoch, pu_prior = extra.real_share, extra.per_epoch, extra.pu_prior
+        plain = "pu" if extra.plain in ("pu", "paired") else "negative"
+    return ExtraCrops(xs, ys, real_share, per_epoch, plain=plain, pu_prior=pu_prior)
 
 
 def round_counts(r: int, pool: np.ndarray, lab: np.ndarray) -> dict:
@@ -97,7 +104,7 @@ def round_counts(r: int, pool: np.ndarray, lab: np.ndarray) -> dict:
 
 
 def self_train(cfg: TrainConfig, x, y, pool: np.ndarray, st: SelfTrainConfig, *, extra: ExtraCrops | None = None,
-               real_share: float = 0.5, per_epoch: int = 2048, progress=None):
+               real_share: float = 0.5, per_epoch: int = PER_EPOCH, progress=None):
     """Teacher on (x, y) [+ extra], then `st.rounds` student rounds with pseudo-labelled pool crops.
 
     Returns (FitResult of the last student, info dict: pseudo-label counts per round)."""

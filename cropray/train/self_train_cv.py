@@ -33,6 +33,7 @@ from cropray.train.config import TrainConfig
 from cropray.train.cv import CVResult
 from cropray.train.fit import fit, progress_bar, stratified_split
 from cropray.train.self_train import (
+    PER_EPOCH,
     SelfTrainConfig,
     check_logit,
     pseudo_label,
@@ -71,7 +72,7 @@ def _student(cfg: TrainConfig, x, y, fit_idx, val_idx, seed: int, extra: ExtraCr
 
 
 def self_train_cv(cfg: TrainConfig, x, y, pool: np.ndarray, st: SelfTrainConfig, base: CVResult, *,
-                  extra: ExtraCrops | None = None, real_share: float = 0.5, per_epoch: int = 2048, snr=None,
+                  extra: ExtraCrops | None = None, real_share: float = 0.5, per_epoch: int = PER_EPOCH, snr=None,
                   n_boot: int = 1000, progress=None) -> tuple[CVResult, list[list[dict]]]:
     """CV of self-training on `base`'s folds, each fold with its own teachers (module docstring).
 
@@ -151,7 +152,7 @@ def self_train_step(cfg: TrainConfig, ls, cv: CVResult, teacher, extra: ExtraCro
         say(f"warning: {why}")
         return cv, teacher, {**info, "skipped": why}
     real_share = inject.real_share if inject is not None else 0.5
-    per_epoch = inject.per_epoch if inject is not None else 2048
+    per_epoch = inject.per_epoch if inject is not None else PER_EPOCH
     pool, dropped = draw_pool(archive, st, ls.x, ls.crop_id, seed=st.seed + 17, crop_shape=crop_shape)
     info.update(pool=int(len(pool)), pool_dropped_labelled=dropped)
     say(f"self-training: {len(pool):,} archive crops in the pool, tau {st.tau}, {st.rounds} round(s), "

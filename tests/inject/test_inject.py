@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from cropray.archive import write_archive
 from cropray.errors import ConfigError, CroprayError
 from cropray.inject import InjectConfig, build_injected, noise_sigma, sample_backgrounds, track_statistic
-from cropray.inject.build import inject_from_archive
+from cropray.inject.build import UNLABELLED, inject_from_archive
 from cropray.synth import SynthConfig, generate
 
 T = F = 64
@@ -127,3 +127,25 @@ def test_config_is_validated():
     with pytest.raises(ConfigError, match="unknown key.*valid keys"):
         InjectConfig.from_dict({"budget": 3})
     assert InjectConfig.from_dict(InjectConfig().to_dict()) == InjectConfig()
+
+
+def test_paired_mode_uses_every_background_plain_and_injected(noise_archive):
+    bg = sample_backgrounds(noise_archive, 300, seed=0)
+    neg = generate(100, SynthConfig(positive_fraction=0.0), seed=8).crops[:, None]
+    s = build_injected(bg, neg, InjectConfig(archive_crops=300, seed=3, plain="paired", min_backgrounds=10))
+    u = s.summary["usable"]
+    assert len(s) == 2 * u and s.summary["injected"] == u and s.summary["plain_as"] == "paired"
+    assert (s.y[:u] == UNLABELLED).all() and (s.y[u:] == 1).all()  # no plain background is a negative
+    np.testing.assert_array_equal(s.source_id[:u], s.source_id[u:])  # the k-th pair shares one background
+    assert np.isnan(s.snr[:u]).all() and np.isfinite(s.snr[u:]).all()
+    added = s.x[u:] - s.x[:u]  # the injected copy is its plain copy plus a signal, nothing else
+    assert (added >= -1e-3 * np.abs(s.x[:u]).max()).all() and (added.reshape(u, -1).max(axis=1) > 0).all()
+    pu = build_injected(bg, neg, InjectConfig(archive_crops=300, seed=3, plain="pu", min_backgrounds=10))
+    assert set(np.unique(pu.y)) == {UNLABELLED, 1} and len(pu) == u
+
+
+def test_plain_mode_is_validated():
+    with pytest.raises(ConfigError, match="plain"):
+        InjectConfig(plain="ignore")
+    with pytest.raises(ConfigError, match="pu_prior"):
+        InjectConfig(pu_prior=1.5)

@@ -11,7 +11,7 @@ from cropray.archive import write_archive
 from cropray.cli import main
 from cropray.synth import SynthConfig, generate, synth_archive
 from cropray.train import TrainConfig
-from cropray.train.archive_data import ExtraCrops
+from cropray.train.archive_data import PAIRED_COPY, PLAIN_COPY, UNLABELLED, ExtraCrops
 from cropray.train.auto import candidates, compare_candidates
 from cropray.train.cv import cross_validate
 from cropray.train.loop import Trainer
@@ -100,3 +100,31 @@ def test_cli_archive_errors(sets, tmp_path, capsys):
     assert "need --archive" in capsys.readouterr().err
     assert main([*base, "--archive", str(sets / "archive"), "--inject-config", '{"kinds": "spiral"}']) == 2
     assert "--inject-config" in capsys.readouterr().err
+
+
+def test_paired_crops_are_drawn_as_pairs_and_train():
+    x, y = _labels()
+    b = generate(100, SynthConfig(positive_fraction=0.0), seed=4)
+    plain = b.crops[:, None]
+    inj = plain.copy()
+    inj[:, 0, :, 30:32] *= 3.0  # a bright line: the "signal"
+    ex = ExtraCrops(np.concatenate([plain, inj]), np.r_[np.full(100, UNLABELLED), np.ones(100)], real_share=0.5,
+                    per_epoch=64, plain="paired")
+    assert len(ex) == 100 and ex.draws() == 32  # 64 crops = 32 pairs
+    cfg = TrainConfig(arch="shallow_cnn", epochs=2, **FAST).resolve("shallow_cnn")
+    t = Trainer(cfg, x, y, extra=ex)
+    idx = t._order()
+    assert (idx >= len(y)).sum() == 32 and (idx < len(y)).sum() == 64  # real crops: half of the 128 crops
+    xb, yb = ex.gather(t.x, t.y, t.held_extra, idx[:16])
+    k = int((yb == PLAIN_COPY).sum())
+    assert k == int((yb == PAIRED_COPY).sum()) and len(xb) == len(yb) == 16 + k
+    r = 16 - k  # real crops first, then the pairs' plain copies, then their injected copies
+    assert set(yb[:r].tolist()) <= {0, 1} and (yb[r:r + k] == PLAIN_COPY).all() and (yb[r + k:] == PAIRED_COPY).all()
+    plain_x, inj_x = xb[yb == PLAIN_COPY], xb[yb == PAIRED_COPY]
+    assert (inj_x[..., 30:32].mean(dim=(1, 2, 3)) > plain_x[..., 30:32].mean(dim=(1, 2, 3))).all()  # same order
+    while not t.done:
+        assert np.isfinite(t.run_epoch().train_loss)
+    with pytest.raises(ValueError, match="U plain copies"):
+        ExtraCrops(plain, np.ones(100), plain="paired")
+    with pytest.raises(ValueError, match="need plain='pu' or 'paired'"):
+        ExtraCrops(plain, np.full(100, UNLABELLED))
