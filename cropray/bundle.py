@@ -7,6 +7,8 @@
                                all of it (re-derived on load: an edited manifest is refused)
       model.safetensors        the state dict (weights, BN statistics, Siamese gallery buffers)
       calibration.safetensors  optional: {"crops": (n, 1, H, W) float32} training crops for int8 calibration
+      graph.onnx, graph.json   optional: the fp32 network exported at training time with its eager check
+                               scores (cropray.bundle_graph), so a scoring actor needs no export
 
 Only JSON and safetensors are read or written: no pickle, no torch.load. A bundle is written into a
 temporary sibling directory and renamed into place, so a half-written bundle is never visible.
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 import cropray
+from cropray.bundle_graph import GRAPH_FILE, GRAPH_META, GraphError, GraphPack
 from cropray.bundle_manifest import (
     CALIBRATION_FILE,
     FORMAT_VERSION,
@@ -56,6 +59,7 @@ class Bundle:
     manifest: BundleManifest
     path: Path | None  # None when built from shipped bytes
     calibration_crops: np.ndarray | None  # (n, 1, H, W) float32
+    graph_pack: GraphPack | None = None  # the exported fp32 network (None: a bundle saved without it)
 
     @property
     def arch(self) -> str:
@@ -81,12 +85,13 @@ class Bundle:
 def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: dict, metrics: dict,
                 calibration_crops: np.ndarray | None = None, extra: dict | None = None,
                 overwrite: bool = False, input_shape: tuple[int, int] | None = None,
-                execution_paths=None) -> Path:
+                execution_paths=None, graph: GraphPack | None = None) -> Path:
     """Write `model` as a bundle directory at `out_dir` (atomically) and return its path.
 
     input_shape (H, W) defaults to the calibration crops' shape, else train_summary["input_shape"]
     (or "crop_shape"), else (64, 64). execution_paths: the path-aware CV record
-    (cropray.fastpath.quality.ExecutionPaths; None: fp32 only).
+    (cropray.bundle_quality.ExecutionPaths; None: fp32 only). graph: the fp32 network exported from
+    this model (`cropray.fastpath.export.make_pack`; None: scoring exports it on first use and caches it).
     """
     arch = getattr(model, "arch_name", None)
     if not isinstance(arch, str) or not known(arch) or type(model) is not model_class(arch):
@@ -126,6 +131,8 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
         blobs = {MODEL_FILE: safetensors.torch.save(state, metadata={"format": "pt"})}
         if calib is not None:
             blobs[CALIBRATION_FILE] = safetensors.torch.save({"crops": torch.from_numpy(calib)})
+        if graph is not None:
+            blobs.update(graph.files())
         for name, data in blobs.items():
             _write(tmp / name, data)
         files = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
@@ -185,7 +192,22 @@ def _build(manifest: BundleManifest, blobs: dict[str, bytes], where: Path, path:
         if crops is None:
             raise BundleError(f"{where / CALIBRATION_FILE}: no 'crops' tensor")
         calib = crops.numpy().astype(np.float32, copy=False)
-    return Bundle(model=model, manifest=manifest, path=path, calibration_crops=calib)
+    return Bundle(model=model, manifest=manifest, path=path, calibration_crops=calib,
+                  graph_pack=graph_pack(manifest, blobs, where))
+
+
+def graph_pack(manifest: BundleManifest, blobs: dict[str, bytes], where) -> GraphPack | None:
+    """The bundle's exported network (hashes already verified with the manifest's), torch-free; None
+    when the bundle has none; BundleError when only one of its two files is listed or graph.json is bad."""
+    have = {GRAPH_FILE, GRAPH_META} & set(manifest.files)
+    if not have:
+        return None
+    if len(have) == 1:
+        raise BundleError(f"{where}: lists {next(iter(have))} without its pair ({GRAPH_FILE} + {GRAPH_META})")
+    try:
+        return GraphPack.from_files(blobs, str(where))
+    except GraphError as e:
+        raise BundleError(str(e)) from None
 
 
 def _load_tensors(data: bytes, where: Path) -> dict[str, torch.Tensor]:

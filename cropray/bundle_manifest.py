@@ -23,8 +23,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cropray.bundle_quality import ExecutionPaths
 from cropray.errors import BundleError
-from cropray.fastpath.quality import ExecutionPaths
 
 FORMAT_VERSION = 2  # 2: bundle_sha256 covers the whole manifest (1 had no manifest digest)
 MANIFEST = "manifest.json"
@@ -61,7 +61,7 @@ class BundleManifest:
     torch_version: str = ""
     created: str = ""  # ISO time; outside the digest, so re-saving a model keeps its model_id
     # each execution path's out-of-fold quality and the paths admissible for scoring (path-aware CV,
-    # cropray.fastpath.quality); None = absent from the JSON (a bundle from before it: fp32 only)
+    # cropray.bundle_quality); None = absent from the JSON (a bundle from before it: fp32 only)
     execution_paths: ExecutionPaths | None = None
     bundle_sha256: str = ""  # digest() as recorded; "" until signed()
 

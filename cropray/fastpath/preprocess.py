@@ -20,24 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from cropray.fastpath.robust_numpy import MAD_TO_SIGMA, _lower_median, _running_median  # noqa: F401
-from cropray.fastpath.robust_numpy import robust_norm_numpy as _robust_norm_numpy
+from cropray.models.physics_np import robust_norm_np, subsample_stride
 
 log = logging.getLogger("cropray.fastpath")
-
-def _stride(n: int, width: int) -> int:
-    """The model's pixel subsampling for the global median/MAD (1 if this version has none)."""
-    from cropray.models import preprocess as ref
-
-    fn = getattr(ref, "subsample_stride", None)
-    return fn(n, width) if fn is not None else 1
 
 
 def robust_norm_numpy(x: np.ndarray, *, flatten: bool, flatten_window: int, row_center: bool,
                       compress: str) -> np.ndarray:
     """(B,1,H,W) float32 finite raw power -> (B,1,H,W) float32, = RobustNorm.forward (see module doc)."""
-    return _robust_norm_numpy(x, flatten=flatten, flatten_window=flatten_window, row_center=row_center,
-                              compress=compress, stride=_stride(x.shape[2] * x.shape[3], x.shape[3]))
+    return robust_norm_np(x, flatten=flatten, flatten_window=flatten_window, row_center=row_center,
+                          compress=compress, stride=subsample_stride(x.shape[2] * x.shape[3], x.shape[3]))
 
 
 class NumpyRobustNorm(nn.Module):

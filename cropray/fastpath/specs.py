@@ -1,5 +1,15 @@
-"""The execution paths' names and precisions as data, torch-free (configs such as BenchConfig check
-`--paths` against them without importing torch); paths.py turns a `PathSpec` into a runner."""
+"""The scoring runtimes as data, torch-free (configs check names against them without importing torch).
+
+One runtime per device, plus the reference:
+  CPU:  `onnx_fp32` (the default: ONNX Runtime over the exported network, numpy RobustNorm in front),
+        `onnx_int8` (the same graph statically quantized; only where the bundle's path-aware CV admits
+        it and the quantized graph agrees with the eager model on this CPU), `numpy` (label-free
+        architectures without conv/linear layers: the de-Doppler search in numpy, no network).
+  CUDA: `cuda_amp` (torch, BN folded, channels_last, bf16 autocast on the conv trunks, judged by the
+        same path-aware CV), else `fold_cl` on the GPU.
+  Both: `eager` (the model as trained, fp32: the reference every runtime is checked against) and
+        `fold_cl` (BN folded + channels_last, fp32, exact: the fallback where ONNX Runtime cannot run).
+"""
 
 from __future__ import annotations
 
@@ -11,26 +21,23 @@ class PathSpec:
     """How to run a model. `name` is what `--paths` and `describe()` use."""
 
     name: str
-    precision: str  # "fp32" | "bf16" (autocast) | "int8" (PT2E static quantization; ORT's for onnx_int8)
-    compiled: bool  # torch.compile (inductor, freezing on)
-    optimized: bool = True  # BN folded + channels_last; False only for the `eager` reference
-    runtime: str = "torch"  # "torch" | "onnxruntime" (onnx_path.py: the network exported, run by ORT)
+    precision: str  # "fp32" | "bf16" (CUDA autocast) | "int8" (ONNX Runtime static quantization)
+    runtime: str  # "torch" | "onnxruntime" | "numpy"
+    devices: tuple[str, ...]  # where it runs
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-# Every path `--paths` knows; `policy.AUTO_ORDER` ranks them for `auto`.
 PATHS: dict[str, PathSpec] = {p.name: p for p in (
-    PathSpec("eager", "fp32", False, optimized=False),  # the reference: the model as trained
-    PathSpec("fold_cl", "fp32", False),
-    PathSpec("bf16", "bf16", False),
-    PathSpec("compile_fp32", "fp32", True),
-    PathSpec("compile_bf16", "bf16", True),
-    PathSpec("int8", "int8", True),
-    PathSpec("onnx_fp32", "fp32", False, runtime="onnxruntime"),  # ORT session, numpy preprocessing
-    PathSpec("onnx_int8", "int8", False, runtime="onnxruntime"),  # the same graph, ORT static int8 (convs)
+    PathSpec("eager", "fp32", "torch", ("cpu", "cuda")),
+    PathSpec("fold_cl", "fp32", "torch", ("cpu", "cuda")),
+    PathSpec("onnx_fp32", "fp32", "onnxruntime", ("cpu",)),
+    PathSpec("onnx_int8", "int8", "onnxruntime", ("cpu",)),
+    PathSpec("cuda_amp", "bf16", "torch", ("cuda",)),
+    PathSpec("numpy", "fp32", "numpy", ("cpu",)),
 )}
 
-# Max |score - fp32 eager score| a path may show on a trained model (tests and the auto guard).
+# Max |score - fp32 eager score| a runtime may show on a trained model: the agreement check at every
+# build (a broken graph or kernel is refused; quality itself is judged by path-aware CV).
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.05, "int8": 0.1}

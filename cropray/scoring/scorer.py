@@ -1,7 +1,7 @@
 """`ScoreBatch`: the callable class each Ray Data actor runs; plain Python, testable on a real batch.
 
-It loads the bundle once (in `__init__`: hashes checked, then a warm start from this machine's cache
-when an earlier actor's build left one -- cropray.scoring.warm, no torch -- else the full build),
+It loads the bundle once (in `__init__`: hashes checked, then a torch-free start from the bundle's
+exported graph or this machine's graph cache -- cropray.scoring.warm -- else the full build),
 then maps one Arrow batch of tagged input frames (`cropray.scoring.source`) to one Arrow table with
 exactly one output row per input row (1:1, so the pipeline declares `udf_modifying_row_count=False`):
 
@@ -11,7 +11,7 @@ exactly one output row per input row (1:1, so the pipeline declares `udf_modifyi
     _worker, _maxrss_kb, _path (which process scored the rows, its peak RSS, the fastpath path)
 
 Validation and decoding are vectorised over the Arrow buffers (`validate_decode`); the model
-(`cropray.fastpath` scorer) runs on chunks of `model_batch` rows. The crop column never leaves the actor.
+(`cropray.fastpath` runtime) runs on chunks of `model_batch` rows. The crop column never leaves the actor.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import pyarrow as pa
 from cropray.archive import CROP, CropSpec, validate_decode
 from cropray.scoring.source import ERROR, ROW, UNIT
 from cropray.scoring.trace import mark, process_start
-from cropray.scoring.warm import WarmStart
+from cropray.scoring.warm import fast_start
 
 mark("scorer_module_imported", who="proc", proc_start=process_start())  # in an actor: Python, Ray, pyarrow up
 
@@ -71,51 +71,53 @@ def _manifest(bundle):
 
 
 class ScoreBatch:
-    """Validate, decode and score one batch of crops; see the module docstring for the output."""
+    """Validate, decode and score one batch of crops; see the module docstring for the output.
+
+    extra_columns: None, or a factory `make(model) -> fn(x (n_valid,1,H,W), valid (n,) bool) -> {name:
+    pa.Array of n rows}` called once with a copy of the bundle's eager model (a caller's extra output
+    columns, e.g. `cropray suggest`'s features; names must start with "_": never committed).
+    """
 
     def __init__(self, bundle, spec: CropSpec, *, precision: str = "auto", compile="auto", device: str = "auto",
                  threads: int | None = None, model_batch: int = 128, expected_rows: int | None = None,
-                 features: int = 0):
+                 extra_columns=None):
         import sys
 
+        del compile, expected_rows  # accepted for callers of the earlier signature; nothing compiles now
         mark("actor_init", who="actor", torch_loaded="torch" in sys.modules)
         bundle = _resolve(bundle)
         self.spec = spec
-        self.features = None
-        # Warm start first (graph_cache.py): the bundle's hashes checked, then a stored ONNX graph that a
-        # full build on this machine chose and checked, re-checked here on its stored eager scores: no torch.
-        self.manifest = _manifest(bundle)
-        warm = WarmStart(self.manifest.bundle_sha256, precision=precision, compile_=compile, device=device,
-                         threads=threads, batch=model_batch)
-        self.scorer = warm.scorer(expected_rows) if not features else None
-        self.warm = warm.report
+        self.extra = None
+        blobs = bundle if isinstance(bundle, dict) else bundle_files(bundle)
+        self.manifest = _manifest(blobs)
+        self.scorer, self.warm = None, {"used": False, "reason": "extra columns need the model"}
+        if extra_columns is None:  # torch-free: the bundle's graph (or the cache's), one agreement check
+            self.scorer, self.warm = fast_start(self.manifest, blobs, precision=precision, device=device,
+                                                threads=threads, batch=model_batch)
         if self.scorer is None:
-            self._build(bundle, precision=precision, compile_=compile, device=device, threads=threads,
-                        model_batch=model_batch, expected_rows=expected_rows, features=features)
-            warm.store(self.bundle, self.scorer)
+            self._build(blobs, precision=precision, device=device, threads=threads, model_batch=model_batch,
+                        extra_columns=extra_columns)
         self.threshold = float(self.scorer.threshold if self.scorer.threshold is not None else self.manifest.threshold)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.path = str(self.describe().get("path", precision))  # the execution path the fastpath chose
+        self.path = str(self.describe().get("path", precision))  # the runtime the fastpath chose
         self._first = True
         d = self.scorer.describe()
-        mark("scorer_built", who="actor", path=self.path, build_s=d.get("build_s"), export_s=d.get("export_s"),
-             graph_cached=d.get("graph_cached"), probe_hit=(d.get("probe") or {}).get("cache_hit"),
-             warm=self.warm, torch_loaded="torch" in sys.modules)
+        mark("scorer_built", who="actor", path=self.path, build_s=d.get("build_s"), warm=self.warm,
+             torch_loaded="torch" in sys.modules)
 
-    def _build(self, bundle, *, precision, compile_, device, threads, model_batch, expected_rows, features):
-        """The full build: torch, the model from the bundle, the fast path's choice (cropray.fastpath)."""
-        from cropray.fastpath.scorer import build_scorer  # torch (and the fast path) imported here
+    def _build(self, blobs, *, precision, device, threads, model_batch, extra_columns):
+        """The full build: torch, the model from the bundle, cropray.fastpath.build_scorer."""
+        import copy
+
+        from cropray.fastpath.scorer import build_scorer  # torch imported here
 
         mark("torch_imported", who="actor")
-        self.bundle = _load(bundle)
+        bundle = _load(blobs)
         mark("bundle_loaded", who="actor")
-        # `cropray suggest` (features > 0): extra `_feat`/`_track` columns, cropray/suggest/features.py;
-        # a copy of the plain model, taken before the fast path folds or quantizes it.
-        self.features = _suggest_features(self.bundle.model, features) if features else None
-        # threads = the CPUs this actor holds; torch would otherwise use every core of the node.
-        # The scorer calls the model on chunks of `model_batch` (compiled paths are traced at it).
-        self.scorer = build_scorer(self.bundle, precision=precision, compile=compile_, device=device,
-                                   threads=threads, batch_size=model_batch, expected_rows=expected_rows)
+        # a copy of the plain model for the caller's columns, taken before a runtime folds it
+        self.extra = extra_columns(copy.deepcopy(bundle.model)) if extra_columns is not None else None
+        self.scorer = build_scorer(bundle, device=device, threads=threads, precision=precision,
+                                   batch_size=model_batch)
 
     def describe(self) -> dict:
         return dict(self.scorer.describe(), model_id=self.manifest.model_id, warm_start=self.warm)
@@ -154,10 +156,8 @@ class ScoreBatch:
         for name in batch.column_names:
             if name not in cols and name not in (CROP, ERROR):
                 cols[name] = batch.column(name)  # --keep columns, passed through
-        if self.features is not None:  # suggest's extra columns (never committed: names start with _)
-            from cropray.suggest.features import extra_columns
-
-            cols.update(extra_columns(self.features, x, check.valid))
+        if self.extra is not None:  # the caller's extra columns (never committed: names start with _)
+            cols.update(self.extra(x, check.valid))
         # Which process scored these rows, and its peak RSS so far: the run report's memory figures.
         cols[WORKER] = pa.repeat(pa.scalar(self.worker), n)
         cols[MAXRSS] = pa.repeat(pa.scalar(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, pa.int64()), n)
@@ -167,10 +167,3 @@ class ScoreBatch:
             mark("first_call_done", who="actor")
         return pa.table(cols)
 
-
-def _suggest_features(model, dim: int):
-    import copy
-
-    from cropray.suggest.features import SuggestFeatures
-
-    return SuggestFeatures(copy.deepcopy(model), dim)

@@ -1,6 +1,6 @@
-"""What a bundle records about its execution paths' quality (issue 12 lever 1), torch-free.
+"""What a bundle records about its execution paths' quality, torch-free (manifest schema).
 
-Path-aware cross-validation (`cropray.fastpath.path_cv`) scores every fold's held-out crops through
+Path-aware cross-validation (`cropray.train.path_cv`) scores every fold's held-out crops through
 each execution path with that fold's model, so each path gets its own out-of-fold ROC-AUC (95%
 bootstrap interval), recall at 1% FPR and calibrated threshold. A path is *admissible* for scoring when
 its CV ROC-AUC is at least the lower end of the fp32 interval: reduced precision is judged by the
@@ -9,13 +9,10 @@ quality it reaches, not by how many decisions it shares with fp32 (flips are kep
 `ExecutionPaths` is the typed manifest field (`BundleManifest.execution_paths`); `from_dict` validates
 what a manifest holds (BundleError naming the file). A bundle without it: fp32 only, as before.
 
-Compiled paths are recorded through the uncompiled computation they lower (`MEASURED_AS`): inductor
-changes kernels, not the arithmetic's precision (compile_fp32 = fold_cl within 1e-6 on our models;
-compile_bf16 = bf16 autocast). onnx_fp32 is fp32 too and is refused at every build unless it matches
-the eager model within 1e-4 (onnx_path.py); exporting it once per fold costs 2-8 s here, so unless
-it is measured itself (path_cv `paths=`), fold_cl's fp32 scores stand for it. onnx_int8 is measured
-itself (each fold's graph quantized on that fold's training crops). int8 is measured on its PT2E quantize/dequantize reference graph
-(uncompiled, calibrated on the fold's training crops); the compiled int8 kernels compute that graph.
+`onnx_fp32` is fp32 and is refused at every build unless it matches the eager model within 1e-4, so
+`fold_cl`'s fp32 scores stand for it (`MEASURED_AS`); `onnx_int8` (each fold's graph quantized on that
+fold's training crops) and `cuda_amp` (bf16 autocast on a GPU) are measured themselves. Names of runtimes
+that older cropray versions recorded (`LEGACY`) are still read, never admissible.
 """
 
 from __future__ import annotations
@@ -25,11 +22,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cropray.errors import BundleError
-from cropray.fastpath.specs import PATHS
 
 REFERENCE = "eager"  # the fp32 model as trained: its out-of-fold scores are the bundle's CV metrics
 # run-time path -> the path whose cross-validated scores stand for it
-MEASURED_AS = {"compile_fp32": "fold_cl", "compile_bf16": "bf16", "onnx_fp32": "fold_cl"}
+MEASURED_AS = {"onnx_fp32": "fold_cl"}
+# the runtimes of cropray.fastpath.specs.PATHS (a test keeps them equal; this module stays below fastpath)
+RUNTIMES = ("eager", "fold_cl", "onnx_fp32", "onnx_int8", "cuda_amp", "numpy")
+LEGACY = ("bf16", "compile_fp32", "compile_bf16", "int8")  # recorded by older cropray: read, never admissible
 RULE = "admissible: CV ROC-AUC >= the lower end of the fp32 (eager) 95% bootstrap interval"
 
 
@@ -59,7 +58,7 @@ class ExecutionPaths:
 
     interval: tuple[float, float]  # fp32 (eager) CV ROC-AUC 95% interval
     paths: dict[str, PathQuality]  # measured path name -> quality (REFERENCE included)
-    admissible: tuple[str, ...]  # run-time path names (MEASURED_AS twins included), in PATHS order
+    admissible: tuple[str, ...]  # run-time path names (MEASURED_AS twins included), in RUNTIMES order
     k: int = 0
     seconds: float = 0.0  # what path-aware CV added to training
     rule: str = RULE
@@ -112,28 +111,28 @@ class ExecutionPaths:
                   seconds=_num(raw.get("seconds", 0.0), f"{where}: execution_paths.seconds"),
                   rule=_str(raw.get("rule", RULE), f"{where}: execution_paths.rule"),
                   notes=tuple(_str(n, f"{where}: execution_paths.notes") for n in _list(raw.get("notes", []), where)))
-        for a in out.admissible:
+        for a in out.admissible:  # legacy names stay (the digest covers them); no runtime asks for them
             q = out.quality_of(a)
-            if a not in PATHS:
+            if a not in RUNTIMES + LEGACY:
                 raise BundleError(f"{where}: execution_paths.admissible names {a!r}, not a path this cropray knows "
-                                  f"({', '.join(PATHS)})")
+                                  f"({', '.join(RUNTIMES)})")
             if q is None or q.status != "ok" or q.auc < out.interval[0]:
                 raise BundleError(f"{where}: execution_paths.admissible lists {a!r}, but {out.why_not(a)}")
         return out
 
 
 def admissible_paths(interval: tuple[float, float], paths: dict[str, PathQuality]) -> tuple[str, ...]:
-    """Run-time paths (PATHS order) whose measured stand-in is ok with ROC-AUC >= the interval's lo."""
+    """Run-time paths (RUNTIMES order) whose measured stand-in is ok with ROC-AUC >= the interval's lo."""
     def ok(name: str) -> bool:
         q = paths.get(name) or paths.get(MEASURED_AS.get(name, name))
         return q is not None and q.status == "ok" and q.auc is not None and q.auc >= interval[0]
 
-    return tuple(n for n in PATHS if ok(n))
+    return tuple(n for n in RUNTIMES if ok(n))
 
 
 def _path(name: str, q, where: str) -> PathQuality:
-    if name not in PATHS:
-        raise BundleError(f"{where}: {name!r} is not a path this cropray knows ({', '.join(PATHS)})")
+    if name not in RUNTIMES + LEGACY:
+        raise BundleError(f"{where}: {name!r} is not a path this cropray knows ({', '.join(RUNTIMES)})")
     if not isinstance(q, dict):
         raise BundleError(f"{where}: must be a JSON object")
     _keys(q, set(PathQuality.__dataclass_fields__), {"status"}, where)

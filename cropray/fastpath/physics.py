@@ -1,0 +1,38 @@
+"""The `numpy` runtime: the label-free `dedoppler` architecture scored by the vectorised numpy
+de-Doppler search (cropray.models.physics_np) -- no network, torch-free."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+
+def numpy_runtime() -> bool:
+    """Whether the numpy de-Doppler (cropray.models.physics_np) is installed in this cropray."""
+    return importlib.util.find_spec("cropray.models.physics_np") is not None
+
+
+class NumpyScorer:
+    """np (B,1,H,W) float32 raw crops -> np (B,) float32 = the model's own scores (within 1e-5)."""
+
+    def __init__(self, arch: str, hparams: dict, *, batch: int):
+        from cropray.models.physics_np import dedoppler_score_np
+
+        if arch != "dedoppler":
+            raise RuntimeError(f"the numpy runtime scores the label-free dedoppler architecture only, not {arch}")
+        self._fn, self.hparams, self.batch = dedoppler_score_np, dict(hparams), int(batch)
+        self.threshold: float | None = None
+        self._info = {"path": "numpy", "precision": "fp32", "runtime": "numpy", "device": "cpu", "batch": self.batch}
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 4:
+            raise ValueError(f"expected crops (B,1,H,W), got shape {x.shape}")
+        if len(x) == 0:
+            return np.empty(0, np.float32)
+        return np.concatenate([np.asarray(self._fn(x[i:i + self.batch], self.hparams), np.float32).reshape(-1)
+                               for i in range(0, len(x), self.batch)])
+
+    def describe(self) -> dict:
+        return {**self._info, "threshold": self.threshold}
