@@ -9,6 +9,7 @@ Scores go to a temporary directory next to QUEUE (removed afterwards) unless `sc
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
@@ -57,7 +58,8 @@ def suggest(model: str, archive: str, out: str, cfg: SuggestConfig, *, labels: s
         scfg = ScoreConfig(bundle=model, input=archive, output=str(work), overwrite=True,
                            features=cfg.features, **(score_kwargs or {}))
         files = resolve_archive(archive, keep_unusable=True)  # listed once: scored, then the picks fetched
-        run = score_archive(scfg, log=log, on_block=col, files=files)
+        run = score_archive(scfg, log=log, on_block=col, files=files,
+                            extra_columns=functools.partial(feature_columns, dim=cfg.features))
         picks = choose(col)
         t1 = time.time()
         fs = files.filesystem
@@ -105,3 +107,10 @@ def write_queue(out: Path, picks, crops, source_files, bundle, cfg: SuggestConfi
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), QUEUE_META: json.dumps(meta).encode()})
     write_table_atomic(table, out)
+
+
+def feature_columns(model, dim: int):
+    """ScoreBatch's extra-columns hook: `_feat` / `_track` of each crop (cropray.suggest.features)."""
+    from cropray.suggest.features import SuggestFeatures, extra_columns
+
+    return functools.partial(extra_columns, SuggestFeatures(model, dim))
