@@ -94,7 +94,7 @@ def train_and_bundle(job: TrainJob, prior: PriorWork | None = None, *,
         summary_train["archive"] = {**archive_info, "used_by_model": crops is not None}
     if chosen.comparison is not None:
         summary_train["auto_comparison"] = chosen.comparison
-    paths_rec = _path_cv(job, cv, ls, rcfg.seed, summary_train, say)
+    paths_rec = _path_cv(job, cv, ls, rcfg.seed, summary_train, threshold, say)
     calib = calibration_sample(ls.x, ls.y, CALIBRATION_CROPS, rcfg.seed)
     path = save_bundle(res.model, out, threshold=threshold, train_summary=summary_train,
                        metrics={"cv": cv.metrics}, calibration_crops=calib, extra=job.extra,
@@ -149,10 +149,10 @@ def _threshold(job: TrainJob, cv, model, bg_x, say) -> tuple[float, dict]:
     return thr, rule
 
 
-def _path_cv(job: TrainJob, cv, ls, seed: int, summary_train: dict, say):
+def _path_cv(job: TrainJob, cv, ls, seed: int, summary_train: dict, threshold: float, say):
     """Each execution path's own CV ROC-AUC and threshold (None: fp32 only). A sweep's reused CV carries
-    no fold models. Under a target-FPR threshold the paths' own Youden thresholds are dropped, so every
-    path applies the bundle's one threshold."""
+    no fold models. Under a target-FPR threshold the paths' own Youden thresholds are replaced by the
+    bundle's one threshold, so every path keeps the false-alarm promise."""
     if not (job.path_cv and cv.fold_models):
         return None
     from cropray.train.path_cv import path_aware_cv
@@ -161,7 +161,8 @@ def _path_cv(job: TrainJob, cv, ls, seed: int, summary_train: dict, say):
     summary_train["cv"]["path_cv_seconds"] = rec.seconds
     say(f"path-aware CV ({rec.seconds:.1f} s): admissible for scoring: {', '.join(rec.admissible)}")
     if job.target_fpr is not None and dataclasses.is_dataclass(rec) and hasattr(rec, "paths"):
-        rec = dataclasses.replace(rec, paths={n: dataclasses.replace(q, threshold=None) for n, q in rec.paths.items()})
+        rec = dataclasses.replace(rec, paths={n: q if q.threshold is None else dataclasses.replace(q, threshold=threshold)
+                                              for n, q in rec.paths.items()})
     return rec
 
 
