@@ -20,9 +20,12 @@ RESEARCH = Path(__file__).resolve().parents[2] / "research"
 SCRIPTS = [
     ("decode.py", [], False),
     ("quality.py", [], False),
+    ("profile_dedoppler.py", [], False),
     ("shift_quality.py", ["--jsonl", "{tmp}/rows.jsonl"], True),
     ("active_learning.py", ["--out", "{tmp}/al"], True),
     ("sweep_value.py", ["--work", "{tmp}/sv"], True),
+    ("injection_modes.py", [], True),
+    ("quality_table.py", ["--work", "{tmp}/qt"], True),
 ]
 
 
