@@ -44,3 +44,16 @@ def test_no_document_outside_the_repository_is_cited():
     hits = [f"{doc.relative_to(ROOT)}:{i}: {line.strip()}" for doc in DOCS
             for i, line in enumerate(doc.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, "cite nothing outside the repository:\n" + "\n".join(hits)
+
+
+def test_development_map_lists_no_module_that_is_gone():
+    text = (ROOT / "docs" / "development.md").read_text()
+    gone = []
+    for block in text.split("\n### `")[1:]:
+        pkg = block.split("/`", 1)[0]
+        if not pkg.startswith("cropray"):
+            continue
+        for name in re.findall(r"^\| `([\w.]+\.py)` \|", block, re.MULTILINE):
+            if not (ROOT / pkg / name).is_file():
+                gone.append(f"{pkg}/{name}")
+    assert not gone, f"remove these from docs/development.md's module map: {gone}"
