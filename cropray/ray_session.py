@@ -104,6 +104,18 @@ def probe(address: str, flag: str = "--address") -> None:
         raise CroprayError(f"{flag} {address}: cannot reach a Ray cluster at {hostport} ({e.strerror or e})") from None
 
 
+def probe_environment() -> None:
+    """`probe` for the cluster `open_session()` will join through RAY_ADDRESS (a Ray job's driver), when
+    Ray is not already up in this process: a dead address fails before any output is created."""
+    address = os.environ.get("RAY_ADDRESS")
+    if not address:
+        return
+    ray = sys.modules.get("ray")  # not imported yet: Ray cannot be up, and importing it costs seconds
+    if ray is not None and ray.is_initialized():
+        return
+    probe(address, "RAY_ADDRESS")
+
+
 def _join(address: str, flag: str) -> None:
     import ray
 

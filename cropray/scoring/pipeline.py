@@ -110,7 +110,7 @@ def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manife
             num_cpus=pool.num_cpus, num_gpus=pool.num_gpus or None, udf_modifying_row_count=False,
         )
         mark("iter_start")
-        for block in ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2):
+        for block in _blocks(ds, cfg.bundle):
             if "first_block" not in timing:  # actor start-up (imports, bundle, path build) + one batch
                 timing["first_block"] = time.time()
                 mark("first_block", rows=block.num_rows)
@@ -122,6 +122,28 @@ def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manife
             _note_actors(actors, block)
             manifest.save(plan=plan)
     return pool, actors, timing
+
+
+def _blocks(ds, bundle):
+    """The pipeline's result blocks; an actor constructor's CroprayError (a bundle that fails to load
+    there) comes out as itself, one line and exit 2, not as Ray's ActorDiedError with tracebacks."""
+    import logging
+
+    from cropray.scoring.preflight import actor_bundle_error, hide_from_console
+
+    # Ray Data prints a failed pipeline's stack trace on the console before raising; it still goes to
+    # Ray Data's log file, and an error that is not ours still reaches the user as a traceback.
+    quiet = logging.getLogger("ray.data.exceptions")
+    quiet.addFilter(hide_from_console)
+    try:
+        yield from ds.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=2)
+    except Exception as e:
+        err = actor_bundle_error(e, bundle)
+        if err is None:
+            raise
+        raise err from None
+    finally:
+        quiet.removeFilter(hide_from_console)
 
 
 def _note_actors(actors: dict, block) -> None:
@@ -167,8 +189,8 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None,
     columns included, before commit; `_unit` indexes plan.units): `cropray suggest` consumes it.
     The output is locked for the whole run (cropray.outlock): a second run into it is refused.
     """
-    from cropray.bundle_manifest import read_manifest
     from cropray.outlock import output_lock
+    from cropray.scoring.preflight import check_bundle
 
     log = log or (lambda msg: None)
     t0 = time.time()
@@ -181,8 +203,14 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None,
         from cropray.ray_session import probe
 
         probe(cfg.address)  # fail fast, before reading anything
+    else:
+        from cropray.ray_session import probe_environment
+
+        probe_environment()  # RAY_ADDRESS: the same check, before OUTPUT exists
     mark("score_archive")
-    bundle = read_manifest(cfg.bundle)  # digest + weight hashes checked; the model is built in the actors only
+    # Loaded as the actors will load it (digest, hashes, safetensors headers, hparams fit the weights),
+    # before OUTPUT exists or a pool starts: a bad bundle is one line, exit 2 (scoring/preflight.py).
+    bundle = check_bundle(cfg.bundle)
     model = {"model_id": bundle.model_id, "bundle_sha256": bundle.bundle_sha256, "bundle": str(cfg.bundle),
              "threshold": float(bundle.threshold), "input_shape": list(bundle.input_shape)}
     files = _inputs(cfg, files)  # listed once: the plan and the read tasks use the same list
