@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cropray.cli._common import fmt_table
+from cropray.report.table import fmt_table
 
 
 def _f(v, fmt="{:.0f}"):

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from cropray.report.table import fmt_table  # noqa: F401  (re-exported: the CLI's summaries use it)
+
 EXIT_OK = 0
 EXIT_ATTENTION = 1  # the job ran but something needs attention (rows quarantined, files failed)
 EXIT_USAGE = 2  # bad usage or bad input
@@ -145,15 +147,6 @@ def flag_error(e: Exception, flags: dict[str, str]) -> Exception:
     if e.reason is not None:
         return ConfigError(f"{flag} {e.value} {e.reason}", field=field_name, value=e.value, reason=e.reason)
     return ConfigError(f"{flag}: {e}", field=field_name)
-
-
-def fmt_table(rows: list[list[Any]], header: list[str]) -> str:
-    """Plain-text table, columns left-aligned, for human summaries."""
-    cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def crop_shape_type(text: str) -> tuple[int, int]:
