@@ -20,13 +20,14 @@ Why it is faster (measured by research/profile_dedoppler.py):
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 MAD_TO_SIGMA = np.float32(1.4826)  # MAD of a Gaussian -> its standard deviation
 SAMPLES = 512  # at least this many pixels for the global median / MAD
-CHUNK = 64  # crops per pass: the tree's two buffers (2 * 64 crops * 64 * 96 * 4 B = 3 MB) stay in cache
+CHUNK = 128  # crops per pass: the tree's two buffers (2 * 64 crops * 64 * 96 * 4 B = 3 MB) stay in cache
 
 
 def subsample_stride(n: int, width: int) -> int:
@@ -62,108 +63,233 @@ def running_median_np(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def asinh_np(z: np.ndarray) -> np.ndarray:
-    """float32 asinh within 4e-7 of torch.asinh (the model's fast_asinh formula, in numpy)."""
-    return np.arcsinh(z)
+    """float32 asinh(z) = sign(z) * log(|z| + sqrt(z^2 + 1)), within 2e-7 * max(1, |asinh z|) of torch's.
+
+    Not np.arcsinh: numpy vectorises it only with AVX-512 (SVML); on an AVX2-only CPU it is scalar
+    libm, 40-70x slower (100+ us per 64x64 crop), while log and sqrt are SIMD everywhere. log(1 + tiny)
+    loses relative precision for |z| << 1, not absolute (~1 ulp of 1.0), which is what the sums see.
+    Above 1e9, sqrt(z^2 + 1) = |z| in float32 and z^2 could overflow: log(2|z|) there."""
+    a = np.abs(z)
+    big = a.max(initial=0) > np.float32(1e9)  # huge dynamic range: clamp (rare; 3 more passes)
+    s = np.minimum(a, np.float32(1e9)) if big else a  # (...) s * s stays finite
+    arg = s * s
+    arg += np.float32(1)
+    np.sqrt(arg, out=arg)
+    arg += s
+    if big:
+        np.copyto(arg, np.float32(2) * a, where=a > np.float32(1e9))
+    np.log(arg, out=arg)
+    return np.copysign(arg, z, out=arg)
+
+
+def _median_rows(a: np.ndarray) -> np.ndarray:
+    """(..., n) -> (...,) lower median of each row: the element torch.median returns.
+
+    A sort, not np.partition: for n ~ 64 both cost ~100 ns a row (per-row overhead), the sort a little
+    less with AVX-512."""
+    return np.sort(a, axis=-1)[..., (a.shape[-1] - 1) // 2]
+
+
+def median_mad(sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, n) -> (B, 1) lower median and (B, 1) lower median of |sub - median|, both exact, one sort.
+
+    With s sorted and med = s[k], k = (n-1)//2, the values |s - med| are two sorted runs,
+    med - s[k], med - s[k-1], ... and s[k+1] - med, ... (float32 rounding is monotone, so the runs
+    stay sorted). The k-th smallest of their union is the smallest, over ways to take k+1 values as
+    a prefix of each run, of the largest value taken: min over i of max(med - s[i], s[k+i] - med),
+    i counting the values of the first run left out. O(n) on top of the sort, instead of a second
+    selection."""
+    n = sub.shape[1]
+    k = (n - 1) // 2
+    s = np.sort(sub, axis=1)  # (B, n)
+    med = s[:, k:k + 1]  # (B, 1)
+    i_max = min(k + 1, n - 1 - k)  # values of the second run that can be taken
+    left = med - s[:, :k + 1]  # (B, k+1): med - s[i], i = 0..k
+    cand = left[:, :i_max + 1].copy() if i_max <= k else np.concatenate([left, np.full_like(med, -np.inf)], 1)
+    right = s[:, k + 1:k + 1 + i_max] - med  # (B, i_max): i = 1..i_max
+    np.maximum(cand[:, 1:], right, out=cand[:, 1:])
+    return med, cand.min(axis=1, keepdims=True)
+
+
+def flatten_np(x: np.ndarray, window: int) -> np.ndarray:
+    """(B, H, W) raw power -> (B, H, W) divided by the bandpass: the running median across frequency
+    (window `window`) of the per-channel medians over time (RobustNorm step 1)."""
+    prof = _median_rows(np.ascontiguousarray(x.transpose(0, 2, 1)))  # (B, W) per-channel level over time
+    base = running_median_np(prof, window)  # (B, W) smooth, blind to narrow tones
+    # zero-power channels (uint8 crops) must not divide by ~0: a floor relative to the crop's level
+    floor = np.float32(1e-3) * np.abs(base).mean(axis=-1, keepdims=True, dtype=np.float32) + np.float32(1e-30)
+    return x / np.maximum(base, floor)[:, None, :]  # (B, H, W), noise level ~1
+
+
+def row_center_np(x: np.ndarray) -> np.ndarray:
+    """(B, H, W) -> (B, H, W) minus each row's median over frequency (a broadband impulse's level)."""
+    return x - _median_rows(x)[:, :, None]
+
+
+def standardise_np(x: np.ndarray, stride: int) -> np.ndarray:
+    """(B, H, W) -> (B, H, W) (x - median) / (1.4826 MAD), both over every `stride`-th pixel."""
+    b = x.shape[0]
+    flat = x.reshape(b, -1)  # (B, H*W)
+    sub = flat[:, ::stride]  # (B, ~H*W/stride) the model's pixel sample
+    med, mad = median_mad(sub)  # (B, 1) each
+    floor = np.float32(1e-6) * np.abs(sub).mean(axis=1, keepdims=True, dtype=np.float32) + np.float32(1e-30)
+    z = flat - med  # (B, H*W)
+    z /= np.maximum(MAD_TO_SIGMA * mad, floor)  # constant crops: the floor, no 0/0
+    return z.reshape(x.shape)
 
 
 def robust_norm_np(x: np.ndarray, *, flatten: bool, flatten_window: int, row_center: bool, compress: str,
                    stride: int | None = None) -> np.ndarray:
-    """(B,1,H,W) finite raw power -> (B,1,H,W) float32, = RobustNorm.forward within float32 rounding.
+    """(B,1,H,W) finite raw power -> (B,1,H,W) float32, = RobustNorm.forward within 1e-5 absolute.
 
     stride: pixel subsampling of the global median/MAD; None = the model's `subsample_stride(H*W, W)`
-    (a caller may pass the value a bundle recorded)."""
+    (a caller may pass the value a bundle recorded). Non-finite crops are not handled (torch's medians
+    order NaN differently): callers quarantine them first."""
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"expected crops (B, 1, H, W), got shape {x.shape}")
     b, _, height, width = x.shape
     if stride is None:
         stride = subsample_stride(height * width, width)
-    x = x.astype(np.float32, copy=False)
+    z = x.astype(np.float32, copy=False).reshape(b, height, width)  # (B, H, W)
     if flatten:
-        prof = lower_median(x, axis=2)[:, :, 0]  # (B, 1, W) per-channel level over time
-        base = running_median_np(prof, flatten_window)  # (B, 1, W) smooth, blind to narrow tones
-        floor = np.float32(1e-3) * np.abs(base).mean(axis=-1, keepdims=True, dtype=np.float32) + np.float32(1e-30)
-        x = x / np.maximum(base, floor)[:, :, None, :]  # (B, 1, H, W), noise level ~1
+        z = flatten_np(z, flatten_window)
     if row_center:
-        x = x - lower_median(x, axis=3)  # (B, 1, H, 1) broadband impulse level
-    flat = x.reshape(b, -1)  # (B, H*W)
-    sub = flat[:, ::stride]  # (B, ~H*W/stride) the model's pixel sample
-    med = lower_median(sub, axis=1)  # (B, 1)
-    mad = lower_median(np.abs(sub - med), axis=1)  # (B, 1)
-    floor = np.float32(1e-6) * np.abs(sub).mean(axis=1, keepdims=True, dtype=np.float32) + np.float32(1e-30)
-    z = (flat - med) / np.maximum(MAD_TO_SIGMA * mad, floor)  # (B, H*W)
+        z = row_center_np(z)
+    z = standardise_np(z, stride)
     if compress == "asinh":
         z = asinh_np(z)
-    return z.reshape(x.shape)
+    return z.reshape(b, 1, height, width)
 
 
-def _tree_buffers(z: np.ndarray, width_pad: int) -> tuple[np.ndarray, int, int]:
-    """(B, T, W) -> (T2, Wb, 2B) float32 batch-last tree input and (T2, W'): crops, then the same crops
-    flipped in frequency (negative drifts); T2/4 zero channels on the left, zero rows T..T2, and zero
-    channels from W' = W + T2/4 up to Wb = W' + width_pad (the tree's reads past the right edge)."""
+class _TreePlan:
+    """Two (T2, Wb, M) ping-pong buffers and every level's strided views, built once per shape.
+
+    M tracks (for the SNR: the B crops, then the same crops flipped in frequency for negative drifts),
+    batch innermost, so a level is two numpy adds whose inner runs are W' * M contiguous floats.
+    Columns: `left` zeros (tracks may enter through the left edge), the W channels, zeros from
+    W' = left + W up to Wb (reads past the right edge; never written, so they stay zero)."""
+
+    def __init__(self, t: int, w: int, m: int, left: int, width_pad: int):
+        self.t, self.m, self.left = t, m, left
+        self.t2 = t2 = 1 << max(0, math.ceil(math.log2(t)))
+        self.wp = wp = w + left
+        wb = wp + max(t2 // 2, width_pad)  # the last level reads up to T2/2 channels past W'
+        bufs = (np.zeros((t2, wb, m), np.float32), np.zeros((t2, wb, m), np.float32))
+        self.bufs = bufs
+        self.stage = np.empty((t, m, w), np.float32)  # (T, M, W): the caller writes the tracks here
+        self.box = np.empty((t2, wp, m), np.float32)  # boxcar sums of one width
+        it = bufs[0].itemsize
+        row = wb * m * it  # bytes per tree row
+        self.levels = []  # (first, second, dst) views, two adds per level
+        src, n = 0, 1
+        while n < t2:
+            nb = t2 // (2 * n)
+            a, out = bufs[src], bufs[1 - src]
+            for s in (0, 1):
+                # out row j*2n + 2h + s = a row j*2n + h + (a row j*2n + n + h, read h + s channels right)
+                first = as_strided(a, (nb, n, wp, m), (2 * n * row, row, m * it, it), writeable=False)
+                second = as_strided(a[n:, s:], (nb, n, wp, m), (2 * n * row, row + m * it, m * it, it),
+                                    writeable=False)
+                dst = as_strided(out[s:], (nb, n, wp, m), (2 * n * row, 2 * row, m * it, it))
+                self.levels.append((first, second, dst))
+            src, n = 1 - src, n * 2
+        self.result = bufs[src]
+
+    def fill(self) -> None:
+        """`stage` (T, M, W) -> the tree input (T2, Wb, M): one transposing copy, zero pads."""
+        t, left, wp = self.t, self.left, self.wp
+        inp = self.bufs[0]
+        inp[:, :left] = 0  # earlier levels wrote here
+        inp[t:, left:wp] = 0  # rows T..T2 are zero (the noise median)
+        inp[:t, left:wp] = self.stage.transpose(0, 2, 1)  # (T, W, M)
+
+    def run(self) -> np.ndarray:
+        """The filled input -> (T2 drifts, Wb starts, M) sums, zero from column W' on:
+        out[d, f, m] = sum over rows r of stage[r, m, f - left + c_d(r)] (taylor.taylor_tree)."""
+        for first, second, dst in self.levels:
+            np.add(first, second, out=dst)
+        return self.result
+
+
+_PLANS = threading.local()  # per thread: a plan's buffers are scratch space
+
+
+def _plan(t: int, w: int, m: int, left: int, width_pad: int) -> _TreePlan:
+    plans = getattr(_PLANS, "d", None)
+    if plans is None:
+        plans = _PLANS.d = {}
+    key = (t, w, m, left, width_pad)
+    if key not in plans:
+        if len(plans) >= 8:  # a few shapes at a time (a batch size and its remainder)
+            plans.clear()
+        plans[key] = _TreePlan(t, w, m, left, width_pad)
+    return plans[key]
+
+
+def taylor_tree_np(z: np.ndarray) -> np.ndarray:
+    """(N, T2, W) with T2 a power of two -> (N, T2, W) = taylor.taylor_tree(z), bit for bit (same adds)."""
+    n, t2, w = z.shape
+    if t2 & (t2 - 1):
+        raise ValueError(f"taylor_tree_np needs a power-of-two row count, got {t2}")
+    plan = _TreePlan(t2, w, n, 0, 0)
+    plan.stage[...] = z.transpose(1, 0, 2)
+    plan.fill()
+    return np.ascontiguousarray(plan.run()[:, :w].transpose(2, 0, 1))
+
+
+def stage_tracks(z: np.ndarray, widths) -> _TreePlan:
+    """(B, T, W) normalised crops -> the plan for track_snr_np with its tree input filled: the crops and
+    the same crops flipped in frequency (negative drifts are positive drifts of the flipped crop),
+    T2/4 zero channels on the left (a track may start up to T2/4 channels outside the crop)."""
     b, t, w = z.shape
     t2 = 1 << max(0, math.ceil(math.log2(t)))
-    left = t2 // 4
-    wp = w + left
-    buf = np.zeros((t2, wp + width_pad, 2 * b), np.float32)  # (T2, Wb, 2B)
-    zt = z.transpose(1, 2, 0)  # (T, W, B) view
-    buf[:t, left:wp, :b] = zt
-    buf[:t, left:wp, b:] = zt[:, ::-1]
-    return buf, t2, wp
+    plan = _plan(t, w, 2 * b, t2 // 4, max(widths) - 1)
+    plan.stage[:, :b] = z.transpose(1, 0, 2)  # (T, B, W): whole rows, cheap
+    plan.stage[:, b:] = z[:, :, ::-1].transpose(1, 0, 2)
+    plan.fill()
+    return plan
 
 
-def taylor_tree_np(buf: np.ndarray, t2: int, wp: int) -> np.ndarray:
-    """(T2, Wb, M) batch-last tracks -> (T2 drifts, Wb, M) sums; = taylor.taylor_tree on columns < wp.
-
-    out[d, f] = sum over rows r of in[r, f + c_d(r)] (c_d Taylor's staircase from 0 to d channels);
-    columns >= wp of the input must be zero (channels past the right edge) and stay zero in the output.
-    A level merges row blocks of n into blocks of 2n: new row 2h + s = first-half row h + second-half
-    row h read h + s channels further right (s = 0, 1). Wb - wp >= T2 / 2 keeps every read in bounds.
-    """
-    _, wb, m = buf.shape
-    it = buf.itemsize
-    a, out = buf, np.zeros_like(buf)
-    row = wb * m * it  # bytes per tree row
-    n = 1
-    while n < t2:
-        nb = t2 // (2 * n)
-        for s in (0, 1):
-            first = as_strided(a, (nb, n, wp, m), (2 * n * row, row, m * it, it), writeable=False)
-            # row h of the second half, starting h + s channels further: its row stride grows by one channel
-            second = as_strided(a[n:, s:], (nb, n, wp, m), (2 * n * row, row + m * it, m * it, it),
-                                writeable=False)
-            dst = as_strided(out[s:], (nb, n, wp, m), (2 * n * row, 2 * row, m * it, it))
-            np.add(first, second, out=dst)
-        a, out = out, a
-        n *= 2
-    return a
+def best_track(plan: _TreePlan, widths, t: int) -> np.ndarray:
+    """The tree's sums (plan.result, (T2, Wb, 2B)) -> (B,) max over widths, drifts, starts and both
+    drift signs of sum / sqrt(T * width): the rest of taylor.track_snr."""
+    sums, wp = plan.result, plan.wp
+    best = None
+    for k in widths:
+        # a k-wide track = boxcar over k adjacent starts (the tree is linear and shift-equivariant),
+        # added in torch's order: ((s1 + s2) + ...) + s0
+        sk = sums[:, :wp]  # (T2, W', 2B)
+        if k > 1:
+            sk = np.add(sums[:, 1:1 + wp], sums[:, 2:2 + wp], out=plan.box) if k > 2 else sums[:, 1:1 + wp]
+            for j in range(3, k):
+                np.add(sk, sums[:, j:j + wp], out=plan.box)
+            sk = np.add(sk, sums[:, :wp], out=plan.box)
+        # max over drifts first (long contiguous rows), then over starts: 3x faster than axis=(0, 1)
+        bk = np.maximum.reduce(sk, axis=0).max(axis=0) / np.float32(math.sqrt(k))  # (2B,)
+        best = bk if best is None else np.maximum(best, bk)
+    best = best.reshape(2, -1).max(axis=0)  # (B,) both drift signs
+    return (best / np.float32(math.sqrt(t))).astype(np.float32, copy=False)
 
 
 def track_snr_np(z: np.ndarray, widths) -> np.ndarray:
-    """(B, T, W) robustly normalised crops -> (B,) float32 best straight-track SNR = taylor.track_snr."""
+    """(B, T, W) robustly normalised crops -> (B,) float32 best straight-track SNR = taylor.track_snr
+    (the tree's sums are bit-identical; the maxima and divisions too)."""
     z = np.asarray(z, np.float32)
-    b, t, _ = z.shape
+    if z.ndim != 3 or min(z.shape) < 1:
+        raise ValueError(f"expected normalised crops (B, T, W), got shape {z.shape}")
     widths = sorted({int(k) for k in widths})
-    t2 = 1 << max(0, math.ceil(math.log2(t)))
-    buf, t2, wp = _tree_buffers(z, max(t2 // 2, widths[-1] - 1, 1))
-    sums = taylor_tree_np(buf, t2, wp)  # (T2, Wb, 2B); zeros from column wp on
-    best = None
-    for k in widths:
-        # k-wide track = boxcar over k adjacent starts; torch's order: ((s1 + s2) + ...) + s0
-        sk = None
-        for j in range(1, k):
-            sj = sums[:, j:j + wp]
-            sk = sj if sk is None else sk + sj
-        s0 = sums[:, :wp]
-        sk = s0 if sk is None else sk + s0  # (T2, W', 2B)
-        bk = sk.max(axis=(0, 1)) / np.float32(math.sqrt(k))  # (2B,)
-        best = bk if best is None else np.maximum(best, bk)
-    best = best.reshape(2, b).max(axis=0)  # (B,) both drift signs
-    return (best / np.float32(math.sqrt(t))).astype(np.float32, copy=False)
+    if not widths or widths[0] < 1:
+        raise ValueError(f"widths={widths!r} must be positive channel counts")
+    plan = stage_tracks(z, widths)
+    plan.run()
+    return best_track(plan, widths, z.shape[1])
 
 
 def dedoppler_score_np(x: np.ndarray, hparams: dict, *, chunk: int = CHUNK) -> np.ndarray:
     """(B, 1, H, W) raw float32 crops -> (B,) float32 `dedoppler` scores (its hparams: widths, flatten,
     flatten_window, row_center, compress), = build_model("dedoppler", **hparams)(x) within 1e-5.
 
-    Non-finite crops are not handled (torch's medians order NaN differently): callers quarantine them."""
+    Chunks of `chunk` crops keep the tree's buffers in cache. Non-finite crops are not handled."""
     if x.ndim != 4 or x.shape[1] != 1:
         raise ValueError(f"expected crops (B, 1, H, W), got shape {x.shape}")
     norm = {k: hparams[k] for k in ("flatten", "flatten_window", "row_center", "compress")}
