@@ -9,9 +9,9 @@ from cropray.fastpath.specs import PATHS
 from cropray.models.policy import arch_names, known, reference_arch
 from cropray.validate import boolean, choice, integer, number, validate
 
-# Every registered architecture, the reference (seed) design first; every execution path of fastpath.
+# Every registered architecture, the reference (seed) design first; every CPU runtime of fastpath.
 ALL_ARCHS = tuple(sorted(arch_names(), key=lambda a: a != reference_arch()))
-ALL_PATHS = tuple(PATHS)
+ALL_PATHS = tuple(n for n, p in PATHS.items() if "cpu" in p.devices)
 
 
 @dataclass(frozen=True)
@@ -21,15 +21,16 @@ class BenchConfig:
     n_accuracy: int = integer(10_000, 1)  # crops each path is compared with fp32 eager on (flips, max |d
     #   score|)
     archs: tuple[str, ...] = ALL_ARCHS  # architectures measured in-process (registered ones)
-    paths: tuple[str, ...] = ALL_PATHS  # execution paths measured in-process (fastpath.PATHS names)
+    paths: tuple[str, ...] = ALL_PATHS  # runtimes measured in-process (fastpath.PATHS names; one that cannot
+    #   run an architecture, e.g. numpy on a CNN, is reported as unavailable)
     batch_sizes: tuple[int, ...] = (32, 128, 512)  # in-process forward batch sizes
     repeats: int = integer(5, 1)  # timing repeats; medians are reported
     forward_crops: int = integer(1024, 1)  # crops per timing repeat (at least one batch)
     train_seconds: float = number(30.0, 0.0)  # brief training per architecture (random weights exaggerate
-    #   bf16/int8 error)
+    #   int8 error)
     train_crops: int = integer(2048, 1)  # synthetic labelled crops the brief training draws from
-    e2e_path: str = choice("auto", ("auto", *ALL_PATHS))  # precision/path of the end-to-end run: "auto" or a
-    #   fastpath path name
+    e2e_precision: str = choice("auto", ("auto", "fp32", "int8"))  # `cropray score --precision` of the
+    #   end-to-end run
     memory_scale: int = integer(4, 1)  # also score an archive this many times larger to check peak memory (1
     #   = off)
     peers: bool = boolean(True)  # ONNX Runtime / OpenVINO, when installed
@@ -37,7 +38,7 @@ class BenchConfig:
     #   this process may use)
     quick: bool = boolean(False)  # the quick preset (recorded in the report)
     seed: int = integer(0, 0)  # synthetic data and brief training
-    cascade_crops: int = integer(4096, 0)  # crops per positive fraction in the cascade measurement (0 = skip)
+    label_free: bool = boolean(True)  # the label-free dedoppler row: forward crops/s and end to end
 
     def __post_init__(self):
         validate(self, "bench config")  # each field's rule (cropray.validate); the lists below
@@ -55,12 +56,10 @@ class BenchConfig:
 
     @classmethod
     def quick_preset(cls, **over) -> BenchConfig:
-        """< 1 minute on 2 shared cores: one architecture, the uncompiled paths auto probes (onnx_fp32 is
-        its usual pick), small counts, no compile."""
-        base = dict(n=2048, n_accuracy=1024, archs=(reference_arch(),), paths=("eager", "fold_cl", "bf16", "onnx_fp32"),
-                    cascade_crops=512, batch_sizes=(64,), repeats=3, forward_crops=256, train_seconds=3.0, train_crops=512,
-                    memory_scale=1,
-                    e2e_path="fold_cl", quick=True)
+        """~1 minute on 2 shared cores: one architecture, the CPU runtimes, small counts."""
+        base = dict(n=2048, n_accuracy=1024, archs=(reference_arch(),),
+                    paths=("eager", "fold_cl", "onnx_fp32", "onnx_int8"), batch_sizes=(64,), repeats=3,
+                    forward_crops=256, train_seconds=3.0, train_crops=512, memory_scale=1, quick=True)
         return replace(cls(**base), **over)
 
     def to_dict(self) -> dict:

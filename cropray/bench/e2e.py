@@ -75,14 +75,14 @@ def naive_baseline(archive: Path, model: torch.nn.Module, threshold: float, out:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, compile_: bool) -> dict:
+def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str) -> dict:
     """`cropray score` through the scoring library: its embedded local Ray (cropray.ray_session: loopback,
     token auth) is started and stopped inside score_archive, as for the command."""
     from cropray.scoring.config import ScoreConfig
     from cropray.scoring.pipeline import score_archive
 
     cfg = ScoreConfig(bundle=str(bundle), input=str(archive), output=str(out), precision=precision,
-                      compile="auto" if compile_ else "off", overwrite=True)
+                      overwrite=True)
     t0 = time.perf_counter()
     with TreeRSS() as mem:
         summary = score_archive(cfg)

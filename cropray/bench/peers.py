@@ -1,7 +1,7 @@
 """Peers: what an optimisation-minded user would run instead of us (optional `bench` extra).
 
 ONNX Runtime (fp32; int8 static QDQ) and OpenVINO (fp32 with INFERENCE_PRECISION_HINT=f32 -- it
-silently runs bf16 otherwise on bf16-capable CPUs, PERF_NOTES --; bf16; int8 via NNCF when installed).
+silently runs bf16 otherwise on bf16-capable CPUs --; bf16; int8 via NNCF when installed).
 Neither can take our preprocessing (no ONNX Median op; OpenVINO cannot convert `unfold`), so the peer
 runs the network on normalised crops. Headline `crops_per_s` uses the same numpy preprocessing as our
 fast paths, so the comparison isolates the network runtime; `crops_per_s_torch_pre` is with the

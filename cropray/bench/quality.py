@@ -1,16 +1,16 @@
-"""Issue 12 lever 1 in the bench: each path's held-out ROC-AUC as the bundle's quality record.
+"""Each runtime's held-out ROC-AUC as the bench bundle's quality record.
 
 The bench's models are trained briefly, once (trained.py), so each path's quality is measured on a
 held-out labelled set (the accuracy crops, never trained on) rather than by k-fold; `cropray train`
-does the k-fold version (fastpath/path_cv.py). The record built here from the forward table's
+does the k-fold version (cropray/train/path_cv.py). The record built here from the forward table's
 accuracy rows is what the bench's e2e bundle carries, so `auto` (in-process and in the `cropray
-score` actors) chooses by speed among the paths whose held-out AUC is within fp32's interval, and
-applies the chosen path's own threshold -- exactly as with a trained bundle.
+score` actors) runs onnx_int8 only when its held-out AUC is within fp32's interval, and applies the chosen
+runtime's own threshold -- exactly as with a trained bundle. The bundle carries its exported graph.
 """
 
 from __future__ import annotations
 
-from cropray.fastpath.quality import REFERENCE, ExecutionPaths, PathQuality, admissible_paths
+from cropray.bundle_quality import REFERENCE, ExecutionPaths, PathQuality, admissible_paths
 
 HOW = "held-out labelled set (bench: synthetic crops never trained on, SNR 3-40)"
 
@@ -33,8 +33,10 @@ def record_from_accuracy(rows: list[dict]) -> ExecutionPaths | None:
 def bundle_with_record(tm, record: ExecutionPaths | None, out):
     """The briefly trained model saved (and loaded back, verified) as a bundle carrying `record`."""
     from cropray.bundle import load_bundle, save_bundle
+    from cropray.fastpath.export import make_pack
 
+    graph = make_pack(tm.model, tm.calibration_crops, tm.calibration_crops.shape[-2:])
     path = save_bundle(tm.model, out, threshold=tm.threshold, overwrite=True, metrics={},
                        train_summary={"bench": "train_briefly", "steps": tm.steps},
-                       calibration_crops=tm.calibration_crops, execution_paths=record)
+                       calibration_crops=tm.calibration_crops, execution_paths=record, graph=graph)
     return load_bundle(path)

@@ -26,29 +26,20 @@ def render(res: dict) -> str:
             continue
         rows.append([r["arch"], r["path"], r["batch"], _f(r["crops_per_s"]), _f(r["gflops"], "{:.1f}"),
                      _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], "{:.1f}%") + f" {r['peak_precision']}",
-                     _f(r.get("compile_s"), "{:.1f}"),
+                     _f(r.get("build_s"), "{:.1f}"),
                      a and f"{a['max_abs_diff']:.1e}", a and f"{a['flips']}/{a['n']}", _auc(a)])
     out += ["in-process forward (median crops/s; of peak: vs the best of the run's and an interleaved GEMM; "
             "flips vs fp32 eager at the model's threshold, information only; ROC-AUC [95% CI] of the path on "
             "held-out labelled crops, * = within fp32's interval: what auto may choose)",
-            fmt_table(rows, ["arch", "path", "batch", "crops/s", "GFLOP/s", "of peak", "compile s",
+            fmt_table(rows, ["arch", "path", "batch", "crops/s", "GFLOP/s", "of peak", "build s",
                              "max|d score|", "flips", "held-out ROC-AUC"]), ""]
-    auto = res["auto"]
-    out.append(f"auto candidates here: {', '.join(auto['policy_order'])}; per bundle, what build_scorer measured "
-               "and chose (probe: crops/s of each uncompiled candidate; a compile charged against the rows):")
-    for arch, v in auto["per_arch"].items():
-        g = ", ".join(f"{p} {'ok' if x['ok'] else 'rejected'} ({x['at_risk']} at risk/{x['n']})"
-                      for p, x in v["guard"].items())
-        pr = v.get("probe") or {}
-        meas = ", ".join(f"{k} {r:.0f}" for k, r in (pr.get("measured") or {}).items())
-        comp = "; ".join(f"{c['path']}: {c['reason']}" for c in pr.get("skipped_compiles") or [])
-        out.append(f"  {arch}: auto -> {v['auto_path']} in {_f(v.get('build_s'), '{:.1f}')} s (probe: {meas or '-'}"
-                   f"{'; ' + comp if comp else ''}); admissible by quality: {', '.join(v.get('admissible') or []) or '-'}; "
-                   f"threshold {_f(v.get('threshold'), '{:.4g}')} ({v.get('threshold_source')}); "
-                   f"AUC within fp32's: {v.get('auto_path_auc_within_fp32')}; fastest measured within it: "
-                   f"{v.get('fastest_within_fp32_auc_measured')}; within 0.1% flips (info): {v['auto_path_eligible']}; "
-                   f"fastest measured within 0.1%: {v['fastest_eligible_measured']}; guard: {g or '-'}")
-    out += _cascade_lines(res.get("cascade"))
+    out.append(f"auto here (ISA {res['auto'].get('isa')}), per bench bundle (carrying its graph and quality record):")
+    for arch, v in res["auto"]["per_arch"].items():
+        fb = "; ".join(f"{f['path']}: {f['reason'][:80]}" for f in v.get("fallbacks") or [])
+        out.append(f"  {arch}: auto -> {v['auto_path']} in {_f(v.get('build_s'), '{:.1f}')} s (candidates "
+                   f"{', '.join(v.get('candidates') or [])}{'; fell back: ' + fb if fb else ''}); threshold "
+                   f"{v.get('threshold_source')}; AUC within fp32's: {v.get('auto_path_auc_within_fp32')}; fastest "
+                   f"measured within it: {v.get('fastest_within_fp32_auc_measured')}")
     if res["peers"]:
         prow = [[p["runtime"], p["precision"], p.get("status"), _f(p.get("crops_per_s")),
                  _f(p.get("crops_per_s_torch_pre")), _f(p.get("net_crops_per_s")),
@@ -80,6 +71,11 @@ def render(res: dict) -> str:
     if ra.get("e2e_steady_over_forward_same_path") is not None:
         out.append(f"end to end after start-up / in-process forward of the same path: "
                    f"{ra['e2e_steady_over_forward_same_path']:.2f}")
+    lf = res.get("label_free")
+    if lf:
+        out.append(f"label-free {lf['arch']} ({lf['path']}): {lf['forward_crops_per_s']:.0f} crops/s forward; end to end "
+                   f"{_f(lf.get('e2e_crops_per_s'))} crops/s scoring phase, {lf['e2e_crops_per_s_wall']:.0f} incl. Ray "
+                   f"start (actors ran {','.join(lf.get('e2e_paths_used') or ['?'])})")
     out.append("")
     for k, t in res["targets"].items():
         v = t["value"]
@@ -96,23 +92,3 @@ def _auc(a: dict | None) -> str:
     r = q["roc_auc"]
     ci = f" [{r['lo']:.3f}, {r['hi']:.3f}]" if r["lo"] is not None else ""
     return f"{r['value']:.4f}{ci}{' *' if a.get('auc_within_fp32') else ''}"
-
-
-def _cascade_lines(c: dict | None) -> list[str]:
-    """The cascade's speed-up and recall lost by positive fraction (bench/levers.py)."""
-    if not c:
-        return []
-    out = ["", f"cascade (dedoppler statistic {c['stat_crops_per_s']:.0f} crops/s; cuts: " + "; ".join(
-        f"{k} {v['cut']:.2f} ({v['n_flagged']} flagged, {'rank bound' if v['certified'] else 'tail margin'})"
-        for k, v in c["cuts"].items() if v) + ")"]
-    rows = []
-    for r in c["by_positive_fraction"]:
-        for k in ("calibration", "labelled"):
-            if k in r:
-                x = r[k]
-                rows.append([f"{r['positive_fraction']:.0%}", k, _f(r["plain_crops_per_s"]), _f(x["crops_per_s"]),
-                             f"{x['speedup']:.2f}x", f"{x['skipped_fraction']:.1%}",
-                             f"{x['lost']}/{x['true_positives']}", x["flips_vs_plain"]])
-    out.append(fmt_table(rows, ["positives", "cut", "plain crops/s", "cascade crops/s", "speed-up", "skipped",
-                                "TP lost", "flips"]))
-    return out

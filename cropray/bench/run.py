@@ -1,4 +1,4 @@
-"""`run_bench(cfg, workdir)`: every figure of SPEC 7 from one run, as one JSON-able dict."""
+"""`run_bench(cfg, workdir)`: every figure of `cropray bench` from one run, as one JSON-able dict."""
 
 from __future__ import annotations
 
@@ -13,14 +13,12 @@ import torch
 
 from cropray.bench.config import BenchConfig
 from cropray.bench.e2e import end_to_end, naive_baseline
-from cropray.bench.forward import held_out_quality, measure_path, reference_scores
-from cropray.bench.levers import auto_choice, measure_cascade
+from cropray.bench.forward import held_out_quality, measure_path, reference_scores, time_scorer
 from cropray.bench.peak import flops_per_crop, matmul_peak
 from cropray.bench.peers import measure_peers
 from cropray.bench.quality import bundle_with_record, record_from_accuracy
 from cropray.bench.trained import BENCH_SNR, synth_xy, train_briefly
-from cropray.fastpath import PATHS, detect
-from cropray.fastpath.policy import GUARD_CROPS, candidates
+from cropray.fastpath import build_scorer, isa
 from cropray.models.policy import reference_arch
 
 E2E_ARCH = reference_arch()  # the seed's design (SignalClassifier): the naive baseline's model and the e2e bundle
@@ -33,7 +31,7 @@ def machine_info() -> dict:
                   if ln.startswith("model name")), platform.processor())
     return {"cpu": model, "logical_cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "capabilities": detect().to_dict(),
+            "python": platform.python_version(), "isa": isa(),
             "loadavg_start": list(os.getloadavg())}
 
 
@@ -56,8 +54,8 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    # auto's probe (fastpath/probe.py) measures afresh in this run, in-process and in the e2e actors
-    os.environ.setdefault("CROPRAY_CACHE_DIR", str(workdir / "probe-cache"))
+    # int8 graphs are quantized afresh in this run, in-process and in the e2e actors
+    os.environ.setdefault("CROPRAY_CACHE_DIR", str(workdir / "graph-cache"))
     threads = torch.get_num_threads()
     res: dict = {"config": cfg.to_dict(), "machine": machine_info(), "phases_s": {}}
     mark = [time.perf_counter()]
@@ -86,13 +84,6 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
                           workdir=workdir, log=log, phase=phase)
     res["auto"] = _auto_report(res, trained, cfg, log)
     phase("auto")
-    if cfg.cascade_crops:
-        log(f"cascade ({E2E_ARCH}, behind auto's path) ...")
-        tm = trained[E2E_ARCH]
-        res["cascade"] = measure_cascade(tm, _auto_scorers.pop(E2E_ARCH, None) or _auto_scorer(tm, cfg)[1],
-                                         n=cfg.cascade_crops, rounds=3, seed=cfg.seed, log=log)
-        phase("cascade")
-    _auto_scorers.clear()
     bundle = _bundles.pop(E2E_ARCH, None)
     _bundles.clear()
 
@@ -111,6 +102,9 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     res["naive"], res["end_to_end"] = _e2e(cfg, tm, workdir, log,
                                            res["auto"]["per_arch"].get(E2E_ARCH, {}).get("auto_path"), bundle)
     phase("e2e_and_naive")
+    if cfg.label_free:
+        res["label_free"] = _label_free(cfg, workdir, x_time, log)
+        phase("label_free")
     res["ratios"], res["targets"] = _ratios(res)
     res["machine"]["loadavg_end"] = list(os.getloadavg())
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -127,60 +121,48 @@ def _measure_arch(arch, tm, cfg: BenchConfig, res: dict, refs: dict, *, x_acc, y
                            "threshold": tm.threshold}
     log(f"{arch}: {flops / 1e6:.1f} MFLOP/crop; fp32 eager reference on {len(x_acc)} crops ...")
     ref = refs[arch] = reference_scores(tm.model, x_acc)
-    ref_cal = reference_scores(tm.model, tm.calibration_crops[:GUARD_CROPS])
     fp32_q = held_out_quality(y_acc, ref) if len(np.unique(y_acc)) == 2 else None
     phase("reference")
     for name in cfg.paths:
         rows, acc = measure_path(tm.model, name, batch_sizes=cfg.batch_sizes, x_time=x_time, x_acc=x_acc,
                                  ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
-                                 ref_cal=ref_cal, repeats=cfg.repeats, flops=flops, peak=peak, log=log,
+                                 repeats=cfg.repeats, flops=flops, peak=peak, log=log,
                                  y_acc=y_acc if fp32_q else None, fp32_quality=fp32_q)
         res["forward"] += [{"arch": arch, **r} for r in rows]
         if acc:
             res["accuracy"].append({"arch": arch, **acc})
         phase("forward")
-    # lever 1: the held-out AUCs as the bundle's quality record; auto and the e2e actors use it
+    # the held-out AUCs as the bundle's quality record; auto and the e2e actors use it
     rec = record_from_accuracy([a for a in res["accuracy"] if a["arch"] == arch])
     _bundles[arch] = bundle_with_record(tm, rec, workdir / f"bundle-{arch}")
 
 
-_auto_scorers: dict = {}  # arch -> the auto scorer built by _auto_report (reused by the cascade)
 _bundles: dict = {}  # arch -> the bench bundle carrying its quality record (bench/quality.py)
 
 
-def _auto_scorer(tm, cfg: BenchConfig, bundle=None):
-    # Rows charged as one embedded-cluster actor would see them (e2e archive / usable CPUs - 1).
-    rows = max(1, cfg.n // max(1, len(os.sched_getaffinity(0)) - 1))
-    return auto_choice(tm.model, threshold=tm.threshold, calibration=tm.calibration_crops, expected_rows=rows,
-                       bundle=bundle)
-
-
 def _auto_report(res: dict, trained: dict, cfg: BenchConfig, log) -> dict:
-    """What `auto` builds on this machine, per architecture: the scorer build_scorer makes for this
-    bundle (probe.py measures the candidates, a fresh probe cache), checked against the 10k-crop
-    truth (`auto_eligible`) and against the fastest eligible path the forward table measured."""
-    specs, skipped = candidates(detect(), "cpu", "auto", "auto", has_calibration=True)
-    out = {"policy_order": [s.name for s in specs], "skipped": skipped, "per_arch": {}}
+    """What `auto` builds on this machine, per architecture (the bench bundle with its quality record, as
+    `cropray score` would), next to the fastest runtime the forward table measured within fp32's AUC."""
+    out = {"isa": isa(), "per_arch": {}}
     for arch in res["models"]:
         acc = {a["path"]: a for a in res["accuracy"] if a["arch"] == arch}
-        eligible = [p for p, a in acc.items() if a["auto_eligible"]]
-        best = max((r for r in res["forward"] if r["arch"] == arch and r.get("status") == "ok"
-                    and r["path"] in eligible), key=lambda r: r["crops_per_s"], default=None)
         by_auc = [p for p, a in acc.items() if a.get("auc_within_fp32")]
         best_q = max((r for r in res["forward"] if r["arch"] == arch and r.get("status") == "ok"
                       and r["path"] in by_auc), key=lambda r: r["crops_per_s"], default=None)
-        choice, _auto_scorers[arch] = _auto_scorer(trained[arch], cfg, _bundles.get(arch))
-        pick = choice["path"]
-        log(f"{arch}: auto -> {pick} (build {choice['build_s']:.1f} s; probe "
-            + ", ".join(f"{k} {v:.0f}" for k, v in ((choice["probe"] or {}).get("measured") or {}).items())
-            + " crops/s)")
-        out["per_arch"][arch] = {"auto_path": pick, "auto_path_eligible": acc.get(pick, {}).get("auto_eligible"),
-                                 "fastest_eligible_measured": best and best["path"],
-                                 "auto_path_auc_within_fp32": acc.get(pick, {}).get("auc_within_fp32"),
-                                 "fastest_within_fp32_auc_measured": best_q and best_q["path"], **choice,
-                                 "guard": {p: a.get("guard") for p, a in acc.items() if a.get("guard")}}
+        tm, t0 = trained[arch], time.perf_counter()
+        bundle = _bundles.get(arch)
+        s = (build_scorer(bundle, device="cpu") if bundle is not None else
+             build_scorer(tm.model, device="cpu", threshold=tm.threshold, calibration=tm.calibration_crops))
+        d = s.describe()
+        log(f"{arch}: auto -> {d['path']} (build {time.perf_counter() - t0:.1f} s; candidates "
+            f"{', '.join(d['candidates'])})")
+        out["per_arch"][arch] = {"auto_path": d["path"], "build_s": round(time.perf_counter() - t0, 2),
+                                 "candidates": d["candidates"], "fallbacks": d["fallbacks"],
+                                 "threshold_source": d.get("threshold_source"),
+                                 "auto_path_auc_within_fp32": acc.get(d["path"], {}).get("auc_within_fp32"),
+                                 "fastest_within_fp32_auc_measured": best_q and best_q["path"]}
     first = next(iter(out["per_arch"].values()), {})
-    out["picks"] = first.get("auto_path") or (specs[0].name if specs else None)
+    out["picks"] = first.get("auto_path")
     return out
 
 
@@ -189,12 +171,7 @@ def _e2e(cfg: BenchConfig, tm, workdir: Path, log, auto_pick: str | None, loaded
 
     # the bundle with its quality record when the forward table measured this arch (bench/quality.py)
     bundle = loaded.path if loaded is not None else bundle_with_record(tm, None, workdir / "bundle").path
-    if cfg.e2e_path == "auto":
-        precision, compile_ = "auto", True
-    else:
-        precision, compile_ = PATHS[cfg.e2e_path].precision, PATHS[cfg.e2e_path].compiled
-    specs, _ = candidates(detect(), "cpu", precision, "auto" if compile_ else False, has_calibration=True)
-    assumed = (auto_pick if cfg.e2e_path == "auto" and auto_pick else specs[0].name if specs else "fold_cl")
+    precision = cfg.e2e_precision
     runs = []
     for scale in sorted({1, cfg.memory_scale}):
         n = cfg.n * scale
@@ -205,14 +182,36 @@ def _e2e(cfg: BenchConfig, tm, workdir: Path, log, auto_pick: str | None, loaded
             log("naive baseline (pandas + eager fp32 NCHW batch-32) ...")
             naive = naive_baseline(arch_dir, tm.model, tm.threshold, workdir / "naive-scores.parquet")
             log(f"  naive: {naive['crops_per_s']:.0f} crops/s")
-        log(f"end to end: cropray score ({precision}, {'compiled' if compile_ else 'no compile'}) on {n} crops ...")
-        r = end_to_end(bundle, arch_dir, workdir / f"scores-{n}", precision=precision, compile_=compile_)
+        log(f"end to end: cropray score (--precision {precision}) on {n} crops ...")
+        r = end_to_end(bundle, arch_dir, workdir / f"scores-{n}", precision=precision)
         log(f"  end to end: {r['crops_per_s']} crops/s (scoring phase), {r['crops_per_s_wall']:.0f} wall")
         runs.append({"scale": scale, **r})
     used = runs[0].get("paths_used") or []
-    e2e = {**runs[0], "precision": precision, "compiled": compile_, "assumed_path": assumed,
-           "path": used[0] if len(used) == 1 else assumed, "runs": runs}
+    e2e = {**runs[0], "precision": precision, "assumed_path": auto_pick,
+           "path": used[0] if len(used) == 1 else auto_pick, "runs": runs}
     return naive, e2e
+
+
+def _label_free(cfg: BenchConfig, workdir: Path, x_time: np.ndarray, log) -> dict:
+    """The label-free `dedoppler` (what `auto` ships with few labels): forward crops/s of the runtime auto
+    picks for it and `cropray score` end to end on the e2e archive."""
+    from cropray.bundle import save_bundle
+    from cropray.models import build_model
+
+    arch = "dedoppler"
+    model = build_model(arch).eval()
+    s = build_scorer(model, device="cpu", threshold=0.0, calibration=x_time[:64])
+    thr = float(np.median(s(x_time)))  # any threshold times the same; the median flags half
+    rates = time_scorer(s, x_time, 256, cfg.repeats)
+    out = {"arch": arch, "path": s.describe()["path"], "forward_crops_per_s": float(np.median(rates))}
+    log(f"{arch}: {out['path']} {out['forward_crops_per_s']:.0f} crops/s forward")
+    bundle = save_bundle(model, workdir / "bundle-dedoppler", threshold=thr, train_summary={}, metrics={},
+                         calibration_crops=x_time[:64], overwrite=True)
+    r = end_to_end(bundle, workdir / f"archive-{cfg.n}", workdir / "scores-dedoppler", precision="auto")
+    out.update(e2e_crops_per_s=r.get("crops_per_s"), e2e_crops_per_s_wall=r["crops_per_s_wall"],
+               e2e_first_block_s=r.get("first_block_s"), e2e_paths_used=r.get("paths_used"))
+    log(f"  end to end: {r.get('crops_per_s')} crops/s (scoring phase), {r['crops_per_s_wall']:.0f} wall")
+    return out
 
 
 def _ratios(res: dict) -> tuple[dict, dict]:
@@ -229,7 +228,7 @@ def _ratios(res: dict) -> tuple[dict, dict]:
     growth = None
     if len(runs) > 1 and runs[0].get("actor_peak_rss_mb") and runs[-1].get("actor_peak_rss_mb"):
         growth = runs[-1]["actor_peak_rss_mb"] / runs[0]["actor_peak_rss_mb"]
-    # Like with like: the fastest path whose held-out ROC-AUC is within fp32's interval (issue 12 lever 1;
+    # Like with like: the fastest path whose held-out ROC-AUC is within fp32's interval (path-aware CV's rule;
     # <= 0.1% flips on the accuracy set where no AUC was measured) / the fastest peer within 0.1% flips.
     eligible = {r["path"] for r in res.get("accuracy", []) if r["arch"] == E2E_ARCH
                 and (r["auc_within_fp32"] if "auc_within_fp32" in r else r.get("auto_eligible"))}

@@ -1,4 +1,4 @@
-"""`cropray bench`: model forward, end-to-end scoring, the naive baseline and peers, in one run (SPEC 7)."""
+"""`cropray bench`: model forward, end-to-end scoring, the naive baseline and peers, in one run."""
 
 from __future__ import annotations
 
@@ -13,19 +13,19 @@ from cropray.cli._common import EXIT_OK, add_json_flag, emit, positive_int
 
 EPILOG = """\
 example:
-  cropray bench --quick                         # < 1 minute: shallow_cnn, eager paths, small archive
-  cropray bench --json > bench.json             # every architecture, path and batch size (~25 min)
+  cropray bench --quick                         # ~1 minute: shallow_cnn, the CPU runtimes, small archive
+  cropray bench --json > bench.json             # every architecture, runtime and batch size
   cropray bench --archs shallow_cnn --e2e-rows 100000 --memory-scale 1   # e2e / naive on 100k crops
-  cropray bench --archs shallow_cnn --paths fold_cl,compile_bf16,int8 --batch-sizes 64,128 --n 50000
+  cropray bench --archs shallow_cnn --paths fold_cl,onnx_fp32,onnx_int8 --batch-sizes 64,128 --n 50000
 
 Measures on a synthetic archive made on the spot: the matmul peak (fp32/bf16/int8 GFLOP/s),
-in-process forward crops/s per architecture x execution path x batch size (GFLOP/s, fraction of
-peak, compile time), each path's accuracy vs fp32 eager (max |d score|, is_signal flips), peers
+in-process forward crops/s per architecture x runtime x batch size (GFLOP/s, fraction of peak, build
+time), each runtime's accuracy vs fp32 eager (max |d score|, is_signal flips, held-out ROC-AUC), peers
 (ONNX Runtime, OpenVINO; `pip install 'cropray[bench]'`), `cropray score` end to end through Ray
-Data and the naive baseline (pandas + eager fp32 batch-32 loop), their ratios and peak memory.
+Data and the naive baseline (pandas + eager fp32 batch-32 loop), their ratios and peak memory, what
+`auto` runs here, and the label-free dedoppler (forward and end to end).
 The machine may be shared: compare figures within one run (medians over --repeats).
-Also what `auto` measures and picks here (its probe's figure per path) and the cascade's speed-up
-by positive fraction. paths: eager, fold_cl, bf16, compile_fp32, compile_bf16, int8, onnx_fp32, onnx_int8."""
+runtimes (CPU): eager, fold_cl, onnx_fp32, onnx_int8, numpy (dedoppler only)."""
 
 
 def _csv(flag: str, cast=str):
@@ -43,20 +43,22 @@ def _csv(flag: str, cast=str):
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure scoring speed and accuracy on this machine",
-                       description="Benchmark cropray's execution paths, end-to-end scoring, a naive "
+                       description="Benchmark cropray's runtimes, end-to-end scoring, a naive "
                                    "baseline and peers on a synthetic archive.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small, eager-only run that finishes in < 1 minute")
+    p.add_argument("--quick", action="store_true", help="small run: shallow_cnn, small archive (~1 minute)")
     p.add_argument("--e2e-rows", "--n", dest="n", type=positive_int("--e2e-rows"), default=None,
                    help="crops in the archive scored end to end and by the naive loop (default 100000; --quick 2048)")
     p.add_argument("--n-accuracy", type=positive_int("--n-accuracy"), default=None,
                    help="crops each path is compared with fp32 eager on (default 10000)")
     p.add_argument("--archs", type=_csv("--archs"), default=None, help="architectures (default: all)")
-    p.add_argument("--paths", type=_csv("--paths"), default=None, help="execution paths (default: all)")
+    p.add_argument("--paths", type=_csv("--paths"), default=None, help="runtimes (default: every CPU runtime)")
     p.add_argument("--batch-sizes", type=_csv("--batch-sizes", int), default=None,
                    help="in-process batch sizes (default 32,128,512)")
     p.add_argument("--repeats", type=positive_int("--repeats"), default=None, help="timing repeats (default 5)")
-    p.add_argument("--e2e-path", default=None, help="end-to-end path: auto (default) or a path name")
+    p.add_argument("--e2e-precision", default=None, choices=["auto", "fp32", "int8"],
+                   help="`cropray score --precision` of the end-to-end run (default auto)")
+    p.add_argument("--no-label-free", action="store_true", help="skip the label-free dedoppler row")
     p.add_argument("--memory-scale", type=positive_int("--memory-scale"), default=None,
                    help="also score an archive this many times larger to check peak memory (default 4; 1 = off)")
     p.add_argument("--no-peers", action="store_true", help="skip ONNX Runtime / OpenVINO")
@@ -72,11 +74,13 @@ def config_from_args(args):
 
     over = {k: v for k, v in {
         "n": args.n, "n_accuracy": args.n_accuracy, "archs": args.archs, "paths": args.paths,
-        "batch_sizes": args.batch_sizes, "repeats": args.repeats, "e2e_path": args.e2e_path,
+        "batch_sizes": args.batch_sizes, "repeats": args.repeats, "e2e_precision": args.e2e_precision,
         "memory_scale": args.memory_scale, "threads": args.threads, "train_seconds": args.train_seconds,
     }.items() if v is not None}
     if args.no_peers:
         over["peers"] = False
+    if args.no_label_free:
+        over["label_free"] = False
     return BenchConfig.quick_preset(**over) if args.quick else BenchConfig(**over)
 
 
