@@ -6,6 +6,12 @@ same file dozens of times, and it raises UnicodeDecodeError on a file name that 
 Here every directory is entered once (by device and inode, whatever links lead to it), every file
 is listed once (a link or hard link to a file already listed is an alias, not more data), and a
 name that is not UTF-8 is set aside as unusable, with a printable form of its name.
+
+Remote stores (S3) get bounded waits: a 5 s connect timeout, a 10 s request timeout (on Linux: a
+request is abandoned once less than 1 byte/s arrived for 10 s) and 3 attempts, so a store that
+accepts connections and never answers fails one metadata call in about 3 x 10 s, not after the SDK's
+minutes of retries. Every error a store raises while an archive is resolved becomes an ArchiveError
+(exit 2) naming the URI and carrying the store's own reason (e.g. AWS Error ACCESS_DENIED).
 """
 
 from __future__ import annotations
@@ -14,12 +20,17 @@ import fnmatch
 import os
 from dataclasses import dataclass, field
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from cropray.errors import ArchiveError
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 _GLOB_CHARS = set("*?[")
+# S3 waits (see the module docstring); the longest a resolve waits on a dead store is ~ATTEMPTS x REQUEST.
+S3_CONNECT_TIMEOUT_S = 5.0
+S3_REQUEST_TIMEOUT_S = 10.0
+S3_ATTEMPTS = 3
 NOT_UTF8 = "file name is not valid UTF-8 (pyarrow and Parquet tools need UTF-8 names); rename the file"
 
 
@@ -66,10 +77,36 @@ def _hidden(name: str) -> bool:
 def _split_fs(path: str) -> tuple[pafs.FileSystem, str]:
     if "://" in path:
         try:
-            return pafs.FileSystem.from_uri(path)
+            fs, p = pafs.FileSystem.from_uri(path)
+            return bounded(fs), p
         except Exception as e:  # pyarrow raises ArrowInvalid / OSError with its own text
             raise ArchiveError(f"cannot open filesystem for {printable(path)!r}: {e}") from None
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(path))
+
+
+def bounded(fs: pafs.FileSystem) -> pafs.FileSystem:
+    """`fs` with bounded connect/request timeouts and attempts where it is S3 (other stores as given).
+
+    Rebuilt from the options `from_uri` parsed (credentials, endpoint, region, scheme: its pickled
+    form), so nothing the URI or the AWS_* environment said is lost; timeouts already set (> 0) are kept.
+    """
+    if not isinstance(fs, pafs.S3FileSystem):
+        return fs
+    opts = dict(fs.__reduce__()[1][0])
+    proxy = opts.get("proxy_options")
+    if isinstance(proxy, dict) and not proxy.get("host"):
+        opts.pop("proxy_options")  # "no proxy" comes back as port -1, which the constructor refuses
+    for key, value in (("connect_timeout", S3_CONNECT_TIMEOUT_S), ("request_timeout", S3_REQUEST_TIMEOUT_S)):
+        if not (opts.get(key) or 0) > 0:  # -1 = the SDK's default (1 s / 3 s, retried ~10 times)
+            opts[key] = value
+    return pafs.S3FileSystem(**opts, retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_ATTEMPTS))
+
+
+def store_error(e: Exception, uri: str) -> ArchiveError:
+    """What a remote store's error (403, timeout, unknown bucket...) says to the user: the URI and the
+    store's own reason, one line (exit 2)."""
+    reason = " ".join(str(e).split()) or type(e).__name__
+    return ArchiveError(f"{printable(uri)}: the store refused or did not answer ({reason})")
 
 
 def _walk_local(base: str, *, skip_hidden: bool) -> tuple[list[str], int]:
@@ -148,6 +185,15 @@ def resolve_archive(path: str, *, keep_unusable: bool = False) -> ArchiveFiles:
         raise ArchiveError("empty archive path")
     path = str(path)
     fs, p = _split_fs(path)
+    if isinstance(fs, pafs.LocalFileSystem):
+        return _resolve(fs, p, path, keep_unusable)
+    try:
+        return _resolve(fs, p, path, keep_unusable)
+    except (OSError, pa.ArrowException) as e:  # 403, timeouts, DNS, unknown bucket: the store's words
+        raise store_error(e, path) from None
+
+
+def _resolve(fs: pafs.FileSystem, p: str, path: str, keep_unusable: bool) -> ArchiveFiles:
     if any(c in p for c in _GLOB_CHARS):
         parts = p.split("/")
         first = next(i for i, part in enumerate(parts) if any(c in part for c in _GLOB_CHARS))
