@@ -9,11 +9,40 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cropray.archive.decode import validate_decode
+from cropray.archive.decode import BatchCheck, validate_decode
 from cropray.archive.files import printable, resolve_archive
 from cropray.archive.read import file_spec
 from cropray.archive.spec import CROP_ID
 from cropray.errors import ArchiveError
+
+LABEL_NULL, LABEL_NOT_01 = "label_null", "label_not_0_or_1"
+
+
+def check_label_type(t: pa.DataType, source: str) -> None:
+    """The same rule as training's reader: a label column is int, bool or float (1 = signal, 0 = not)."""
+    if not (pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_floating(t) or pa.types.is_null(t)):
+        raise ArchiveError(f"{source}: column 'label' has type {t}; expected int or bool (1 = signal, 0 = not)")
+
+
+def with_label_reasons(check: BatchCheck, label: pa.ChunkedArray) -> BatchCheck:
+    """`check` with rows whose crop is valid but whose label is null or not 0/1 marked invalid
+    (reasons `label_null`, `label_not_0_or_1`): what `cropray train` refuses. A row is counted once,
+    under its crop's reason when both are wrong."""
+    y = label.to_numpy(zero_copy_only=False)  # (B,) numbers; nulls come back as NaN or None
+    null = label.is_null().to_numpy(zero_copy_only=False)
+    not01 = ~null & ~np.isin(np.where(null, 0, y).astype(np.float64), [0.0, 1.0])
+    valid, reasons = check.valid.copy(), check.reasons.copy()
+    for mask, why in ((null, LABEL_NULL), (not01, LABEL_NOT_01)):
+        hit = valid & mask
+        reasons[hit] = why
+        valid &= ~hit
+    return BatchCheck(valid=valid, reasons=reasons)
+
+
+def _label_key(v) -> str:
+    if v is None:
+        return "null"
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 class _Tally:
@@ -26,19 +55,24 @@ class _Tally:
         self.snr_min, self.snr_max = np.inf, -np.inf
         self.ids: list[pa.Array] = []
 
-    def scan(self, pf, spec) -> int:
-        """Read every row of the open Parquet file `pf`; returns its invalid-row count."""
+    def scan(self, pf, spec, source: str) -> int:
+        """Read every row of the open Parquet file `pf` (named `source`); returns its invalid-row count.
+
+        A label column of a type that cannot hold 0/1 is an ArchiveError naming the file and column."""
         names = pf.schema_arrow.names
         bad = 0
+        if "label" in names:
+            check_label_type(pf.schema_arrow.field("label").type, source)
         for rb in pf.iter_batches(batch_size=32768):
             t = pa.Table.from_batches([rb])
             _, check = validate_decode(t, spec)
-            self.invalid.update(check.counts())
-            bad += check.n_invalid
             if "label" in names:
+                check = with_label_reasons(check, t.column("label"))
                 vc = pc.value_counts(t.column("label"))
                 for v, c in zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()):
-                    self.labels[str(int(v)) if v is not None else "null"] += c
+                    self.labels[_label_key(v)] += c
+            self.invalid.update(check.counts())
+            bad += check.n_invalid
             if "snr" in names:
                 mm = pc.min_max(t.column("snr"))
                 if mm["min"].is_valid:
@@ -96,7 +130,10 @@ def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: 
         entry = {"file": src, "rows": md.num_rows, "row_groups": md.num_row_groups, "crop": spec.describe()}
         if scan:
             try:
-                entry["invalid"] = tally.scan(pf, spec)
+                entry["invalid"] = tally.scan(pf, spec, src)
+            except ArchiveError as e:  # e.g. a label column of strings: the message names the column
+                failed.append({"file": src, "error": str(e)})
+                continue
             except Exception as e:
                 failed.append({"file": src, "error": f"read failed ({type(e).__name__}: {e})"})
                 continue

@@ -18,8 +18,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "inspect",
         help="summarise an archive: files, rows, schema, crop shape/dtype, labels, invalid rows",
-        description="Summarise a crop archive (file, directory, glob or URI). Exit 1 if any row is invalid, "
-        "any crop_id repeats, or any file cannot be read.",
+        description="Summarise a crop archive (file, directory, glob or URI). Exit 1 if any row is invalid "
+        "(a bad crop, or a label that is null or not 0/1), any crop_id repeats, or any file cannot be read.",
         epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -33,7 +33,8 @@ def register(sub) -> None:
 def _human(s: dict) -> str:
     lines = [
         f"archive   {s['archive']}",
-        f"files     {s['files_ok']} readable of {s['files']}",
+        f"files     {s['files_ok']} readable of {s['files']}"
+        f"   ({s.get('aliases_skipped', 0):,} aliases skipped: links to a file or directory already listed)",
         f"rows      {s['rows']:,}   ({s['bytes'] / 1e6:,.1f} MB on disk)",
         f"crops     {', '.join(s['crop'])}",
     ]
