@@ -13,6 +13,9 @@ reaches (shared storage or an object-store URI), like LABELS:
         python jobs/train_model.py /shared/labels --out /shared/models/m2 \\
         --archive /shared/archive --archive-crops 20000 --self-train
 
+--target-fpr F (with --archive) sets the threshold from the archive's own screened backgrounds (the
+score a fraction F of them exceed) instead of Youden's J on the labels.
+
 Training runs in the job's driver process (one node; CUDA when that node has a GPU — ask for one
 with `ray job submit --entrypoint-num-gpus 1`). --out must be on storage you can reach afterwards:
 the job's own directory is a temporary copy.

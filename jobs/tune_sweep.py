@@ -6,7 +6,7 @@
     # learning from the unlabelled archive too (`cropray train --archive`'s flags):
     ray job submit --address http://HEAD:8265 --working-dir . -- \
         python jobs/tune_sweep.py /shared/labels --out /shared/sweeps/run2 --archive s3://bucket/archive \
-        --archive-crops 20000
+        --archive-crops 20000 --target-fpr 0.01   # the refit's threshold: 1% of screened backgrounds above it
 
 Inside a Ray job RAY_ADDRESS is set, so no --address is needed: the sweep joins its cluster and the
 working dir (with cropray) reaches every trial. --out must be absolute, on storage every node sees:

@@ -245,8 +245,10 @@ def comparison_lines(comp: dict) -> list[str]:
     from cropray.cli._common import fmt_table
 
     def gain(g):
-        return "-" if g is None else f"{g['gain']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]" + (" proven" if g["proven"]
-                                                                                              else "")
+        if g is None:
+            return "-"
+        return f"{g['gain']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]" + (" proven" if g["proven"] else "")
+
     rows = [[("* " if c["chosen"] else "  ") + c["arch"] + (" + archive" if c["archive"] else ""),
              f"{c['cv_auc']:.4f}", gain(c.get("gain_vs_physics")), f"{c['seconds']:.0f}"] for c in comp["candidates"]]
     table = fmt_table(rows, ["candidate", "CV ROC-AUC", "paired gain vs physics (95%)", "s"])

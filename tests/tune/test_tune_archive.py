@@ -28,12 +28,12 @@ def _records(out: Path) -> list[dict]:
 
 def test_cli_sweep_with_archive_retrains_on_the_winners_oof(ray_local, labels60, archive300, tmp_path, capsys,
                                                            monkeypatch):
-    import cropray.train.job as job
+    import cropray.train.cv as cv_module
 
     def no_cv(*a, **k):  # the driver's retrain must not cross-validate (trials run in Ray workers)
         raise AssertionError("the retrain cross-validated the winner again")
 
-    monkeypatch.setattr(job, "cross_validate", no_cv)
+    monkeypatch.setattr(cv_module, "cross_validate", no_cv)  # where the refit's CV strategies look it up
     arch = tmp_path / "archive"  # the archive plus one unreadable file: skipped, named, exit 1
     arch.mkdir()
     for p in archive300.glob("*.parquet"):
@@ -102,4 +102,6 @@ def test_bad_archive_input_exits_like_train(labels60, tmp_path, capsys):
     assert "need --archive" in capsys.readouterr().err
     assert main([*base, "--archive", str(small), "--inject-config", '{"kinds": "spiral"}']) == 2
     assert "--inject-config" in capsys.readouterr().err
+    assert main([*base, "--target-fpr", "0.01"]) == 2  # the refit's threshold needs the archive's backgrounds
+    assert "--target-fpr needs --archive" in capsys.readouterr().err
     assert not (tmp_path / "o" / "data.json").exists()  # refused before any sweep state
