@@ -5,6 +5,11 @@ maintained asyncio HTTP library (no hand-written request parsing here), and one 
 thread makes every answer strictly sequential: an answer is written and fsynced inside its request
 handler before the response that carries the next crop is sent.
 
+Every request must name this machine in its Host header (localhost, 127.0.0.1 or [::1], with this
+server's port), else 421: a web page on another site whose name an attacker re-points at 127.0.0.1
+(DNS rebinding) sends its own name there, and is refused even before the token is looked at (the
+Jupyter and Ray dashboard servers refuse the same way). Bodies are at most MAX_BODY bytes (else 413).
+
 Routes (each needs `?token=...` or the `X-Cropray-Token` header, else 403):
     GET  /                      the page (static/index.html)
     GET  /api/state             the current crop and progress (JSON)
@@ -26,6 +31,26 @@ from importlib import resources
 from cropray.errors import CroprayError
 
 ANSWERS = {"signal": 1, "not_signal": 0, "skip": None}
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+MAX_BODY = 64 * 1024  # an answer is ~100 bytes of JSON
+
+
+def loopback_host(host: str | None, port: int | None) -> bool:
+    """Does a Host header name this machine's loopback (and, when `port` is given, this port)?"""
+    if not host:
+        return False
+    name, got = host.strip().lower(), ""
+    if name.startswith("["):  # an IPv6 literal: "[::1]" or "[::1]:PORT"
+        name, _, rest = name.partition("]")
+        name += "]"
+        if rest and not rest.startswith(":"):
+            return False
+        got = rest[1:]
+    elif ":" in name:
+        name, got = name.rsplit(":", 1)
+    if name not in LOOPBACK_NAMES:
+        return False
+    return not got or port is None or got == str(port)
 
 
 def bind_loopback(port: int, say) -> socket.socket:
@@ -96,7 +121,8 @@ def _word(label) -> str:
     return {1: "signal", 0: "not_signal", None: "skip"}.get(label, str(label))
 
 
-def make_app(session: Session, token: str, on_done=None):
+def make_app(session: Session, token: str, on_done=None, port: int | None = None):
+    """The aiohttp application; `port`: the one the Host header must name (None: any)."""
     from aiohttp import web
 
     from cropray.label.render import render_png
@@ -105,6 +131,11 @@ def make_app(session: Session, token: str, on_done=None):
 
     @web.middleware
     async def require_token(request, handler):
+        if not loopback_host(request.headers.get("Host"), port):
+            return web.Response(status=421, text="421: this server answers only to localhost, 127.0.0.1 or [::1] "
+                                                 "(use the URL cropray label printed)")
+        if (request.content_length or 0) > MAX_BODY:
+            return web.Response(status=413, text=f"413: request body larger than {MAX_BODY} bytes")
         got = request.query.get("token") or request.headers.get("X-Cropray-Token") or ""
         if not hmac.compare_digest(got.encode(), token.encode()):
             return web.Response(status=403, text="403: missing or wrong token (use the URL cropray label printed)")
@@ -122,6 +153,8 @@ def make_app(session: Session, token: str, on_done=None):
         try:
             body = await request.json()
             crop_id, word = str(body["crop_id"]), str(body["answer"])
+        except web.HTTPRequestEntityTooLarge:  # a chunked body over MAX_BODY (no Content-Length to check)
+            return web.Response(status=413, text=f"413: request body larger than {MAX_BODY} bytes")
         except Exception:
             return web.json_response({"error": "body must be JSON {crop_id, answer}"}, status=400)
         status, out = session.answer(crop_id, word)  # durable (fsynced) before this returns
@@ -143,7 +176,7 @@ def make_app(session: Session, token: str, on_done=None):
             return web.Response(status=400, text=f"bad image request: {e}")
         return web.Response(body=png, content_type="image/png")
 
-    app = web.Application(middlewares=[require_token])
+    app = web.Application(middlewares=[require_token], client_max_size=MAX_BODY)
     app.add_routes([web.get("/", index), web.get("/api/state", state), web.post("/api/answer", answer),
                     web.post("/api/undo", undo), web.get(r"/api/crop/{pos:\d+}.png", crop_png)])
     return app
@@ -173,7 +206,7 @@ async def _run(session: Session, sock, token: str, exit_when_done: bool, say, ur
     from aiohttp import web
 
     stop = asyncio.Event()
-    app = make_app(session, token, on_done=stop.set if exit_when_done else None)
+    app = make_app(session, token, on_done=stop.set if exit_when_done else None, port=sock.getsockname()[1])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.SockSite(runner, sock)
