@@ -20,16 +20,21 @@ widths (1,) 0.970 and (1, 2, 4) 0.970 (signals are 1-4 channels wide, but every 
 raises the maximum over pure noise); without asinh compression 0.864 (bright blobs dominate linear
 sums), without bandpass flattening 0.804, without row centring 0.973.
 No trainable parameters; it is still a registered nn.Module so bundles and scoring treat it the same.
+Eager CPU inference on raw crops runs the whole path in numpy (cropray.models.physics_np: scores within
+1e-5 of the torch code, ~5x faster on one thread); training, tracing and export run the torch code.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from cropray.errors import ConfigError
 from cropray.models._base import CropModel, check_int
 from cropray.models._registry import register_model
-from cropray.models.taylor import track_snr
+from cropray.models.physics_np import dedoppler_score_np
+from cropray.models.preprocess import RobustNorm
+from cropray.models.taylor import eager_cpu, track_snr
 
 
 @register_model("dedoppler")
@@ -44,6 +49,17 @@ class Dedoppler(CropModel):
         ws = sorted({check_int("widths[]", w, 1, 32) for w in widths})
         self._init_common({"widths": ws, "flatten": flatten, "flatten_window": flatten_window,
                            "row_center": row_center, "compress": compress})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) raw power -> (B,) score; numpy for eager CPU inference on finite crops."""
+        pre = self.preprocess
+        if x.dim() == 4 and x.shape[1] == 1 and type(pre) is RobustNorm and eager_cpu(x):
+            xn = x.float().numpy()  # zero-copy for float32
+            if np.isfinite(xn).all():  # torch's medians order NaN/inf their own way: leave those to it
+                cfg = {"widths": self._hparams["widths"], "flatten": pre.flatten,
+                       "flatten_window": pre.flatten_window, "row_center": pre.row_center, "compress": pre.compress}
+                return torch.from_numpy(dedoppler_score_np(xn, cfg))
+        return super().forward(x)
 
     def score(self, z: torch.Tensor) -> torch.Tensor:
         """(B, 1, T, W) normalised crops (noise ~ unit scale) -> (B,) best track SNR."""

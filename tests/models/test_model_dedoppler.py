@@ -1,11 +1,16 @@
-"""dedoppler: the Taylor tree against a per-track reference, and detection of hand-built tracks."""
+"""dedoppler: the Taylor tree against a per-track reference, detection of hand-built tracks, and the
+numpy route of eager CPU inference against the torch code (which tracing and export must still get)."""
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
+import pytest
 import torch
 
 from cropray.models import build_model
-from cropray.models.taylor import taylor_tree
+from cropray.models.taylor import eager_cpu, taylor_tree, track_snr
 
 
 def staircase(n: int, d: int) -> list[int]:
@@ -72,3 +77,60 @@ def test_broadband_impulses_score_like_noise():
     with torch.no_grad():
         signal = m(with_track(noisy(1, seed=4), 20.0, 0.3))
         assert m(x).max() < signal - 2.0
+
+
+def torch_route(m, x: torch.Tensor) -> torch.Tensor:
+    """The model's torch code: an input that requires grad keeps eager inference off the numpy route."""
+    with torch.no_grad():
+        return m(x.clone().requires_grad_()).detach()
+
+
+def test_eager_cpu_inference_takes_the_numpy_route_and_agrees():
+    m = build_model("dedoppler").eval()
+    x = with_track(noisy(40, seed=5), 30.0, 0.4)
+    assert eager_cpu(x) and not eager_cpu(x.clone().requires_grad_())
+    with torch.inference_mode():
+        fast = m(x)
+    assert fast.dtype == torch.float32 and fast.shape == (40,)
+    assert torch.allclose(fast, torch_route(m, x), rtol=1e-5, atol=1e-5)
+    z = m.preprocess(x)[:, 0]  # the prior's route: same bits either way
+    assert torch.equal(track_snr(z, (1, 2)), track_snr(z.clone().requires_grad_(), (1, 2)).detach())
+
+
+def test_non_finite_crops_fall_back_to_torch():
+    m = build_model("dedoppler").eval()
+    x = noisy(3, seed=6)
+    x[1, 0, 3, 4] = float("nan")
+    x[2, 0, 5, 6] = float("inf")
+    with torch.no_grad():
+        got = m(x)
+    assert torch.allclose(got, torch_route(m, x), equal_nan=True)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # jit.trace's own deprecation note
+def test_tracing_records_the_torch_code():
+    """jit.trace must see torch ops (a numpy call would be frozen into a constant of the example)."""
+    m = build_model("dedoppler").eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(m, noisy(4, seed=7), check_trace=False)
+        other = with_track(noisy(4, seed=8), 12.0, -0.6)
+        assert torch.allclose(traced(other), torch_route(m, other), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter's note
+def test_onnx_export_of_the_statistic_is_the_torch_graph():
+    ort = pytest.importorskip("onnxruntime")
+
+    class Stat(torch.nn.Module):  # what the CNNs' ONNX graphs hold: the statistic on normalised crops
+        def forward(self, z):
+            return track_snr(z[:, 0], (1, 2))
+
+    m = build_model("dedoppler").eval()
+    with torch.no_grad():
+        z = m.preprocess(noisy(6, seed=9))
+        buf = io.BytesIO()
+        torch.onnx.export(Stat(), (z[:2],), buf, dynamo=False, input_names=["z"],
+                          dynamic_axes={"z": {0: "b"}})
+    sess = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"z": z.numpy()})[0]
+    assert np.allclose(got, Stat()(z).numpy(), rtol=1e-5, atol=1e-5)
