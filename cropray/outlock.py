@@ -136,3 +136,51 @@ def output_lock(directory, *, beside: bool = False, read_only_ok: bool = False) 
                 p.rmdir()
             except OSError:
                 break
+
+
+def claim_scratch(parent: Path, prefix: str) -> tuple[Path, int]:
+    """A new scratch directory `parent/<prefix>XXXXXXXX`, marked in use by an exclusive flock on the
+    directory itself (nothing written inside it). Returns (path, descriptor): close the descriptor
+    after removing the directory. If this process dies, the kernel drops the flock and the next run's
+    `remove_abandoned` removes the directory."""
+    import tempfile
+
+    while True:
+        d = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new and ours: nobody else can hold it yet
+        try:
+            if os.stat(d).st_ino == os.fstat(fd).st_ino:  # not removed by another run's cleanup meanwhile
+                return d, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def remove_abandoned(directory: Path) -> bool:
+    """Remove a scratch directory of `claim_scratch` whose process is gone (its flock free, and no live
+    writer holds a lock file `_lock` inside). Returns True if removed, False if in use or gone."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live run holds it
+        inner = Path(directory) / LOCK_NAME
+        if inner.exists():
+            try:
+                with open(inner, "rb") as f:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            except OSError:
+                pass
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+        return not Path(directory).exists()
+    finally:
+        os.close(fd)

@@ -4,15 +4,18 @@
     -> bounded candidate pools per reason -> k-center picks -> crops read back -> QUEUE (one Parquet
     file, written atomically)
 
-Scores go to a temporary directory next to QUEUE (removed afterwards) unless `scores` names one to keep.
+Scores go to a temporary directory next to QUEUE, `.QUEUE.scores-XXXXXXXX/` (removed afterwards)
+unless `scores` names one to keep. While the run lives it holds a flock on that directory; one left
+by a killed run (its flock gone with it) is removed by the next `suggest` writing the same QUEUE.
 """
 
 from __future__ import annotations
 
 import functools
+import glob
 import json
+import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +43,7 @@ def suggest(model: str, archive: str, out: str, cfg: SuggestConfig, *, labels: s
     from cropray.archive import resolve_archive
     from cropray.bundle import load_bundle
     from cropray.models.policy import arch_spec
+    from cropray.outlock import claim_scratch, remove_abandoned
     from cropray.scoring.config import ScoreConfig
     from cropray.scoring.pipeline import score_archive
     from cropray.suggest.collect import Collector
@@ -52,8 +56,11 @@ def suggest(model: str, archive: str, out: str, cfg: SuggestConfig, *, labels: s
     _check_out(out_p, overwrite)
     known = label_map(labels) if labels else {}
     bundle = load_bundle(model)
+    for old in sorted(out_p.parent.glob(glob.escape(f".{out_p.name}") + ".scores-*")):  # a killed run's debris
+        if old.is_dir() and remove_abandoned(old):
+            log(f"removed {old}: scores left by a killed run on the same queue")
     col = Collector(cfg, bundle.threshold, probability=arch_spec(bundle.arch).score_range == (0.0, 1.0), labelled_ids=known)
-    work = Path(scores) if scores else Path(tempfile.mkdtemp(prefix=f".{out_p.name}.scores-", dir=out_p.parent))
+    work, held = (Path(scores), None) if scores else claim_scratch(out_p.parent, f".{out_p.name}.scores-")
     try:
         scfg = ScoreConfig(bundle=model, input=archive, output=str(work), overwrite=True,
                            features=cfg.features, **(score_kwargs or {}))
@@ -68,8 +75,9 @@ def suggest(model: str, archive: str, out: str, cfg: SuggestConfig, *, labels: s
 
         crops = fetch_crops(fs, where)
     finally:
-        if not scores:
+        if held is not None:
             shutil.rmtree(work, ignore_errors=True)
+            os.close(held)
     write_queue(out_p, picks, crops, [w[1] for w in where], bundle, cfg)
     counts = {r: int((picks.reason == r).sum()) for r in REASONS}
     return {"queue": str(out_p), "model_id": bundle.model_id, "threshold": float(bundle.threshold),
