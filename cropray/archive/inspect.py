@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cropray.archive.decode import BatchCheck, validate_decode
-from cropray.archive.files import printable, resolve_archive
+from cropray.archive.files import printable, resolve_archive, store_error
 from cropray.archive.read import file_spec
 from cropray.archive.spec import CROP_ID
 from cropray.errors import ArchiveError
@@ -124,7 +124,11 @@ def inspect_archive(path: str, *, crop_shape=None, scan: bool = True, progress: 
             failed.append({"file": src, "error": str(e)})
             continue
         md = pf.metadata
-        nbytes += files.filesystem.get_file_info(p).size or 0
+        try:
+            nbytes += files.filesystem.get_file_info(p).size or 0
+        except OSError as e:  # a remote store that stopped answering after the footer was read
+            failed.append({"file": src, "error": str(store_error(e, src))})
+            continue
         specs.add(spec.describe())
         schema_str = schema_str or str(pf.schema_arrow)
         entry = {"file": src, "rows": md.num_rows, "row_groups": md.num_row_groups, "crop": spec.describe()}
