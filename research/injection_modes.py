@@ -13,7 +13,8 @@ early stopping: the comparison is about what the crops teach, not about when to 
 
 Modes (one model each):
   dedoppler  the label-free baseline
-  free       labels only, the CNN + track prior from a random head, nothing pulling it back
+  free       labels only, the CNN + track prior from a random head, nothing pulling it back (the prior
+             calibrated on the labels as the anchored one's: the difference is the anchoring alone)
   anchored   labels only, anchored: zero head, L2 on its logit, prior calibrated on the labels
   negative   anchored + archive, plain backgrounds as negatives (exclusion at the 0.99 quantile)
   strict     as negative, exclusion at --strict-quantile (more backgrounds dropped)
@@ -96,7 +97,8 @@ def evaluate(model, sets: dict, n_boot: int) -> dict:
     return out
 
 
-def run_one(args, mode: str, n: int, seed: int, per_epoch: int, lab, arch_dir: Path, sets: dict) -> dict:
+def run_one(args, mode: str, n: int, seed: int, per_epoch: int, lab, arch_dir: Path, sets: dict,
+            anchor_l2: float) -> dict:
     from cropray.models import build_model
 
     x, y = lab
@@ -106,7 +108,7 @@ def run_one(args, mode: str, n: int, seed: int, per_epoch: int, lab, arch_dir: P
         model = build_model("dedoppler")
     else:
         arch = "siamese" if mode == "siamese" else "shallow_cnn"
-        kw = {"anchor": False} if mode == "free" else {}
+        kw = {"anchor": False} if mode == "free" else {} if mode == "siamese" else {"anchor_l2": anchor_l2}
         cfg = TrainConfig(arch=arch, seed=seed, epochs=args.epochs, batch_size=32, epoch_crops=256,
                           model_kwargs=kw)
         extra = None
@@ -119,7 +121,9 @@ def run_one(args, mode: str, n: int, seed: int, per_epoch: int, lab, arch_dir: P
             info = {k: s.summary[k] for k in ("drawn", "excluded", "usable", "injected", "plain")}
         res = fit(cfg, x, y, epochs=args.epochs, extra=extra, progress=False)
         model = res.model
+    anchored = mode not in ("dedoppler", "free", "siamese")
     return {"labels": n, "seed": seed, "mode": mode, "per_epoch": per_epoch if mode in ARCHIVE_MODES else None,
+            "anchor_l2": anchor_l2 if anchored else None,
             "epochs": args.epochs, "archive_crops": args.archive_crops if mode in ARCHIVE_MODES else None,
             **evaluate(model, sets, args.n_boot), **info, "wall_s": round(time.perf_counter() - t0, 1),
             "cpu_s": round(time.process_time() - c0, 1), "load_average": round(os.getloadavg()[0], 1)}
@@ -136,6 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--test", type=int, default=1000, help="crops per test set (fresh, faint, curved)")
     p.add_argument("--strict-quantile", type=float, default=0.8)
     p.add_argument("--pu-prior", type=float, default=0.2)
+    p.add_argument("--anchor-l2", default="0.05", help="anchored models' penalty weights, comma-separated (a sweep)")
     p.add_argument("--n-boot", type=int, default=500)
     p.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "cropray_injection_modes"),
                    help="where the outside simulator's sets are written once")
@@ -165,15 +170,17 @@ def main(argv=None) -> int:
             lab = (d["crops"][:, None], d["label"].astype(np.int64))
             for mode in modes:
                 for pe in ([int(v) for v in args.per_epoch.split(",")] if mode in ARCHIVE_MODES else [0]):
-                    r = run_one(args, mode, n, seed, pe, lab, arch_dir, sets)
-                    rows.append(r)
-                    print(json.dumps(r), file=sys.stderr, flush=True)
-                    if args.jsonl:
-                        with open(args.jsonl, "a") as f:
-                            f.write(json.dumps(r) + "\n")
-    header = ["labels", "seed", "mode", "per_epoch", "ROC-AUC [95%]", "recall@1%", "faint", "curved", "usable",
+                    for l2 in ([float(v) for v in args.anchor_l2.split(",")]
+                               if mode not in ("dedoppler", "free", "siamese") else [0.0]):
+                        r = run_one(args, mode, n, seed, pe, lab, arch_dir, sets, l2)
+                        rows.append(r)
+                        print(json.dumps(r), file=sys.stderr, flush=True)
+                        if args.jsonl:
+                            with open(args.jsonl, "a") as f:
+                                f.write(json.dumps(r) + "\n")
+    header = ["labels", "seed", "mode", "per_epoch", "anchor_l2", "ROC-AUC [95%]", "recall@1%", "faint", "curved", "usable",
               "wall s"]
-    print(fmt_table([[r["labels"], r["seed"], r["mode"], r["per_epoch"] or "-",
+    print(fmt_table([[r["labels"], r["seed"], r["mode"], r["per_epoch"] or "-", r["anchor_l2"] or "-",
                       f"{r['auc']:.3f} [{r['auc_lo'] or 0:.3f}, {r['auc_hi'] or 0:.3f}]", f"{r['recall_1pct']:.3f}",
                       f"{r['faint_auc']:.3f}", f"{r['curved_auc']:.3f}", r.get("usable", "-"), r["wall_s"]]
                      for r in rows], header))
