@@ -62,7 +62,7 @@ def running_median_np(x: np.ndarray, window: int) -> np.ndarray:
     return np.partition(win, h, axis=-1)[..., h]  # odd k: the exact middle
 
 
-def asinh_np(z: np.ndarray) -> np.ndarray:
+def asinh_np(z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """float32 asinh(z) = sign(z) * log(|z| + sqrt(z^2 + 1)), within 2e-7 * max(1, |asinh z|) of torch's.
 
     Not np.arcsinh: numpy vectorises it only with AVX-512 (SVML); on an AVX2-only CPU it is scalar
@@ -79,7 +79,7 @@ def asinh_np(z: np.ndarray) -> np.ndarray:
     if big:
         np.copyto(arg, np.float32(2) * a, where=a > np.float32(1e9))
     np.log(arg, out=arg)
-    return np.copysign(arg, z, out=arg)
+    return np.copysign(arg, z, out=arg if out is None else out)
 
 
 def _median_rows(a: np.ndarray) -> np.ndarray:
@@ -164,19 +164,21 @@ def robust_norm_np(x: np.ndarray, *, flatten: bool, flatten_window: int, row_cen
 class _TreePlan:
     """Two (T2, Wb, M) ping-pong buffers and every level's strided views, built once per shape.
 
-    M tracks (for the SNR: the B crops, then the same crops flipped in frequency for negative drifts),
-    batch innermost, so a level is two numpy adds whose inner runs are W' * M contiguous floats.
+    M tracks, batch innermost, so a level is two numpy adds whose inner runs are W' * M contiguous
+    floats. With `mirror` (the SNR), tracks M/2.. are tracks ..M/2 flipped in frequency (negative drifts
+    are positive drifts of the flipped crop), and the caller stages only the first M/2.
     Columns: `left` zeros (tracks may enter through the left edge), the W channels, zeros from
     W' = left + W up to Wb (reads past the right edge; never written, so they stay zero)."""
 
-    def __init__(self, t: int, w: int, m: int, left: int, width_pad: int):
-        self.t, self.m, self.left = t, m, left
+    def __init__(self, t: int, w: int, m: int, left: int, width_pad: int, mirror: bool = False):
+        self.t, self.m, self.left, self.mirror = t, m, left, mirror
         self.t2 = t2 = 1 << max(0, math.ceil(math.log2(t)))
         self.wp = wp = w + left
         wb = wp + max(t2 // 2, width_pad)  # the last level reads up to T2/2 channels past W'
         bufs = (np.zeros((t2, wb, m), np.float32), np.zeros((t2, wb, m), np.float32))
         self.bufs = bufs
-        self.stage = np.empty((t, m, w), np.float32)  # (T, M, W): the caller writes the tracks here
+        self.stage = np.empty((t, m // 2 if mirror else m, w), np.float32)  # (T, M or M/2, W): the caller
+        #   writes the tracks here, whole rows (cheap); fill() does the one transposing copy
         self.box = np.empty((t2, wp, m), np.float32)  # boxcar sums of one width
         it = bufs[0].itemsize
         row = wb * m * it  # bytes per tree row
@@ -196,12 +198,14 @@ class _TreePlan:
         self.result = bufs[src]
 
     def fill(self) -> None:
-        """`stage` (T, M, W) -> the tree input (T2, Wb, M): one transposing copy, zero pads."""
-        t, left, wp = self.t, self.left, self.wp
+        """`stage` -> the tree input (T2, Wb, M): one transposing copy, the mirror, zero pads."""
+        t, left, wp, h = self.t, self.left, self.wp, self.stage.shape[1]
         inp = self.bufs[0]
         inp[:, :left] = 0  # earlier levels wrote here
         inp[t:, left:wp] = 0  # rows T..T2 are zero (the noise median)
-        inp[:t, left:wp] = self.stage.transpose(0, 2, 1)  # (T, W, M)
+        inp[:t, left:wp, :h] = self.stage.transpose(0, 2, 1)  # (T, W, M or M/2)
+        if self.mirror:  # batch-last, the flip copies runs of M/2 contiguous floats
+            inp[:t, left:wp, h:] = inp[:t, left:wp, :h][:, ::-1]
 
     def run(self) -> np.ndarray:
         """The filled input -> (T2 drifts, Wb starts, M) sums, zero from column W' on:
@@ -214,15 +218,19 @@ class _TreePlan:
 _PLANS = threading.local()  # per thread: a plan's buffers are scratch space
 
 
-def _plan(t: int, w: int, m: int, left: int, width_pad: int) -> _TreePlan:
+def snr_plan(b: int, t: int, w: int, widths) -> _TreePlan:
+    """This thread's plan for track_snr_np on b crops of (T, W): 2B mirrored tracks, T2/4 zero channels
+    on the left (a track may start up to T2/4 channels outside the crop); stage the crops in
+    plan.stage (T, B, W), then fill(), run(), best_track()."""
     plans = getattr(_PLANS, "d", None)
     if plans is None:
         plans = _PLANS.d = {}
-    key = (t, w, m, left, width_pad)
+    key = (b, t, w, max(widths))
     if key not in plans:
         if len(plans) >= 8:  # a few shapes at a time (a batch size and its remainder)
             plans.clear()
-        plans[key] = _TreePlan(t, w, m, left, width_pad)
+        t2 = 1 << max(0, math.ceil(math.log2(t)))
+        plans[key] = _TreePlan(t, w, 2 * b, t2 // 4, max(widths) - 1, mirror=True)
     return plans[key]
 
 
@@ -238,14 +246,9 @@ def taylor_tree_np(z: np.ndarray) -> np.ndarray:
 
 
 def stage_tracks(z: np.ndarray, widths) -> _TreePlan:
-    """(B, T, W) normalised crops -> the plan for track_snr_np with its tree input filled: the crops and
-    the same crops flipped in frequency (negative drifts are positive drifts of the flipped crop),
-    T2/4 zero channels on the left (a track may start up to T2/4 channels outside the crop)."""
-    b, t, w = z.shape
-    t2 = 1 << max(0, math.ceil(math.log2(t)))
-    plan = _plan(t, w, 2 * b, t2 // 4, max(widths) - 1)
-    plan.stage[:, :b] = z.transpose(1, 0, 2)  # (T, B, W): whole rows, cheap
-    plan.stage[:, b:] = z[:, :, ::-1].transpose(1, 0, 2)
+    """(B, T, W) normalised crops -> this thread's snr_plan with its tree input filled."""
+    plan = snr_plan(*z.shape, widths)
+    plan.stage[...] = z.transpose(1, 0, 2)  # (T, B, W)
     plan.fill()
     return plan
 
@@ -287,14 +290,32 @@ def track_snr_np(z: np.ndarray, widths) -> np.ndarray:
 
 def dedoppler_score_np(x: np.ndarray, hparams: dict, *, chunk: int = CHUNK) -> np.ndarray:
     """(B, 1, H, W) raw float32 crops -> (B,) float32 `dedoppler` scores (its hparams: widths, flatten,
-    flatten_window, row_center, compress), = build_model("dedoppler", **hparams)(x) within 1e-5.
+    flatten_window, row_center, compress), = build_model("dedoppler", **hparams)(x) within 1e-5
+    (relative; absolute below 1). robust_norm_np then track_snr_np, fused: the last normalisation
+    step writes straight into the tree's staging buffer.
 
-    Chunks of `chunk` crops keep the tree's buffers in cache. Non-finite crops are not handled."""
+    Chunks of `chunk` crops keep the tree's buffers in cache. Non-finite crops are not handled
+    (torch's medians order NaN differently): callers quarantine them first."""
     if x.ndim != 4 or x.shape[1] != 1:
         raise ValueError(f"expected crops (B, 1, H, W), got shape {x.shape}")
-    norm = {k: hparams[k] for k in ("flatten", "flatten_window", "row_center", "compress")}
+    _, _, height, width = x.shape
+    widths = sorted({int(k) for k in hparams["widths"]})
+    stride = subsample_stride(height * width, width)
     out = np.empty(len(x), np.float32)
     for i in range(0, len(x), chunk):
-        z = robust_norm_np(x[i:i + chunk], **norm)  # (b, 1, H, W)
-        out[i:i + chunk] = track_snr_np(z[:, 0], hparams["widths"])
+        z = x[i:i + chunk, 0].astype(np.float32, copy=False)  # (b, H, W)
+        if hparams["flatten"]:
+            z = flatten_np(z, hparams["flatten_window"])
+        if hparams["row_center"]:
+            z = row_center_np(z)
+        z = standardise_np(z, stride)
+        plan = snr_plan(len(z), height, width, widths)
+        dst = plan.stage.transpose(1, 0, 2)  # (b, H, W) view of the (H, b, W) staging buffer
+        if hparams["compress"] == "asinh":
+            asinh_np(z, out=dst)
+        else:
+            dst[...] = z
+        plan.fill()
+        plan.run()
+        out[i:i + len(z)] = best_track(plan, widths, height)
     return out

@@ -107,7 +107,7 @@ def test_non_finite_crops_fall_back_to_torch():
     assert torch.allclose(got, torch_route(m, x), equal_nan=True)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # jit.trace's own deprecation note
+@pytest.mark.filterwarnings("ignore")  # the tracer's deprecation and shape notes
 def test_tracing_records_the_torch_code():
     """jit.trace must see torch ops (a numpy call would be frozen into a constant of the example)."""
     m = build_model("dedoppler").eval()
@@ -117,7 +117,7 @@ def test_tracing_records_the_torch_code():
         assert torch.allclose(traced(other), torch_route(m, other), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter's note
+@pytest.mark.filterwarnings("ignore")  # the TorchScript exporter's deprecation and shape notes
 def test_onnx_export_of_the_statistic_is_the_torch_graph():
     ort = pytest.importorskip("onnxruntime")
 
