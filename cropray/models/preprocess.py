@@ -37,9 +37,9 @@ import torch
 from torch import nn
 
 from cropray.errors import ConfigError
+from cropray.models.physics_np import SAMPLES, subsample_stride  # noqa: F401 - one definition, torch-free
 
 COMPRESS = ("asinh", "none")
-SAMPLES = 512  # at least this many pixels for the global median / MAD
 SUBSAMPLE_NOTE = "3rd (5th, 7th: the first coprime with W leaving >= 512)"
 MAD_TO_SIGMA = 1.4826  # MAD of a Gaussian -> its standard deviation
 
@@ -72,15 +72,6 @@ def running_median(x: torch.Tensor, window: int) -> torch.Tensor:
     hi = 2 * a_hi - x[..., n - h - 3:n - 3].flip(-1)  # channels n .. n+h-1 mirror n-4 .. n-3-h
     xp = torch.cat([lo, x, hi], dim=-1)  # (..., n + 2h)
     return xp.unfold(-1, k, 1).median(dim=-1).values  # (..., n)
-
-
-def subsample_stride(n: int, width: int) -> int:
-    """A stride for sampling n row-major pixels: coprime with the row width (all channels get sampled)
-    and leaving >= SAMPLES pixels; 1 for small crops."""
-    for s in (3, 5, 7):
-        if math.gcd(s, width) == 1 and n // s >= SAMPLES:
-            return s
-    return 1
 
 
 def fast_asinh(z: torch.Tensor) -> torch.Tensor:
