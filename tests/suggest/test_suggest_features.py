@@ -4,6 +4,8 @@ projected by the fixed matrix."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pyarrow as pa
 import torch
@@ -15,6 +17,7 @@ from cropray.scoring.plan import plan_archive
 from cropray.scoring.scorer import ScoreBatch
 from cropray.scoring.source import frame_schema, read_unit
 from cropray.suggest.features import FEAT, TRACK, projection
+from cropray.suggest.job import feature_columns
 
 
 def _frames(archive):
@@ -29,9 +32,9 @@ def _frames(archive):
 def test_extra_columns_off_by_default_and_exact_when_on(suggest_data):
     archive, bundle, _ = suggest_data
     table, spec = _frames(archive)
-    plain = ScoreBatch(str(bundle), spec, precision="fp32", compile=False, threads=1)(table)
+    plain = ScoreBatch(str(bundle), spec, precision="fp32", threads=1)(table)
     assert FEAT not in plain.column_names and TRACK not in plain.column_names
-    sb = ScoreBatch(str(bundle), spec, precision="fp32", compile=False, threads=1, features=8)
+    sb = ScoreBatch(str(bundle), spec, precision="fp32", threads=1, extra_columns=partial(feature_columns, dim=8))
     out = sb(table)
     # the scores are the fast path's, unchanged by the extra columns
     np.testing.assert_array_equal(out.column("score").to_numpy(), plain.column("score").to_numpy())
