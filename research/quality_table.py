@@ -124,7 +124,7 @@ def train_row(cropray: Cropray, work: Path, tag: str, n: int | None, mode: str, 
     if mode == "archive":
         shipped += " + --archive"
     row = {"tag": tag, "labels": n, "mode": mode, "shipped": shipped, "arch": arch,
-           "train_args": args[6:], "train_wall_s": round(wall, 1), "cv_auc": _value(cv, "roc_auc"),
+           "train_args": args[7:], "train_wall_s": round(wall, 1), "cv_auc": _value(cv, "roc_auc"),
            "auto_comparison": tr.get("auto_comparison"), "threshold_rule": tr.get("threshold_rule")}
     return row
 
