@@ -141,3 +141,21 @@ def test_anchoring_hparams_are_validated():
         build_model("deep_cnn", anchor=1)
     with pytest.raises(ConfigError, match="calibrate='no'"):
         build_model("shallow_cnn", calibrate="no")
+
+
+def test_trainer_adds_the_penalty_so_a_strong_anchor_keeps_the_correction_small(synth):
+    x, y = synth
+    cfg = TrainConfig(arch="shallow_cnn", epochs=2, epoch_crops=64, batch_size=16, ema=0.0, augment=False,
+                      model_kwargs={"calibrate": False}).resolve("shallow_cnn")
+
+    def correction(l2: float) -> float:
+        t = Trainer(cfg.replace(model_kwargs={"calibrate": False, "anchor_l2": l2}), x[:40].numpy(), y[:40])
+        while not t.done:
+            t.run_epoch()
+        m = t.model.eval()
+        with torch.no_grad():
+            z = m.preprocess(x[40:120])
+            return float((m.logits_normalised(z) - m.track(z)).abs().mean())  # (80,) -> mean |correction|
+
+    free, pulled = correction(0.0), correction(100.0)
+    assert free > 0.05 and pulled < 0.25 * free, (free, pulled)
