@@ -215,6 +215,11 @@ def human(s: TuneResult) -> str:
         lines.append(f"           CV from {s.bundle.cv_source}" if s.bundle.cv_source.startswith("trial")
                      else f"           {s.bundle.cv_source}")
         lines.append(f"           threshold {s.bundle.threshold:.4g} ({s.bundle.threshold_rule or 'Youden'})")
+        g = s.bundle.gain_vs_physics
+        if g:
+            lines.append(f"           paired ROC-AUC gain vs dedoppler {g['gain']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}] "
+                         + ("(proven)" if g["proven"] else "(not proven: `cropray train --arch auto` would ship "
+                                                           "dedoppler)"))
     if s.archive:
         lines.extend(archive_lines(s.archive, s.best.config["arch"] if s.best else "model"))
     lines.append(f"outputs    {s.out}: trials.parquet, trials.csv, sweep_params.png, sweep_progress.png, "

@@ -62,6 +62,8 @@ def test_cli_sweep_with_archive_retrains_on_the_winners_oof(ray_local, labels60,
     assert ts["final_epochs"] == max(1, int(np.median(oof["best_epochs"])))
     assert s["bundle"]["cv_roc_auc"]["value"] == pytest.approx(best["result"]["oof_auc"], abs=1e-12)
     assert s["bundle"]["cv_source"].startswith(f"trial {s['best']['trial_id']}'s out-of-fold scores")
+    g = s["bundle"]["gain_vs_physics"]  # the winner's paired gain over dedoppler on the same 60 crops
+    assert g["lo"] <= g["gain"] <= g["hi"] and g["proven"] == (g["lo"] > 0)
     assert ts["archive"]["archive_fingerprint"] == a["archive_fingerprint"] and ts["archive"]["used_by_model"]
     assert ts["archive"]["files_failed"] == a["files_failed"]
     assert man["extra"]["sweep"]["cv_source"] == s["bundle"]["cv_source"]
