@@ -193,6 +193,9 @@ def test_chunking_and_threads_give_the_same_scores():
     hp = build_model("dedoppler").hparams
     ref = P.dedoppler_score_np(x, hp, chunk=100)
     assert np.array_equal(P.dedoppler_score_np(x, hp, chunk=7), ref)  # a remainder chunk of 2
+    z = P.robust_norm_np(x, **{k: hp[k] for k in ("flatten", "flatten_window", "row_center", "compress")})[:, 0]
+    assert np.array_equal(P.track_snr_np(z, hp["widths"], chunk=9), P.track_snr_np(z, hp["widths"], chunk=100))
+    assert np.array_equal(P.track_snr_np(z, hp["widths"]), ref)  # normalise, then search = fused
     out = {}
 
     def work(i):  # plans hold scratch buffers: one set per thread
