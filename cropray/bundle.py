@@ -1,4 +1,4 @@
-"""Model bundles (SPEC 3): a directory of data, never code.
+"""Model bundles: a directory of data, never code.
 
     MODEL/
       manifest.json            a `BundleManifest` (cropray.bundle_manifest): format version, arch +
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 import cropray
-from cropray.bundle_graph import GRAPH_FILE, GRAPH_META, GraphError, GraphPack
+from cropray.bundle_graph import GRAPH_FILE, GRAPH_META, GraphError, GraphPack, check_crops
 from cropray.bundle_manifest import (
     CALIBRATION_FILE,
     FORMAT_VERSION,
@@ -106,6 +106,8 @@ def save_bundle(model: nn.Module, out_dir, *, threshold: float, train_summary: d
     thr = _finite_float(threshold, "threshold")
     calib = _check_calibration(calibration_crops)
     shape = _input_shape(input_shape, calib, train_summary)
+    if graph is not None:
+        _check_graph(model, graph, calib, shape)
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise CroprayError(f"{out}: already exists and is not empty; pass --overwrite to replace it")
@@ -208,6 +210,19 @@ def graph_pack(manifest: BundleManifest, blobs: dict[str, bytes], where) -> Grap
         return GraphPack.from_files(blobs, str(where))
     except GraphError as e:
         raise BundleError(str(e)) from None
+
+
+def _check_graph(model: nn.Module, graph: GraphPack, calib, shape) -> None:
+    """The pack must be this model's: its stored eager check scores are recomputed here (32 crops)."""
+    if list(graph.meta.get("input_shape") or []) != list(shape):
+        raise BundleError(f"graph.json's input_shape {graph.meta.get('input_shape')} is not the bundle's {list(shape)}")
+    x = torch.from_numpy(check_crops(calib, shape))
+    with torch.inference_mode():
+        ref = model.eval()(x).float().numpy().reshape(-1)
+    got = graph.check_scores
+    if got.shape != ref.shape or not np.allclose(got, ref, rtol=0, atol=1e-6):
+        raise BundleError("graph.json's check scores are not this model's eager scores: the graph was exported "
+                          "from another model (or other calibration crops)")
 
 
 def _load_tensors(data: bytes, where: Path) -> dict[str, torch.Tensor]:

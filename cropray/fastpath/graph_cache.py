@@ -1,22 +1,11 @@
 """The one on-disk graph cache of `GraphPack`s (cropray.bundle_graph: the exported network as data).
 
-A pack is two files: `graph.onnx` (the network after the RobustNorm: normalised (B,1,H,W) -> (B,),
-an ONNX protobuf loaded by onnxruntime, never code) and `graph.json` (the numpy preprocessing's
-settings, or null when the graph holds it; the fp32 *eager* scores of the check crops, computed when
-the graph was made; for int8 graphs the quantization settings). `check_crops` are the bundle's first
-`CHECK_CROPS` calibration crops, else seeded noise of its input shape: any runtime built from a pack
-must reproduce `check_scores` within its TOLERANCE, a torch-free agreement check with the eager model.
-
-Where packs live:
-- in the bundle (`save_bundle` exports the fp32 graph at training time; both files listed with their
-  sha256 in the manifest like the weights), so a scoring actor starts with loads and one check;
-- in the cache `$CROPRAY_CACHE_DIR` (else `$XDG_CACHE_HOME/cropray`, else `~/.cache/cropray`), under
-  `graphs/<key>/`, key = sha256 of (bundle digest, kind "fp32"/"int8", onnxruntime version, CPU ISA
-  level): the fp32 graph of an old bundle that does not carry one (exported on first use), and every
-  int8 graph (quantized from the fp32 one on first use, for this CPU's kernels). Each file's sha256 is
-  kept in `sha256.json` beside it; a damaged entry is deleted and rebuilt.
-
-Torch-free: imported by a scoring actor before it decides whether it needs torch at all.
+`$CROPRAY_CACHE_DIR` (else `$XDG_CACHE_HOME/cropray`, else `~/.cache/cropray`) / `graphs/<key>/`, key =
+sha256 of (bundle digest, kind "fp32"/"int8", onnxruntime version, CPU ISA level). It holds the fp32
+graph of an old bundle that does not carry one (exported on first use; new bundles carry theirs) and
+every int8 graph (quantized from the fp32 one on first use, for this CPU's kernels, stored once it
+passed its agreement check). Each file's sha256 is kept in `sha256.json`; a damaged entry is deleted
+and rebuilt. Torch-free: a scoring actor imports it before deciding whether it needs torch at all.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
-"""`RobustNorm` (cropray.models.preprocess) computed with numpy: same medians, ~20x faster on CPU.
-
-Why: the model's own preprocessing takes ~190 ms per 128 crops on 2 cores here (~650 crops/s),
-more than the whole compiled network. Nearly all of it is `torch.median` (a per-slice copy +
-nth_element, ~2 us per 64-value column) and `torch.asinh` (scalar libm). numpy >= 2 selects with
-AVX-512 `np.partition` (x86-simd-sort) and computes `np.arcsinh` with SIMD: 20-40x faster each.
-
-Exactness: a median is a selection, so `np.partition(v, (n-1)//2)` returns the very element
-`torch.median` returns (the lower middle for even n). Every other step is the same float32 IEEE
-operation in the same order; only asinh may differ (np.arcsinh vs the model's fast_asinh, < 5e-7). Non-finite inputs (which
-scoring quarantines before they reach a model) would sort differently, so they fall back to torch.
-The module in cropray.models stays the definition (training, export, GPU); this is a CPU fast path.
+"""`RobustNorm` (cropray.models.preprocess) as numpy in front of the network on CPU: the same medians
+(np.partition selects the element torch.median returns), ~20x faster than torch.median + torch.asinh,
+and ONNX has no Median operator. The numbers come from cropray.models.physics_np (torch-free, pinned to
+the model's module by its tests); `split_preprocess` checks the copy on real crops before using it.
+Non-finite inputs (quarantined by scoring before a model sees them) fall back to the torch module.
 """
 
 from __future__ import annotations

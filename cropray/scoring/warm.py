@@ -48,6 +48,8 @@ def fast_start(manifest: BundleManifest, blobs: dict[str, bytes], *, precision: 
     names = policy.candidates("cpu", admissible=rec and tuple(rec.admissible), has_calibration=calib is not None,
                               has_weights=has_weights, ort=ort_available()[0], numpy_runtime=numpy_runtime()) \
         if want == "auto" else [want]
+    if names[0] == "onnx_int8" and calib is None:
+        return None, {**report, "reason": "int8 without calibration crops: the full build says why"}
     threads = max(1, int(threads or 1))
     if names[0] == "numpy":
         s = NumpyScorer(manifest.arch, manifest.hparams, batch=batch)

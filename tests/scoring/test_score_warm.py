@@ -1,47 +1,25 @@
-"""Warm start (cropray.scoring.warm, cropray.fastpath.graph_cache): the second actor reuses the first's
-build, bit for bit, and a damaged or inconsistent entry is refused and rebuilt."""
+"""A scoring actor's torch-free start (cropray.scoring.warm): the bundle's exported graph (or the graph
+cache's, for an old bundle) checked against the eager scores it carries, no torch imported."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-import torch
 from conftest import crops, write_good
 
 from cropray.archive import resolve_archive
-from cropray.fastpath import graph_cache, probe
+from cropray.bundle_manifest import read_bundle_files
 from cropray.scoring.plan import plan_archive
 from cropray.scoring.scorer import ScoreBatch, bundle_files
 from cropray.scoring.source import frame_schema, read_unit
-from cropray.scoring.warm import compile_pays_from
+from cropray.scoring.warm import fast_start
 
 pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")
 BATCH = 32
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CROPRAY_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("CROPRAY_PROBE", raising=False)
-    return tmp_path / "cache"
-
-
-@pytest.fixture
-def job(tmp_path, bundle_dir, cache):
-    """(shipped bundle bytes, crop spec, one real frame of 40 rows); the probe cache says onnx_fp32 wins
-    here, so the full build's choice does not depend on this machine's speeds."""
-    from cropray.bundle import load_bundle
-
-    spec, table = _one_frame(tmp_path / "a")
-    torch.set_num_threads(1)  # the key has the thread count ScoreBatch(threads=1) sets
-    key = probe.cache_key(load_bundle(bundle_dir()).model, device="cpu", batch=BATCH)
-    slow = {"crops_per_s": 1.0, "compile_s": 99.0}  # compiled: slower, so no compile ever pays
-    probe.save_entry(key, {"onnx_fp32": {"crops_per_s": 1000.0}, "fold_cl": {"crops_per_s": 100.0},
-                           "bf16": {"rejected": "test"}, "compile_fp32": slow, "compile_bf16": slow, "int8": slow})
-    return bundle_files(bundle_dir()), spec, table
 
 
 def _one_frame(folder):
@@ -54,117 +32,82 @@ def _one_frame(folder):
     return plan.specs[unit.group], next(iter(read_unit(unit, files.filesystem, schema, 1024)))
 
 
-def _actor(blobs, spec, rows=1000):
-    return ScoreBatch(blobs, spec, device="cpu", threads=1, model_batch=BATCH, expected_rows=rows)
-
-
-def _entry(cache):
-    (d,) = (cache / "warm").iterdir()
-    return d
-
-
-def test_the_second_actor_reuses_the_first_build_bit_for_bit(job, cache):
-    blobs, spec, table = job
-    first = _actor(blobs, spec)
-    w1 = first.describe()["warm_start"]
-    assert first.path == "onnx_fp32" and w1["used"] is False and w1["reason"] == "no entry (absent)", w1
-    assert w1["stored"] == str(_entry(cache)), w1
-    second = _actor(blobs, spec)
-    w2 = second.describe()["warm_start"]
-    assert w2["used"] is True and w2["check_max_abs_diff"] <= graph_cache.TOLERANCE["fp32"], w2
-    assert second.path == "onnx_fp32" and not hasattr(second, "bundle")  # no torch model was built
-    a, b = first(table), second(table)
-    np.testing.assert_array_equal(a.column("score").to_numpy(), b.column("score").to_numpy())
-    assert a.column("is_signal").to_pylist() == b.column("is_signal").to_pylist()
-    assert second.threshold == first.threshold
-    # an actor expecting more rows than the stored choice holds for builds fully (the probe may compile)
-    meta = json.loads((_entry(cache) / "entry.json").read_text())
-    assert meta["max_rows"] is None  # the cached compiled rates are slower: no compile ever pays
-
-
-def test_a_damaged_entry_is_detected_deleted_and_rebuilt(job, cache):
-    blobs, spec, table = job
-    ref = _actor(blobs, spec)(table).column("score").to_numpy()
-    graph = _entry(cache) / "graph.onnx"
-    data = bytearray(graph.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte in the weights
-    graph.write_bytes(bytes(data))
-    again = _actor(blobs, spec)
-    w = again.describe()["warm_start"]
-    assert w["used"] is False and "graph.onnx sha256 mismatch" in w["reason"], w
-    assert w["stored"] == str(_entry(cache))  # the full build wrote a good entry back
-    np.testing.assert_array_equal(again(table).column("score").to_numpy(), ref)
-    assert _actor(blobs, spec).describe()["warm_start"]["used"] is True
-    (_entry(cache) / "entry.json").write_text("{not json")
-    assert "unreadable" in _actor(blobs, spec).describe()["warm_start"]["reason"]
-
-
-def test_an_entry_that_does_not_reproduce_its_eager_scores_is_refused(job, cache):
-    """Digests all consistent (as if rewritten whole), but the stored eager scores are not what the graph
-    computes: the reuse check refuses it and the actor rebuilds from the bundle."""
-    blobs, spec, table = job
-    _actor(blobs, spec)
-    key = _entry(cache).name
-    entry, why = graph_cache.load(key)
-    assert why == "hit"
-    graph_cache.store(key, graph=entry.graph, check_x=entry.check_x, check_ref=entry.check_ref + 1e-3,
-                      meta=entry.meta)
-    w = _actor(blobs, spec).describe()["warm_start"]
-    assert w["used"] is False and "WarmMismatch" in w["reason"] and w["stored"], w
-
-
-def test_an_entry_is_not_used_where_a_compile_could_pay(job, cache):
-    blobs, spec, _ = job
-    _actor(blobs, spec)
-    key = _entry(cache).name
-    entry, _ = graph_cache.load(key)
-    graph_cache.store(key, graph=entry.graph, check_x=entry.check_x, check_ref=entry.check_ref,
-                      meta={**entry.meta, "max_rows": 5000})
-    assert _actor(blobs, spec, rows=4000).describe()["warm_start"]["used"] is True
-    w = _actor(blobs, spec, rows=5000).describe()["warm_start"]
-    assert w["used"] is False and "compile may pay back from ~5,000" in w["reason"], w
-
-
-def test_compile_pays_from_by_the_probes_rule():
-    # onnx_fp32 measured at 1,000 crops/s; compile_fp32 never measured: guessed 1.2 x 1,000 after 15 s.
-    # 15 + n/1200 < n/1000  <=>  n > 15 / (1/1000 - 1/1200) = 90,000 rows.
-    report = {"chosen": "onnx_fp32", "measured": {"onnx_fp32": 1000.0}, "cached": {},
-              "skipped_compiles": [{"path": "compile_fp32", "reason": "..."}]}
-    assert probe.EXPLORE_GAIN["fp32"] == 1.2 and probe.EXPLORE_COMPILE_S["fp32"] == 15.0
-    assert compile_pays_from(report) == pytest.approx(90_000)
-    report["cached"] = {"compile_fp32": {"crops_per_s": 900.0, "compile_s": 8.0}}  # measured slower before
-    assert compile_pays_from(report) is None
-    assert compile_pays_from(None) is None  # no probe: there was no choice to remake
-
-
-def test_an_onnx_int8_choice_is_warm_started_too(tmp_path, bundle_dir, cache):
-    """A bundle whose path-aware CV admits onnx_int8, on a machine where it is the fastest: the first
-    actor quantizes and stores, the second scores the same int8 graph without torch, bit for bit."""
+@pytest.fixture(scope="module")
+def with_graph(tmp_path_factory, bundle_dir):
+    """The session's shallow CNN bundle, saved again with its exported graph (what training writes)."""
     from cropray.bundle import load_bundle, save_bundle
-    from cropray.fastpath.quality import ExecutionPaths, PathQuality, admissible_paths
+    from cropray.fastpath.export import make_pack
 
-    src = load_bundle(bundle_dir())
-    iv = {"value": 0.95, "lo": 0.93, "hi": 0.97}
-    q = PathQuality("ok", roc_auc=iv, recall_at_1pct_fpr=iv, threshold=src.threshold, max_abs_diff=0.0,
-                    flips_vs_fp32=0, n=100)  # the record is data for the rule: real ones come from path_cv
-    paths = {"eager": q, "fold_cl": q, "onnx_int8": q}
-    rec = ExecutionPaths(interval=(0.93, 0.97), paths=paths, admissible=admissible_paths((0.93, 0.97), paths))
-    out = save_bundle(src.model, tmp_path / "b8", threshold=src.threshold, train_summary={"n_labels": 16,
-                      "input_shape": [64, 64]}, metrics={}, calibration_crops=crops(64, seed=3)[:, None],
-                      execution_paths=rec)
-    spec, table = _one_frame(tmp_path / "a8")
-    torch.set_num_threads(1)
-    key = probe.cache_key(load_bundle(out).model, device="cpu", batch=BATCH)
-    slow = {"crops_per_s": 1.0, "compile_s": 99.0}
-    probe.save_entry(key, {"onnx_int8": {"crops_per_s": 2000.0}, "onnx_fp32": {"crops_per_s": 1000.0},
-                           "fold_cl": {"crops_per_s": 100.0}, "compile_fp32": slow})
-    blobs = bundle_files(out)
-    first = _actor(blobs, spec)
-    w1 = first.describe()["warm_start"]
-    assert first.path == "onnx_int8" and w1["stored"] == str(_entry(cache)), (first.path, w1)
-    second = _actor(blobs, spec)
-    w2 = second.describe()["warm_start"]
-    assert w2["used"] is True and second.path == "onnx_int8" and not hasattr(second, "bundle"), w2
-    a, b = first(table), second(table)
-    np.testing.assert_array_equal(a.column("score").to_numpy(), b.column("score").to_numpy())
-    assert second.threshold == first.threshold
+    b = load_bundle(bundle_dir())
+    out = tmp_path_factory.mktemp("g") / "b"
+    calib = crops(64, seed=5)[:, None]  # (64, 1, 64, 64): int8 ranges and the agreement check
+    return save_bundle(b.model, out, threshold=b.threshold, train_summary={}, metrics={}, calibration_crops=calib,
+                       graph=make_pack(b.model, calib, b.input_shape))
+
+
+def _eager(bundle, table):
+    import torch
+
+    from cropray.bundle import load_bundle
+
+    x = np.stack([np.asarray(r, np.float32).reshape(1, 64, 64) for r in table.column("crop").to_pylist()])
+    with torch.inference_mode():
+        return load_bundle(bundle).model(torch.from_numpy(x)).numpy()
+
+
+def test_an_actor_starts_without_torch_and_scores_like_the_eager_model(tmp_path, with_graph):
+    """In a fresh process (as a Ray actor): no torch import, onnx_fp32 from the bundle's own graph."""
+    spec, table = _one_frame(tmp_path / "a")
+    code = f"""
+import json, sys, time
+t0 = time.perf_counter()
+from cropray.archive.spec import CropSpec
+from cropray.scoring.scorer import ScoreBatch, bundle_files
+import pyarrow.parquet as pq
+sb = ScoreBatch(bundle_files({str(with_graph)!r}), CropSpec((64, 64), __import__("numpy").dtype("float32"), "list"),
+                device="cpu", threads=1, model_batch={BATCH})
+out = sb(pq.read_table({str(tmp_path / "t.parquet")!r}))
+print(json.dumps({{"torch": "torch" in sys.modules, "warm": sb.warm, "path": sb.path, "s": time.perf_counter() - t0,
+                  "scores": out.column("score").to_pylist(), "graph_source": sb.describe().get("graph_source")}}))
+"""
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert spec.dtype == np.dtype("float32")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["torch"] is False and r["warm"]["used"] is True and r["path"] == "onnx_fp32"
+    assert r["graph_source"] == "bundle"
+    np.testing.assert_allclose(np.array(r["scores"], np.float32), _eager(with_graph, table), rtol=0, atol=1e-4)
+
+
+def test_an_old_bundle_builds_fully_once_then_starts_from_the_cache(tmp_path, bundle_dir):
+    spec, table = _one_frame(tmp_path / "a")
+    blobs = bundle_files(bundle_dir())  # saved without a graph
+    first = ScoreBatch(blobs, spec, device="cpu", threads=1, model_batch=BATCH)
+    assert first.warm["used"] is False and "full build" in first.warm["reason"]
+    assert first.describe()["graph_source"] == "exported" and first.path == "onnx_fp32"
+    second = ScoreBatch(blobs, spec, device="cpu", threads=1, model_batch=BATCH)
+    assert second.warm["used"] is True and second.describe()["graph_source"] == "cache"
+    np.testing.assert_array_equal(first(table).column("score").to_numpy(), second(table).column("score").to_numpy())
+
+
+def test_int8_is_quantized_once_per_isa_level_and_cached(tmp_path, with_graph):
+    m, blobs = read_bundle_files(with_graph)
+    s, rep = fast_start(m, blobs, precision="int8", device="cpu", threads=1, batch=BATCH, level="avx2")
+    d = s.describe()
+    assert rep["used"] and d["path"] == "onnx_int8" and d["graph_source"] == "quantized"
+    assert d["int8"]["reduce_range"] is True and d["check_max_abs_diff"] <= 0.1
+    again, _ = fast_start(m, blobs, precision="int8", device="cpu", threads=1, batch=BATCH, level="avx2")
+    assert again.describe()["graph_source"] == "cache"
+    other, _ = fast_start(m, blobs, precision="int8", device="cpu", threads=1, batch=BATCH, level="avx512_vnni")
+    assert other.describe()["graph_source"] == "quantized" and other.describe()["int8"]["reduce_range"] is False
+
+
+def test_requests_a_torch_free_start_cannot_answer_go_to_the_full_build(with_graph):
+    m, blobs = read_bundle_files(with_graph)
+    assert fast_start(m, blobs, precision="auto", device="cuda", threads=1, batch=BATCH)[0] is None
+    blobs_no_graph = {k: v for k, v in blobs.items() if not k.startswith("graph.")}
+    s, rep = fast_start(m, blobs_no_graph, precision="fp32", device="cpu", threads=1, batch=BATCH, level="avx2")
+    assert s is None and "no exported graph" in rep["reason"]
