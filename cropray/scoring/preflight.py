@@ -26,13 +26,17 @@ import os
 import re
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cropray.errors import BundleError, CroprayError
+
+if TYPE_CHECKING:
+    from cropray.bundle_manifest import BundleManifest
 
 MARKER_DIR = "bundles-checked"
 
 
-def check_bundle(path) -> object:
+def check_bundle(path) -> BundleManifest:
     """The verified BundleManifest of bundle `path`, once it loads as an actor would load it.
 
     Raises BundleError (exit 2) naming the bundle file at fault.
