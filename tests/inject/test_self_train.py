@@ -141,3 +141,15 @@ def test_auto_choosing_a_metric_model_skips_self_training_and_says_why():
     from cropray.cli.train import _self_train_lines
 
     assert _self_train_lines(info) == [f"self-train {info['skipped']}"]
+
+
+def test_pseudo_labels_join_a_paired_archive_as_unlabelled_not_negative():
+    from cropray.train.archive_data import UNLABELLED, ExtraCrops
+    from cropray.train.self_train import PER_EPOCH, with_pseudo
+
+    x = np.zeros((6, 1, 4, 4), np.float32)
+    paired = ExtraCrops(x, np.r_[np.full(3, UNLABELLED), np.ones(3)], plain="paired", pu_prior=0.3)
+    ex = with_pseudo(paired, np.ones((2, 1, 4, 4), np.float32), np.array([0, 1]), 0.5, 64)
+    assert ex.plain == "pu" and ex.pu_prior == 0.3 and len(ex) == 8
+    assert list(ex.y) == [UNLABELLED] * 3 + [1] * 3 + [0, 1]  # plain copies stay unlabelled
+    assert with_pseudo(None, x[:2], np.array([0, 1]), 0.5, PER_EPOCH).per_epoch == 768  # InjectConfig's default
