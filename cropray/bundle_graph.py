@@ -1,8 +1,10 @@
 """A bundle's exported network as data: `GraphPack` (graph.onnx + graph.json), torch-free.
 
-`graph.onnx` is the network after the RobustNorm (normalised (B,1,H,W) -> (B,), input "z", output
-"score"): an ONNX protobuf loaded by onnxruntime, never code. `graph.json` holds the numpy
-preprocessing's settings (null when the graph holds it), the input shape and the fp32 *eager* scores of
+`graph.onnx` is the network after the RobustNorm (normalised (B,1,H,W) -> (B,), input "z"): an ONNX
+protobuf loaded by onnxruntime, never code. `graph.json` holds the numpy preprocessing's settings (null
+when the graph holds it), the track prior computed beside the graph (`prior`: scale, offset, widths;
+then the graph's output is the CNN's logit term and score = sigmoid(logit + scale * (track SNR -
+offset)); null: the graph's output is the score), the input shape and the fp32 *eager* scores of
 the check crops (`check_crops`: the bundle's first calibration crops, else seeded noise), computed when
 the graph was made: any runtime built from the pack must reproduce them within its tolerance, an
 agreement check with the eager model that needs no torch. int8 packs (made from the fp32 one, cached by
@@ -55,8 +57,14 @@ class GraphPack:
         pre = meta.get("preprocess")
         if pre is not None and (not isinstance(pre, dict) or set(pre) != PRE_KEYS):
             raise GraphError(f"{where}/{GRAPH_META}: preprocess must be null or hold {sorted(PRE_KEYS)}")
+        prior = meta.get("prior")
+        if prior is not None and not (isinstance(prior, dict) and set(prior) == {"scale", "offset", "widths"}
+                                      and all(_finite(prior[k]) for k in ("scale", "offset"))
+                                      and isinstance(prior["widths"], list) and prior["widths"]
+                                      and all(isinstance(w, int) and w > 0 for w in prior["widths"])):
+            raise GraphError(f"{where}/{GRAPH_META}: prior must be null or {{scale, offset, widths}}")
         cs = meta.get("check_scores")
-        if not (isinstance(cs, list) and cs and all(isinstance(v, (int, float)) and math.isfinite(v) for v in cs)):
+        if not (isinstance(cs, list) and cs and all(_finite(v) for v in cs)):
             raise GraphError(f"{where}/{GRAPH_META}: check_scores must be a non-empty list of finite numbers")
         shape = meta.get("input_shape")
         if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(v, int) and v > 0 for v in shape)):
@@ -64,6 +72,10 @@ class GraphPack:
         if not blobs.get(GRAPH_FILE):
             raise GraphError(f"{where}/{GRAPH_FILE}: missing or empty")
         return cls(blobs[GRAPH_FILE], meta)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def check_crops(calibration: np.ndarray | None, input_shape) -> np.ndarray:

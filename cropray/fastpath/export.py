@@ -2,8 +2,10 @@
 an old bundle that does not carry one.
 
 The model is copied, its RobustNorm moved out into the numpy copy (ONNX has no Median operator;
-preprocess.py checks the copy agrees), and the rest -- conv trunk, head, the track prior's Taylor tree
--- exported into memory with a dynamic batch axis. The pack records the fp32 eager scores of the check
+preprocess.py checks the copy agrees), and the rest exported into memory with a dynamic batch axis. A
+CNN's track prior stays outside the graph too: the graph computes the CNN's logit term, and the runtime
+adds scale * (track SNR - offset) from physics_np and takes the sigmoid (measured 1.2x the whole graph
+with the Taylor tree inside, shallow CNN, 1 thread, equal within 2e-7). The pack records the fp32 eager scores of the check
 crops (graph_cache.check_crops) so that every later build is checked without torch; the export itself
 is refused unless ONNX Runtime reproduces those scores within TOLERANCE["fp32"].
 """
@@ -60,17 +62,26 @@ def make_pack(model: nn.Module, calibration: np.ndarray | None, input_shape) -> 
     pre, how = split_preprocess(net, example)  # numpy RobustNorm in front; None: export the whole model
     if pre is None and is_robust_norm(getattr(net, "preprocess", None) or nn.Identity()):
         raise RuntimeError(f"preprocessing cannot leave the graph ({how}); ONNX has no Median operator")
+    prior = None
+    track = getattr(net, "track", None)
+    if track is not None and hasattr(net, "logits_normalised"):  # a logit model: score = sigmoid(logit)
+        # the track prior runs as numpy beside the graph (physics_np.track_snr_np: ~15-30x faster than the
+        # Taylor tree's ~900 small ONNX nodes); the graph computes the CNN's own logit term only
+        prior = {"scale": float(track.scale.detach()), "offset": float(track.offset.detach()),
+                 "widths": [int(w) for w in track.widths]}
+        net.track = None
+        net.forward = net.logits_normalised  # exported scopes stay top-level: /features/..., /head/...
     cfg = None if pre is None else {**pre.cfg, "stride": subsample_stride(cx.shape[2] * cx.shape[3], cx.shape[3])}
     with torch.no_grad():
         z = example if pre is None else pre(example)  # (K,1,H,W) normalised
     graph = export_network(net, z[:8])
     ref = eager_scores(model, cx)
-    pack = GraphPack(graph, {"preprocess": cfg, "check_scores": [float(v) for v in ref],
+    pack = GraphPack(graph, {"preprocess": cfg, "prior": prior, "check_scores": [float(v) for v in ref],
                              "input_shape": [int(cx.shape[2]), int(cx.shape[3])],
                              "check": "calibration" if calibration is not None and len(calibration) else "noise",
                              "torch": torch.__version__})
-    err = agreement(OrtScorer(graph, cfg, threads=torch.get_num_threads(), batch=len(cx), info={}), cx,
-                    pack.check_scores)
+    err = agreement(OrtScorer(graph, cfg, threads=torch.get_num_threads(), batch=len(cx), info={}, prior=prior),
+                    cx, pack.check_scores)
     if not err <= TOLERANCE["fp32"]:
         raise RuntimeError(f"exported ONNX graph disagrees with the eager model by {err:.3g}")
     return pack

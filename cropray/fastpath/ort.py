@@ -5,11 +5,12 @@
 scores of its check crops: fp32 within TOLERANCE["fp32"], int8 within TOLERANCE["int8"]; a graph
 outside it is refused (RuntimeError) and the caller falls back.
 
+A CNN's track prior (`prior` in the pack) runs beside the graph in numpy (physics_np; export.py).
+
 int8: the fp32 graph statically quantized by ONNX Runtime's quantizer (QDQ, uint8 activations, int8
 weights, min/max ranges from the bundle's calibration crops). The nodes inside the network's modules are
-quantized (the exporter names them by module scope), except the track prior's (`/track/...`: the
-Taylor tree) and the top-level score arithmetic (logit + prior, sigmoid, the Siamese distances): the
-physics term and the score stay fp32. On CPUs without VNNI (`isa.int8_settings`) the weights are 7-bit
+quantized (the exporter names them by module scope), except a track prior's (`/track/...`) and the
+top-level score arithmetic (the logit's squeeze, sigmoid, the Siamese distances): those stay fp32. On CPUs without VNNI (`isa.int8_settings`) the weights are 7-bit
 (`reduce_range`) so that the u8s8 kernels' 16-bit intermediate sums cannot saturate. The quantized graph
 is cached per bundle, onnxruntime version and ISA level (graph_cache.py): quantizing costs ~1 s once.
 
@@ -68,8 +69,9 @@ def normalise(x: np.ndarray, preprocess: dict | None) -> np.ndarray:
 class OrtScorer:
     """np (B,1,H,W) float32 finite raw crops -> np (B,) float32, in chunks of `batch`. Not thread-safe."""
 
-    def __init__(self, graph: bytes, preprocess: dict | None, *, threads: int, batch: int, info: dict):
-        self.graph, self.preprocess, self.batch = graph, preprocess, int(batch)
+    def __init__(self, graph: bytes, preprocess: dict | None, *, threads: int, batch: int, info: dict,
+                 prior: dict | None = None):
+        self.graph, self.preprocess, self.prior, self.batch = graph, preprocess, prior, int(batch)
         self.threshold: float | None = None
         self.device = "cpu"
         self._sess = session(graph, threads)
@@ -87,8 +89,15 @@ class OrtScorer:
         return np.concatenate([self._run(x[i:i + self.batch]) for i in range(0, len(x), self.batch)])
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        out = self._sess.run(None, {INPUT: normalise(x, self.preprocess)})[0]  # (b,)
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+        z = normalise(x, self.preprocess)  # (b,1,H,W)
+        out = np.asarray(self._sess.run(None, {INPUT: z})[0], dtype=np.float32).reshape(-1)  # (b,)
+        if self.prior is None:  # the graph computes the score
+            return out
+        from cropray.models.physics_np import track_snr_np
+
+        p = self.prior  # out is the CNN's logit term; score = sigmoid(logit + scale * (track SNR - offset))
+        logit = out + np.float32(p["scale"]) * (track_snr_np(z[:, 0], p["widths"]) - np.float32(p["offset"]))
+        return (1.0 / (1.0 + np.exp(-logit, dtype=np.float32))).astype(np.float32)
 
     def describe(self) -> dict:
         return {**self._info, "threshold": self.threshold}
@@ -114,7 +123,7 @@ def int8_plan(graph: bytes) -> dict:
     if not trunk:
         raise RuntimeError("the graph names no module scopes: nothing to quantize safely")
     return {"nodes_to_exclude": prior + top,
-            "scheme": f"{trunk} trunk/head nodes int8; the track prior's {len(prior)} and the score's {len(top)} fp32"}
+            "scheme": f"{trunk} trunk/head nodes int8; {len(prior) + len(top)} prior/score nodes fp32"}
 
 
 def quantize(graph: bytes, z_calib: np.ndarray, *, reduce_range: bool, per_channel: bool) -> tuple[bytes, str]:
@@ -191,9 +200,10 @@ def cpu_scorer(pack: GraphPack, check_x: np.ndarray, *, threads: int, batch: int
         raise RuntimeError(why)
     t0 = time.perf_counter()
     name = "onnx_int8" if precision == "int8" else "onnx_fp32"
-    s = OrtScorer(pack.graph, pack.preprocess, threads=threads, batch=batch,
+    s = OrtScorer(pack.graph, pack.preprocess, threads=threads, batch=batch, prior=pack.meta.get("prior"),
                   info={"path": name, "precision": precision, "runtime": "onnxruntime", "graph_source": source,
                         "preprocess": "numpy" if pack.preprocess else "in graph",
+                        "track_prior": None if pack.meta.get("prior") is None else "numpy, beside the graph",
                         **({"int8": pack.meta["int8"]} if precision == "int8" else {})})
     err = agreement(s, check_x, pack.check_scores)
     if not err <= TOLERANCE[precision]:

@@ -81,7 +81,7 @@ def test_int8_with_the_avx2_settings_is_within_tolerance_on_any_cpu(trained_shal
     assert d["path"] == "onnx_int8" and d["int8"]["reduce_range"] is True and d["check_max_abs_diff"] <= 0.1
     got = s(fixed_batch)
     assert 0 < np.abs(got - ref).max() <= TOLERANCE["int8"]  # quantized (not fp32 in disguise), and close
-    assert "track prior" in d["int8"]["scheme"]  # the physics term stays fp32
+    assert d["track_prior"] == "numpy, beside the graph"  # the physics term stays fp32, outside the graph
 
 
 def test_int8_needs_calibration_crops(trained_shallow):
