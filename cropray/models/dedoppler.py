@@ -58,7 +58,8 @@ class Dedoppler(CropModel):
             if np.isfinite(xn).all():  # torch's medians order NaN/inf their own way: leave those to it
                 cfg = {"widths": self._hparams["widths"], "flatten": pre.flatten,
                        "flatten_window": pre.flatten_window, "row_center": pre.row_center, "compress": pre.compress}
-                return torch.from_numpy(dedoppler_score_np(xn, cfg))
+                # as many threads as torch would use (what a caller set with torch.set_num_threads)
+                return torch.from_numpy(dedoppler_score_np(xn, cfg, threads=torch.get_num_threads()))
         return super().forward(x)
 
     def score(self, z: torch.Tensor) -> torch.Tensor:

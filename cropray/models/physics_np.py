@@ -280,10 +280,32 @@ def best_track(plan: _TreePlan, widths, t: int) -> np.ndarray:
     return (best / np.float32(math.sqrt(t))).astype(np.float32, copy=False)
 
 
-def track_snr_np(z: np.ndarray, widths, *, chunk: int = CHUNK) -> np.ndarray:
+_POOLS: dict = {}  # threads -> ThreadPoolExecutor, made on first use
+_POOLS_LOCK = threading.Lock()
+
+
+def _map_chunks(fn, n: int, chunk: int, threads: int) -> None:
+    """fn(start, stop) for every chunk of range(n); on `threads` threads when there are several
+    chunks. numpy's sorts and ufuncs release the GIL, so two threads score ~2x the crops of one;
+    each thread has its own scratch buffers (_PLANS)."""
+    starts = range(0, n, chunk)
+    if threads <= 1 or len(starts) < 2:
+        for i in starts:
+            fn(i, min(i + chunk, n))
+        return
+    with _POOLS_LOCK:
+        if threads not in _POOLS:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="physics_np")
+        pool = _POOLS[threads]
+    list(pool.map(lambda i: fn(i, min(i + chunk, n)), starts))
+
+
+def track_snr_np(z: np.ndarray, widths, *, chunk: int = CHUNK, threads: int = 1) -> np.ndarray:
     """(B, T, W) robustly normalised crops -> (B,) float32 best straight-track SNR = taylor.track_snr
     (the tree's sums are bit-identical; the maxima and divisions too). Chunks of `chunk` crops bound
-    the scratch buffers (~11 MB per thread for 64 crops of 64x64)."""
+    the scratch buffers (~11 MB per thread for 64 crops of 64x64); `threads` > 1 spreads them."""
     z = np.asarray(z, np.float32)
     if z.ndim != 3 or min(z.shape) < 1:
         raise ValueError(f"expected normalised crops (B, T, W), got shape {z.shape}")
@@ -291,35 +313,39 @@ def track_snr_np(z: np.ndarray, widths, *, chunk: int = CHUNK) -> np.ndarray:
     if not widths or widths[0] < 1:
         raise ValueError(f"widths={widths!r} must be positive channel counts")
     out = np.empty(len(z), np.float32)
-    for i in range(0, len(z), chunk):
-        plan = stage_tracks(z[i:i + chunk], widths)
+
+    def one(i: int, j: int) -> None:
+        plan = stage_tracks(z[i:j], widths)
         plan.run()
-        out[i:i + chunk] = best_track(plan, widths, z.shape[1])
+        out[i:j] = best_track(plan, widths, z.shape[1])
+
+    _map_chunks(one, len(z), chunk, threads)
     return out
 
 
-def dedoppler_score_np(x: np.ndarray, hparams: dict, *, chunk: int = CHUNK) -> np.ndarray:
+def dedoppler_score_np(x: np.ndarray, hparams: dict, *, chunk: int = CHUNK, threads: int = 1) -> np.ndarray:
     """(B, 1, H, W) raw float32 crops -> (B,) float32 `dedoppler` scores (its hparams: widths, flatten,
     flatten_window, row_center, compress), = build_model("dedoppler", **hparams)(x) within 1e-5
     (relative; absolute below 1). robust_norm_np then track_snr_np, fused: the last normalisation
     step writes straight into the tree's staging buffer.
 
-    Chunks of `chunk` crops keep the tree's buffers in cache. Non-finite crops are not handled
-    (torch's medians order NaN differently): callers quarantine them first."""
+    Chunks of `chunk` crops bound the scratch buffers; `threads` > 1 spreads the chunks over threads.
+    Non-finite crops are not handled (torch's medians order NaN differently): callers quarantine them."""
     if x.ndim != 4 or x.shape[1] != 1:
         raise ValueError(f"expected crops (B, 1, H, W), got shape {x.shape}")
     _, _, height, width = x.shape
     widths = sorted({int(k) for k in hparams["widths"]})
     stride = subsample_stride(height * width, width)
     out = np.empty(len(x), np.float32)
-    for i in range(0, len(x), chunk):
-        z = x[i:i + chunk, 0].astype(np.float32, copy=False)  # (b, H, W)
+
+    def one(i: int, j: int) -> None:
+        z = x[i:j, 0].astype(np.float32, copy=False)  # (b, H, W)
         if hparams["flatten"]:
             z = flatten_np(z, hparams["flatten_window"])
         if hparams["row_center"]:
             z = row_center_np(z)
         z = standardise_np(z, stride)
-        plan = snr_plan(len(z), height, width, widths)
+        plan = snr_plan(j - i, height, width, widths)
         dst = plan.stage.transpose(1, 0, 2)  # (b, H, W) view of the (H, b, W) staging buffer
         if hparams["compress"] == "asinh":
             asinh_np(z, out=dst)
@@ -327,5 +353,7 @@ def dedoppler_score_np(x: np.ndarray, hparams: dict, *, chunk: int = CHUNK) -> n
             dst[...] = z
         plan.fill()
         plan.run()
-        out[i:i + len(z)] = best_track(plan, widths, height)
+        out[i:j] = best_track(plan, widths, height)
+
+    _map_chunks(one, len(x), chunk, threads)
     return out

@@ -69,7 +69,7 @@ def _skew(sp: torch.Tensor, width: int, shift: int) -> torch.Tensor:
 def track_snr(z: torch.Tensor, widths) -> torch.Tensor:
     """(B, T, W) robustly normalised crops -> (B,) best straight-track SNR (the `dedoppler` score)."""
     if z.dtype == torch.float32 and eager_cpu(z):  # bit-identical, faster (module docstring)
-        return torch.from_numpy(track_snr_np(z.numpy(), widths))
+        return torch.from_numpy(track_snr_np(z.numpy(), widths, threads=torch.get_num_threads()))
     b, t, w = z.shape
     t2 = 1 << max(0, math.ceil(math.log2(t)))
     # Negative drifts are positive drifts of the frequency-flipped crop: one tree for both signs.

@@ -207,6 +207,8 @@ def test_chunking_and_threads_give_the_same_scores():
     for t in threads:
         t.join()
     assert all(np.array_equal(s, ref) for runs in out.values() for s in runs)
+    assert np.array_equal(P.dedoppler_score_np(x, hp, chunk=16, threads=2), ref)  # the pool
+    assert np.array_equal(P.track_snr_np(z, hp["widths"], chunk=16, threads=3), ref)
 
 
 def test_bad_shapes_are_refused_with_the_shape():
