@@ -6,14 +6,11 @@ scores of its check crops: fp32 within TOLERANCE["fp32"], int8 within TOLERANCE[
 outside it is refused (RuntimeError) and the caller falls back.
 
 A CNN's track prior (`prior` in the pack) runs beside the graph in numpy (physics_np; export.py).
-
 int8: the fp32 graph statically quantized by ONNX Runtime's quantizer (QDQ, uint8 activations, int8
-weights, min/max ranges from the bundle's calibration crops). The nodes inside the network's modules are
-quantized (the exporter names them by module scope), except a track prior's (`/track/...`) and the
-top-level score arithmetic (the logit's squeeze, sigmoid, the Siamese distances): those stay fp32. On CPUs without VNNI (`isa.int8_settings`) the weights are 7-bit
-(`reduce_range`) so that the u8s8 kernels' 16-bit intermediate sums cannot saturate. The quantized graph
-is cached per bundle, onnxruntime version and ISA level (graph_cache.py): quantizing costs ~1 s once.
-
+weights, min/max ranges from the bundle's calibration crops): every node inside a module scope (the
+exporter's `/features/...`, `/head/...`); the top-level score arithmetic (squeeze, sigmoid, the Siamese
+distances) stays fp32. Without VNNI (`isa.int8_settings`) weights are 7-bit (`reduce_range`) so that the
+u8s8 kernels' 16-bit sums cannot saturate. Quantizing costs ~1 s, once per bundle, ORT version and ISA.
 Threads: `intra_op_num_threads` = the actor's CPUs; spinning off, so that an idle session does not
 burn the CPU the Ray read tasks need.
 """
@@ -30,10 +27,9 @@ import warnings
 import numpy as np
 
 from cropray.bundle_graph import GraphPack
-from cropray.fastpath.specs import TOLERANCE
+from cropray.fastpath.specs import TOLERANCE, in_chunks
 
 INPUT, OUTPUT = "z", "score"
-PRIOR_SCOPE = "/track"  # the TrackPrior module's attribute name, as the exporter's node scope
 
 
 def available() -> tuple[bool, str]:
@@ -79,14 +75,7 @@ class OrtScorer:
                       "device": "cpu", "batch": self.batch}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 4:
-            raise ValueError(f"expected crops (B,1,H,W), got shape {x.shape}")
-        if len(x) == 0:
-            return np.empty(0, np.float32)
-        if len(x) <= self.batch:
-            return self._run(x)
-        return np.concatenate([self._run(x[i:i + self.batch]) for i in range(0, len(x), self.batch)])
+        return in_chunks(self._run, x, self.batch)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         z = normalise(x, self.preprocess)  # (b,1,H,W)
@@ -112,18 +101,14 @@ def agreement(scorer, check_x: np.ndarray, check_scores: np.ndarray) -> float:
 
 
 def int8_plan(graph: bytes) -> dict:
-    """quantize_static's node selection: every node inside a module scope except the track prior's;
-    the top-level score arithmetic stays fp32 (module docstring)."""
+    """quantize_static's node selection: nodes inside a module scope int8, top-level ones fp32."""
     import onnx
 
     nodes = [n.name for n in onnx.load_from_string(graph).graph.node]
-    prior = [n for n in nodes if n.startswith(PRIOR_SCOPE + "/")]
-    top = [n for n in nodes if n.count("/") < 2]  # "/Add", "/Sigmoid": the score's own arithmetic
-    trunk = len(nodes) - len(prior) - len(top)
-    if not trunk:
+    top = [n for n in nodes if n.count("/") < 2]  # "/Squeeze", "/Sigmoid": the score's own arithmetic
+    if len(top) == len(nodes):
         raise RuntimeError("the graph names no module scopes: nothing to quantize safely")
-    return {"nodes_to_exclude": prior + top,
-            "scheme": f"{trunk} trunk/head nodes int8; {len(prior) + len(top)} prior/score nodes fp32"}
+    return {"nodes_to_exclude": top, "scheme": f"{len(nodes) - len(top)} nodes int8; {len(top)} top-level fp32"}
 
 
 def quantize(graph: bytes, z_calib: np.ndarray, *, reduce_range: bool, per_channel: bool) -> tuple[bytes, str]:

@@ -7,6 +7,8 @@ import importlib.util
 
 import numpy as np
 
+from cropray.fastpath.specs import in_chunks
+
 
 def numpy_runtime() -> bool:
     """Whether the numpy de-Doppler (cropray.models.physics_np) is installed in this cropray."""
@@ -26,13 +28,7 @@ class NumpyScorer:
         self._info = {"path": "numpy", "precision": "fp32", "runtime": "numpy", "device": "cpu", "batch": self.batch}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 4:
-            raise ValueError(f"expected crops (B,1,H,W), got shape {x.shape}")
-        if len(x) == 0:
-            return np.empty(0, np.float32)
-        return np.concatenate([np.asarray(self._fn(x[i:i + self.batch], self.hparams), np.float32).reshape(-1)
-                               for i in range(0, len(x), self.batch)])
+        return in_chunks(lambda c: self._fn(c, self.hparams), x, self.batch)
 
     def describe(self) -> dict:
         return {**self._info, "threshold": self.threshold}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class PathSpec:
@@ -41,3 +43,13 @@ PATHS: dict[str, PathSpec] = {p.name: p for p in (
 # Max |score - fp32 eager score| a runtime may show on a trained model: the agreement check at every
 # build (a broken graph or kernel is refused; quality itself is judged by path-aware CV).
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.05, "int8": 0.1}
+
+
+def in_chunks(fn, x: np.ndarray, batch: int) -> np.ndarray:
+    """Every runtime's call: raw crops x (B,1,H,W) -> fn on chunks of `batch` rows -> (B,) float32."""
+    x = np.ascontiguousarray(x, dtype=np.float32)  # no copy when already float32 C-contiguous
+    if x.ndim != 4:
+        raise ValueError(f"expected crops (B,1,H,W), got shape {x.shape}")
+    if len(x) == 0:
+        return np.empty(0, np.float32)
+    return np.concatenate([np.asarray(fn(x[i:i + batch]), np.float32).reshape(-1) for i in range(0, len(x), batch)])

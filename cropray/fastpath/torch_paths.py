@@ -22,6 +22,7 @@ from torch import nn
 
 from cropray.fastpath.fold import fold_batchnorm
 from cropray.fastpath.preprocess import split_preprocess
+from cropray.fastpath.specs import in_chunks
 
 
 class _Autocast(nn.Module):
@@ -74,20 +75,15 @@ class TorchScorer:
         self._info = {**info, "device": device, "batch": self.batch}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if x.ndim != 4:
-            raise ValueError(f"expected crops (B,1,H,W), got shape {x.shape}")
-        if len(x) == 0:
-            return np.empty(0, np.float32)
+        return in_chunks(self._run, x, self.batch)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings():
             # Arrow batches are read-only views; no runtime writes its input, so share the memory
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            t = torch.from_numpy(x)  # (B,1,H,W) zero-copy
-        out = []
+            t = torch.from_numpy(x)  # (b,1,H,W) zero-copy
         with torch.inference_mode():
-            for i in range(0, len(t), self.batch):
-                out.append(self.fn(t[i:i + self.batch].to(self.device, non_blocking=True)).float().cpu())
-        return torch.cat(out).numpy().reshape(-1)
+            return self.fn(t.to(self.device, non_blocking=True)).float().cpu().numpy()
 
     def describe(self) -> dict:
         return {**self._info, "threshold": self.threshold, "threads": torch.get_num_threads()}
