@@ -18,7 +18,8 @@ from cropray.bench.peak import flops_per_crop, matmul_peak
 from cropray.bench.peers import measure_peers
 from cropray.bench.quality import bundle_with_record, record_from_accuracy
 from cropray.bench.trained import BENCH_SNR, synth_xy, train_briefly
-from cropray.fastpath import build_scorer, isa
+from cropray.fastpath import build_scorer
+from cropray.fastpath.isa import isa
 from cropray.models.policy import reference_arch
 
 E2E_ARCH = reference_arch()  # the seed's design (SignalClassifier): the naive baseline's model and the e2e bundle

@@ -19,7 +19,6 @@ _EXPORTS = {
     "TOLERANCE": "cropray.fastpath.specs",
     "PathSpec": "cropray.fastpath.specs",
     "build_scorer": "cropray.fastpath.scorer",
-    "isa": "cropray.fastpath.isa",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)  # importing the package imports none of them
