@@ -111,3 +111,18 @@ def test_requests_a_torch_free_start_cannot_answer_go_to_the_full_build(with_gra
     blobs_no_graph = {k: v for k, v in blobs.items() if not k.startswith("graph.")}
     s, rep = fast_start(m, blobs_no_graph, precision="fp32", device="cpu", threads=1, batch=BATCH, level="avx2")
     assert s is None and "no exported graph" in rep["reason"]
+
+
+def test_the_label_free_dedoppler_starts_on_the_numpy_runtime(tmp_path, bundle_dir):
+    import torch
+
+    from cropray.bundle import load_bundle
+
+    spec, table = _one_frame(tmp_path / "a")
+    m, blobs = read_bundle_files(bundle_dir("dedoppler"))
+    s, rep = fast_start(m, blobs, precision="auto", device="cpu", threads=1, batch=BATCH)
+    assert rep["used"] and s.describe()["path"] == "numpy" and s.threshold == m.threshold
+    x = np.stack([np.asarray(r, np.float32).reshape(1, 64, 64) for r in table.column("crop").to_pylist()])
+    with torch.inference_mode():
+        ref = load_bundle(bundle_dir("dedoppler")).model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(s(x), ref, rtol=1e-5, atol=1e-5)
