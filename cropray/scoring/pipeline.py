@@ -72,7 +72,7 @@ def _open_output(cfg: ScoreConfig, plan: Plan, model: dict) -> tuple[Manifest, b
 
 
 def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manifest: Manifest, *, strict: bool,
-                   on_block=None):
+                   on_block=None, extra_columns=None):
     """One Ray Data pipeline per crop encoding among the pending units; returns (pool plan, actor stats,
     timing: "first_block" = when the first scored block reached the driver (time.time()), and
     "rows_after_first")."""
@@ -102,7 +102,7 @@ def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manife
             fn_constructor_kwargs=dict(bundle=bundle_ref, spec=spec, precision=cfg.precision,
                                        compile=cfg.compile_arg(), threads=pool.threads,
                                        model_batch=cfg.model_batch, device="cuda" if pool.num_gpus else "cpu",
-                                       features=cfg.features,
+                                       extra_columns=extra_columns,
                                        # rows each actor can expect: whether compiling fp32 pays (fastpath)
                                        expected_rows=-(-sum(u.rows for u in units) // max(1, pool.max_size))),
             batch_size=cfg.batch_size, batch_format="pyarrow", zero_copy_batch=True,
@@ -177,7 +177,7 @@ def _inputs(cfg: ScoreConfig, files: ArchiveFiles | None = None) -> ArchiveFiles
 
 
 def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None,
-                  files: ArchiveFiles | None = None) -> ScoreResult:
+                  files: ArchiveFiles | None = None, extra_columns=None) -> ScoreResult:
     """Score `cfg.input` into `cfg.output`; returns the summary (also in OUTPUT/_manifest.json).
 
     files: `cfg.input` already resolved (cropray.archive.resolve_archive(..., keep_unusable=True)) by
@@ -187,6 +187,7 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None,
     committed or failed (progress displays; the multi-node test kills a node from it).
     on_block(table, plan): called in the driver with every result block (ScoreBatch's output, extra
     columns included, before commit; `_unit` indexes plan.units): `cropray suggest` consumes it.
+    extra_columns: ScoreBatch's hook for a caller's extra output columns (`cropray suggest`'s features).
     The output is locked for the whole run (cropray.outlock): a second run into it is refused.
     """
     from cropray.outlock import output_lock
@@ -218,7 +219,8 @@ def score_archive(cfg: ScoreConfig, log=None, on_commit=None, on_block=None,
     mark("planned")
     with output_lock(out, read_only_ok=True) as lock:
         try:
-            return _score_locked(cfg, plan, files, bundle.model_id, model, lock, log, on_commit, on_block, t0)
+            return _score_locked(cfg, plan, files, bundle.model_id, model, lock, log, on_commit, on_block, t0,
+                                 extra_columns=extra_columns)
         except OSError as e:
             err = disk_error(e, out)
             if err is None:
@@ -245,7 +247,7 @@ def disk_error(e: OSError, out: Path) -> CroprayError | None:
 
 
 def _score_locked(cfg, plan: Plan, files, model_id: str, model: dict, lock, log, on_commit, on_block,
-                  t0: float) -> ScoreResult:
+                  t0: float, extra_columns=None) -> ScoreResult:
     """Everything that reads or writes OUTPUT, under its lock."""
     out = Path(cfg.output)
     manifest, resumed = _open_output(cfg, plan, model)
@@ -289,7 +291,8 @@ def _score_locked(cfg, plan: Plan, files, model_id: str, model: dict, lock, log,
         # strict: an embedded cluster cropray started has a known, fixed size
         try:
             pool, actors, timing = _run_pipelines(cfg, plan, files, pending, committer, manifest,
-                                                  strict=session.private, on_block=on_block)
+                                                  strict=session.private, on_block=on_block,
+                                                  extra_columns=extra_columns)
         except BaseException:
             committer.abort()
             raise
