@@ -7,8 +7,8 @@ Stages, each timed alone on the same synthetic crops (`cropray.synth`, 64x64) in
 flatten (per-channel time median, running median across frequency, divide), row centring (row
 medians), global median/MAD + standardise, asinh, tree input (pads, flip, layout), Taylor tree,
 boxcar widths + max. "torch" is the model's own code (cropray.models.preprocess / taylor), "numpy"
-cropray.models.physics_np (which the model itself runs for eager CPU inference; inputs that require
-grad keep it on torch here). Then end to end (raw crops -> scores): crops/s on 1 thread and on 2
+cropray.models.physics_np (which the model itself runs for eager CPU inference; `taylor.torch_code()`
+keeps it on torch here). Then end to end (raw crops -> scores): crops/s on 1 thread and on 2
 (torch: 2 intra-op threads; numpy: `threads=2`, chunks of 64 crops on 2 Python threads, numpy
 releases the GIL),
 and the new/old ratio. Prints the largest score difference too (the two must agree within 1e-5).
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from cropray.models import build_model
 from cropray.models import physics_np as P
 from cropray.models.preprocess import MAD_TO_SIGMA, fast_asinh, running_median, subsample_stride
-from cropray.models.taylor import taylor_tree
+from cropray.models.taylor import taylor_tree, torch_code
 from cropray.synth import generate
 
 try:  # run as a script (research/ on sys.path) or as a module
@@ -150,9 +150,9 @@ def main(argv=None) -> int:
     nb = [x[i:i + args.batch] for i in range(0, len(x), args.batch)]
     tb = [torch.from_numpy(b) for b in nb]
     torch.set_num_threads(1)
-    with torch.no_grad():  # an input that requires grad keeps the model on its torch code (no numpy route)
+    with torch.no_grad(), torch_code():  # the model's torch code (no numpy route for eager CPU inference)
         old = time_stages(torch_stages(widths), tb, args.repeats)
-        ref = torch.cat([model(b.requires_grad_()) for b in tb]).numpy()
+        ref = torch.cat([model(b) for b in tb]).numpy()
     # numpy works in chunks of P.CHUNK crops (its tree buffers stay in cache), as dedoppler_score_np
     chunks = [b[i:i + P.CHUNK, 0] for b in nb for i in range(0, len(b), P.CHUNK)]
     new = time_stages(numpy_stages(widths), chunks, args.repeats)
@@ -169,9 +169,9 @@ def main(argv=None) -> int:
         torch.set_num_threads(threads)
 
         def run_torch():
-            with torch.no_grad():
+            with torch.no_grad(), torch_code():
                 for b in tb:
-                    model(b)  # requires grad (above): the torch code
+                    model(b)
 
         def run_np(threads=threads):
             for b in nb:

@@ -15,18 +15,36 @@ export of the CNNs' track prior -- runs the torch code below, which stays the de
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import torch
 import torch.nn.functional as F
 
 from cropray.models.physics_np import track_snr_np
 
+_TORCH_ONLY = threading.local()
+
+
+@contextlib.contextmanager
+def torch_code():
+    """Within this block (this thread), eager CPU inference runs the torch code too: the reference
+    for tests and benchmarks that compare the two."""
+    before = getattr(_TORCH_ONLY, "on", False)
+    _TORCH_ONLY.on = True
+    try:
+        yield
+    finally:
+        _TORCH_ONLY.on = before
+
 
 def eager_cpu(x: torch.Tensor) -> bool:
     """True where numpy may stand in for torch: a plain CPU tensor, no autograd, and nobody recording
-    the ops (jit trace, ONNX export, dynamo/torch.export: their tensors are traced or fake)."""
-    return (type(x) is torch.Tensor and x.device.type == "cpu" and not x.requires_grad
+    the ops (jit trace, ONNX export, dynamo/torch.export: their tensors are traced or fake), outside
+    `torch_code()`."""
+    return (not getattr(_TORCH_ONLY, "on", False) and type(x) is torch.Tensor and x.device.type == "cpu"
+            and not x.requires_grad
             and not torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export()
             and not torch.compiler.is_compiling())
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cropray.models import build_model
-from cropray.models.taylor import eager_cpu, taylor_tree, track_snr
+from cropray.models.taylor import eager_cpu, taylor_tree, torch_code, track_snr
 
 
 def staircase(n: int, d: int) -> list[int]:
@@ -80,21 +80,25 @@ def test_broadband_impulses_score_like_noise():
 
 
 def torch_route(m, x: torch.Tensor) -> torch.Tensor:
-    """The model's torch code: an input that requires grad keeps eager inference off the numpy route."""
-    with torch.no_grad():
-        return m(x.clone().requires_grad_()).detach()
+    """The model's torch code, normalisation and tree."""
+    with torch.no_grad(), torch_code():
+        return m(x)
 
 
 def test_eager_cpu_inference_takes_the_numpy_route_and_agrees():
     m = build_model("dedoppler").eval()
     x = with_track(noisy(40, seed=5), 30.0, 0.4)
     assert eager_cpu(x) and not eager_cpu(x.clone().requires_grad_())
+    with torch_code():
+        assert not eager_cpu(x)
     with torch.inference_mode():
         fast = m(x)
     assert fast.dtype == torch.float32 and fast.shape == (40,)
     assert torch.allclose(fast, torch_route(m, x), rtol=1e-5, atol=1e-5)
     z = m.preprocess(x)[:, 0]  # the prior's route: same bits either way
-    assert torch.equal(track_snr(z, (1, 2)), track_snr(z.clone().requires_grad_(), (1, 2)).detach())
+    with torch_code():
+        ref = track_snr(z, (1, 2))
+    assert torch.equal(track_snr(z, (1, 2)), ref)
 
 
 def test_non_finite_crops_fall_back_to_torch():

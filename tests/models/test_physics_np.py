@@ -18,7 +18,7 @@ import torch
 from cropray.models import build_model
 from cropray.models import physics_np as P
 from cropray.models.preprocess import RobustNorm, fast_asinh
-from cropray.models.taylor import taylor_tree, track_snr
+from cropray.models.taylor import taylor_tree, torch_code, track_snr
 from cropray.synth import generate
 
 
@@ -95,7 +95,8 @@ def test_track_snr_equals_brute_force_search(shape, widths):
     ref = brute_track_snr(z, widths)
     got = P.track_snr_np(z, widths)
     np.testing.assert_allclose(got, ref, rtol=1e-6, atol=0)
-    torch_ref = track_snr(torch.from_numpy(z).requires_grad_(), widths).detach().numpy()  # the torch code
+    with torch_code():
+        torch_ref = track_snr(torch.from_numpy(z), widths).numpy()
     np.testing.assert_allclose(torch_ref, ref, rtol=1e-6, atol=0)
 
 
@@ -110,7 +111,8 @@ def test_planted_tracks_through_the_edges(sign, d, f0):
     expected = z.sum() / 4  # in-crop pixels / sqrt(T * 1)
     assert brute_track_snr(z, (1,))[0] == pytest.approx(expected)
     assert P.track_snr_np(z, (1,))[0] == pytest.approx(expected)
-    assert track_snr(torch.from_numpy(z).requires_grad_(), (1,))[0].item() == pytest.approx(expected)
+    with torch_code():
+        assert track_snr(torch.from_numpy(z), (1,))[0].item() == pytest.approx(expected)
 
 
 def test_tree_and_track_snr_bit_identical_to_torch():
@@ -119,8 +121,8 @@ def test_tree_and_track_snr_bit_identical_to_torch():
     for widths in ((1,), (1, 2), (1, 2, 4), (3, 7)):
         for t in (64, 48, 33):
             zz = np.ascontiguousarray(z[:, :t])
-            # the torch function itself may route to numpy on CPU; the pure-torch code is forced here
-            ref = track_snr(torch.from_numpy(zz).requires_grad_(), widths).detach().numpy()
+            with torch_code():  # track_snr itself routes eager CPU calls to numpy
+                ref = track_snr(torch.from_numpy(zz), widths).numpy()
             assert np.array_equal(P.track_snr_np(zz, widths), ref), (widths, t)
 
 
@@ -181,8 +183,8 @@ def test_dedoppler_score_np_matches_the_torch_model(hp):
     model = build_model("dedoppler", **hp).eval()
     crops = {"synth": generate(200, seed=5).crops[:, None].astype(np.float32), **edge_crops()}
     for name, x in crops.items():
-        with torch.no_grad():  # the pure-torch reference: requires_grad keeps the model off numpy
-            ref = model(torch.from_numpy(x).requires_grad_()).detach().numpy()
+        with torch.no_grad(), torch_code():  # the torch code, normalisation and tree
+            ref = model(torch.from_numpy(x)).numpy()
         got = P.dedoppler_score_np(x, model.hparams, chunk=64)
         assert got.shape == (len(x),) and got.dtype == np.float32
         assert np.all(np.abs(got - ref) <= 1e-5 * np.maximum(1.0, np.abs(ref))), (name, np.abs(got - ref).max())
