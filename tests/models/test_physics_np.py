@@ -157,7 +157,8 @@ def edge_crops() -> dict[str, np.ndarray]:
     uint8 = np.clip(rng.normal(3, 4, (4, 1, 64, 64)).round(), 0, 255).astype(np.float32)  # mostly 0..10
     return {"constant": np.full((3, 1, 64, 64), 7.0, np.float32), "zeros": np.zeros((2, 1, 64, 64), np.float32),
             "huge range": huge, "uint8-like": uint8, "T=48": noise[:, :, :48], "T=20, W=33": noise[:, :, :20, :33],
-            "8x16": noise[:, :, :8, :16], "W=9 < window": noise[:, :, :, :9], "negative": noise - 2.0}
+            "8x16": noise[:, :, :8, :16], "W=9 < window": noise[:, :, :, :9], "negative": noise - 2.0,
+            "1x8": noise[:, :, :1, :8], "3x3": noise[:, :, :3, :3], "64x1": noise[:, :, :, :1], "2x2": noise[:, :, :2, :2]}
 
 
 NORMS = [dict(flatten=f, flatten_window=w, row_center=r, compress=c) for f, w, r, c in
