@@ -5,7 +5,7 @@ sweep scheduler (ASHA) can stop a poor configuration early on a metric that is n
 noise. Each fold early-stops on its own inner validation split (carved from its training part, never
 from its held-out part); the held-out scores kept for a fold are those of its best weights so far, so
 `cv_auc` at epoch e is what stopping every fold at e would give. All folds stop together when the
-pooled inner-validation ROC-AUC (every fold's current model on its own validation split, pooled) has
+pooled inner-validation ROC-AUC (every fold's kept weights on its own validation split, pooled) has
 plateaued (`cfg.cv_patience`, cropray.train.budget.CVPlateau). No stop reads a held-out fold: a stop
 chosen on the held-out scores would select a lucky epoch and flatter the CV figure that later
 decides which candidate ships.
@@ -137,7 +137,7 @@ def lockstep(cfg: TrainConfig, trainers, vals, y, oof, held, score_fold, on_epoc
     k = len(trainers)
     history: list[dict] = []
     plateau = CVPlateau(cfg.cv_patience or 0, cfg.min_epochs)
-    val_scores: list = [None] * k  # per fold: its current model's scores on its own validation split
+    val_scores: list = [None] * k  # per fold: its kept weights' scores on its own validation split
     with Progress(cfg.epochs, f"cv {cfg.arch} k={k}", progress, folds=k) as bar:
         epoch = 0
         while not all(t.done for t in trainers):
@@ -149,10 +149,10 @@ def lockstep(cfg: TrainConfig, trainers, vals, y, oof, held, score_fold, on_epoc
                     continue
                 st = t.run_epoch()
                 stats.append(st)
-                if vals[i] is not None:  # a done fold keeps its last scores in the pool
-                    val_scores[i] = t.predict(vals[i][0])
                 if st.improved:
                     score_fold(i)
+                    if vals[i] is not None:  # the kept weights' scores, as the held-out ones are kept
+                        val_scores[i] = t.predict(vals[i][0])
                 bar.tick(epoch, len(stats), active)
             aucs = [_auc(y[te], oof[te]) for te in held]
             pooled = [(v[1], s) for v, s in zip(vals, val_scores) if v is not None and s is not None]
