@@ -50,6 +50,7 @@ def test_train_then_eval_with_report(trained, capsys):
     chosen = next(c for c in comp["candidates"] if c["chosen"])
     assert chosen["arch"] == "dedoppler" or chosen["gain_vs_incumbent"]["proven"]
     assert s["threshold_detail"]["rule"] == "youden"
+    assert s["gain_vs_physics"] == chosen.get("gain_vs_physics")  # the shipped one's, None for dedoppler
     assert 0 <= s["cv_metrics"]["roc_auc"]["lo"] <= s["cv_metrics"]["roc_auc"]["hi"] <= 1
     manifest = json.loads((d / "model" / "manifest.json").read_text())
     assert manifest["threshold"] == s["threshold"] and manifest["train_summary"]["invalid_rows"] == 2
@@ -131,6 +132,8 @@ def test_no_compare_trains_the_regime_default_only(trained, tmp_path, capsys):
                "--config", TINY, "--json"])
     s = json.loads(capsys.readouterr().out)
     assert rc == 1 and s["arch"] == "siamese" and s["auto_comparison"] is None  # 60 labels -> siamese
+    g = s["gain_vs_physics"]  # measured without a comparison too: the same out-of-fold crops vs dedoppler
+    assert g["lo"] <= g["gain"] <= g["hi"] and g["n_boot"] == 2000
 
 
 def test_physics_ships_when_no_learned_model_proves_a_gain(tmp_path, capsys):

@@ -226,6 +226,7 @@ def _human(s: dict) -> str:
         f"           recall@1%FPR {_ci(m['recall_at_1pct_fpr'])}  recall@5%FPR {_ci(m['recall_at_5pct_fpr'])}",
         f"           accuracy at threshold {_ci(m['accuracy'])}  (95% bootstrap intervals, out-of-fold)",
         threshold_line(s),
+        *gain_line(s.get("gain_vs_physics")),
         f"time       {s['seconds']:.1f} s",
     ]
     comp = s.get("auto_comparison")
@@ -254,6 +255,13 @@ def comparison_lines(comp: dict) -> list[str]:
     table = fmt_table(rows, ["candidate", "CV ROC-AUC", "paired gain vs physics (95%)", "s"])
     return ["compared   " + line if i == 0 else "           " + line for i, line in enumerate(table.splitlines())] \
         + [f"           {comp['reason']}"]
+
+
+def gain_line(g: dict | None) -> list[str]:
+    if not g:
+        return []
+    return [f"vs physics paired ROC-AUC gain over dedoppler {g['gain']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}] "
+            f"({g['ci']:.0%}, same out-of-fold crops): " + ("proven" if g["proven"] else "not proven")]
 
 
 def threshold_line(s: dict) -> str:

@@ -89,7 +89,9 @@ def train_and_bundle(job: TrainJob, prior: PriorWork | None = None, *,
                                            say=say)
         archive_info["self_training"] = st_info
     threshold, rule = _threshold(job, cv, res.model, bg_x, say)
+    gain = _gain_vs_physics(rcfg, cv, ls, chosen.comparison if cv is chosen.cv else None, say)
     summary_train = _summary(job.labels, ls, counts, rcfg, cv, res, final_epochs, rule)
+    summary_train["gain_vs_physics"] = gain
     if archive_info is not None:  # injection settings, archive fingerprint, background counts
         summary_train["archive"] = {**archive_info, "used_by_model": crops is not None}
     if chosen.comparison is not None:
@@ -104,7 +106,7 @@ def train_and_bundle(job: TrainJob, prior: PriorWork | None = None, *,
         "bundle": str(path), "model_id": b.model_id, "arch": rcfg.arch, "n_labels": int(len(ls.y)),
         "n_read": ls.n_read, "class_counts": summary_train["class_counts"], "invalid_rows": invalid_rows,
         "invalid_reasons": ls.invalid, "k": cv.k, "threshold": threshold, "threshold_rule": rule["how"],
-        "threshold_detail": rule, "cv_metrics": cv.metrics, "final_epochs": final_epochs,
+        "threshold_detail": rule, "gain_vs_physics": gain, "cv_metrics": cv.metrics, "final_epochs": final_epochs,
         "config": rcfg.to_dict(), "seconds": round(time.perf_counter() - t0, 2),
         **({"archive": summary_train["archive"]} if archive_info is not None else {}),
         **({"auto_comparison": chosen.comparison} if chosen.comparison is not None else {}),
@@ -147,6 +149,30 @@ def _threshold(job: TrainJob, cv, model, bg_x, say) -> tuple[float, dict]:
     rule["warnings"] = warnings
     say(f"threshold {thr:.4g}: {rule['how']} (Youden's on the CV would be {cv.threshold:.4g})")
     return thr, rule
+
+
+def _gain_vs_physics(rcfg, cv, ls, comparison: dict | None, say) -> dict | None:
+    """The shipped model's paired ROC-AUC gain over the label-free baseline on the same out-of-fold crops
+    (cropray.train.select), with its interval; None when the shipped model is label-free. The auto
+    comparison measured it already (`comparison`, when its CV is the shipped one: self-training may
+    replace it); otherwise the baseline scores every label (it needs no folds)."""
+    from cropray.models.policy import arch_spec, baseline_arch
+
+    if arch_spec(rcfg.arch).fit_free:
+        return None
+    if comparison is not None:
+        row = next(c for c in comparison["candidates"] if c["chosen"])
+        if row.get("gain_vs_physics") is not None:
+            return row["gain_vs_physics"]
+    from cropray.evaluate.job import score_array
+    from cropray.models import build_model
+    from cropray.train.select import paired_auc_gain
+
+    g = paired_auc_gain(ls.y, cv.oof_scores, score_array(build_model(baseline_arch()), ls.x), seed=rcfg.seed).to_dict()
+    if not g["proven"]:
+        say(f"warning: {rcfg.arch}'s paired ROC-AUC gain over {baseline_arch()} on the same crops is "
+            f"{g['gain']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]: not proven (`--arch auto` would ship {baseline_arch()})")
+    return g
 
 
 def _path_cv(job: TrainJob, cv, ls, seed: int, summary_train: dict, threshold: float, say):

@@ -29,5 +29,7 @@ class TrainResult(JobResult):
     archive: dict[str, Any] | None = None  # what training on an unlabelled archive drew and injected, if it did
     auto_comparison: dict[str, Any] | None = None  # arch=auto's comparison of candidates (each with its paired
     #   ROC-AUC gain over physics and its interval), when it made one
+    gain_vs_physics: dict[str, Any] | None = None  # the shipped model's paired ROC-AUC gain over dedoppler on
+    #   the same out-of-fold crops: {gain, lo, hi, n_boot, ci, proven}; None when dedoppler itself ships
     threshold_detail: dict[str, Any] | None = None  # the rule record (cropray.train.threshold): youden, or
     #   target_fpr with F, the backgrounds it was set on and the fraction of them at or above it

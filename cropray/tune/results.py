@@ -64,8 +64,8 @@ class SweepBundle(JobResult):
     error: str | None  # set when the refit's scores are not finite: do not use the bundle
     cv_source: str = ""  # the winning trial's out-of-fold scores, or why the retrain cross-validated again
     threshold_rule: str = ""  # how the bundle's threshold was set (Youden's J, or a target false-alarm rate)
-    gain_vs_physics: dict | None = None  # paired ROC-AUC gain over dedoppler on the same crops, with its
-    #   interval (cropray.train.select); None when the retrain cross-validated again
+    gain_vs_physics: dict | None = None  # paired ROC-AUC gain over dedoppler on the same out-of-fold crops,
+    #   with its interval (cropray.train.select); None when dedoppler itself won
 
 
 @dataclass(frozen=True)

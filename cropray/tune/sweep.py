@@ -374,32 +374,13 @@ def _retrain(out: Path, labels, ls, s: TuneResult, crop_shape, tcfg: TuneConfig,
     prior = PriorWork(labeled=ls,  # the labels the sweep read: the archive is read once per job
                       cv=cv, archive=None if refit.archive is None else (refit.crops, refit.archive_info))
     r = train_and_bundle(job, prior, log=log)
-    gain = _gain_vs_physics(ls, cv, tcfg.seed, say)
     b = SweepBundle(path=r.bundle, model_id=r.model_id, k=r.k, threshold=r.threshold, threshold_rule=r.threshold_rule,
-                    gain_vs_physics=gain,
+                    gain_vs_physics=r.gain_vs_physics,
                     cv_roc_auc=r.cv_metrics["roc_auc"], final_epochs=r.final_epochs, error=_check_bundle(r.bundle, ls.x),
                     cv_source=how)
     if b.error and log:
         log(f"warning: {b.error}")
     return b
-
-
-def _gain_vs_physics(ls, cv, seed: int, say) -> dict | None:
-    """The winner's paired ROC-AUC gain over the label-free baseline on the same crops (its out-of-fold
-    scores vs the baseline's scores, which need no folds), with its interval; a warning when the gain is
-    not proven (cropray.train.select). None when the retrain cross-validated again (no scores kept here)."""
-    if cv is None:
-        return None
-    from cropray.evaluate.job import score_array
-    from cropray.models import build_model
-    from cropray.models.policy import baseline_arch
-    from cropray.train.select import paired_auc_gain
-
-    g = paired_auc_gain(ls.y, cv.oof_scores, score_array(build_model(baseline_arch()), ls.x), seed=seed).to_dict()
-    if not g["proven"]:
-        say(f"warning: the sweep's best gains {g['gain']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}] ROC-AUC over "
-            f"{baseline_arch()} on the same crops: not proven; `cropray train --arch auto` would ship {baseline_arch()}")
-    return g
 
 
 def _check_bundle(path: str, x: np.ndarray) -> str | None:
