@@ -149,7 +149,8 @@ def test_physics_ships_when_no_learned_model_proves_a_gain(tmp_path, capsys):
     assert "dedoppler ships" in s["auto_comparison"]["reason"]
 
 
-def test_target_fpr_threshold_is_the_quantile_of_held_back_backgrounds(tmp_path, capsys):
+@pytest.mark.parametrize("plain", ["negative", "paired"])
+def test_target_fpr_threshold_is_the_quantile_of_held_back_backgrounds(tmp_path, capsys, plain):
     from cropray.archive import read_labeled
     from cropray.evaluate.job import score_array
     from cropray.inject import InjectConfig
@@ -160,7 +161,7 @@ def test_target_fpr_threshold_is_the_quantile_of_held_back_backgrounds(tmp_path,
 
     lab = _labelled(tmp_path / "labels", n=30, seed=5)
     synth_archive(tmp_path / "archive", 600, files=2, seed=3)
-    inj = '{"min_backgrounds": 10, "per_epoch": 32}'
+    inj = json.dumps({"min_backgrounds": 10, "per_epoch": 32, "plain": plain})
     rc = main(["train", str(lab), "--out", str(tmp_path / "m"), "--arch", "dedoppler", "--folds", "2",
                "--archive", str(tmp_path / "archive"), "--archive-crops", "600", "--inject-config", inj,
                "--target-fpr", "0.05", "--seed", "2", "--json"])
@@ -173,7 +174,7 @@ def test_target_fpr_threshold_is_the_quantile_of_held_back_backgrounds(tmp_path,
     ls = read_labeled(lab)
     crops, _ = archive_extra(tmp_path / "archive", ls.x, ls.y, InjectConfig.from_dict(
         {**json.loads(inj), "archive_crops": 600, "seed": 2}))
-    bg = crops.x[hold_back(crops.y, 2)]
+    bg = crops.x[hold_back(crops.y, 2, paired=crops.plain == "paired")[0]]
     assert len(bg) == d["n_backgrounds"]
     assert s["threshold"] == pytest.approx(np.quantile(score_array(build_model("dedoppler"), bg), 0.95), rel=1e-6)
     rc = main(["eval", str(tmp_path / "m"), str(lab)])

@@ -127,14 +127,13 @@ def _archive_crops(job: TrainJob, ls, seed: int, say) -> tuple:
 
 def _hold_back(crops, seed: int) -> tuple:
     """(the training crops without the held-back ones, held-back backgrounds (n, 1, H, W) raw)."""
-    from cropray.train.archive_data import ExtraCrops
-
-    idx = hold_back(crops.y, seed)
+    idx, drop = hold_back(crops.y, seed, paired=crops.plain == "paired")
     if len(idx) == 0:
         raise CroprayError("--target-fpr: the archive left no plain screened background to set the threshold on "
                            "(draw more with --archive-crops)")
-    keep = np.setdiff1d(np.arange(len(crops)), idx)
-    return ExtraCrops(crops.x[keep], crops.y[keep], crops.real_share, crops.per_epoch), crops.x[idx]
+    keep = np.setdiff1d(np.arange(len(crops.y)), drop)
+    rest = dataclasses.replace(crops, x=crops.x[keep], y=crops.y[keep], _held={})  # the same plain mode, re-checked
+    return rest, crops.x[idx]
 
 
 def _threshold(job: TrainJob, cv, model, bg_x, say) -> tuple[float, dict]:

@@ -52,10 +52,15 @@ def fpr_rule(bg_scores, target_fpr: float, youden: float) -> tuple[float, dict, 
     return thr, rec, warnings
 
 
-def hold_back(y_extra, seed: int) -> np.ndarray:
-    """Indices of plain (label 0) training-only archive crops to hold back for the threshold: a seeded
-    random min(HOLD_BACK_MAX, HOLD_BACK_SHARE x plain) of them."""
-    plain = np.flatnonzero(np.asarray(y_extra) == 0)
+def hold_back(y_extra, seed: int, paired: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(indices of plain training-only archive crops to hold back for the threshold, indices of every crop
+    to drop from training with them). Plain = not injected: label 0 (a negative) or -1 (unlabelled).
+    A seeded random min(HOLD_BACK_MAX, HOLD_BACK_SHARE x plain) of them; `paired` (U plain copies, then
+    the same U backgrounds injected, in order): a held-back copy's injected twin leaves training too, so
+    no model has seen the held-back background at all."""
+    y = np.asarray(y_extra)
+    plain = np.flatnonzero(y != 1)
     n = min(HOLD_BACK_MAX, int(len(plain) * HOLD_BACK_SHARE))
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(0x7F1,)))
-    return np.sort(rng.permutation(plain)[:n])
+    idx = np.sort(rng.permutation(plain)[:n])
+    return idx, (np.concatenate([idx, idx + len(y) // 2]) if paired else idx)

@@ -73,10 +73,15 @@ def test_target_fpr_threshold_is_the_empirical_quantile_of_the_backgrounds():
 
 def test_hold_back_takes_plain_backgrounds_only():
     y = np.r_[np.ones(500), np.zeros(12_000)].astype(np.int64)
-    idx = hold_back(y, seed=4)
+    idx, drop = hold_back(y, seed=4)
     assert len(idx) == HOLD_BACK_MAX and (y[idx] == 0).all() and len(set(idx)) == len(idx)
-    np.testing.assert_array_equal(idx, hold_back(y, seed=4))
-    assert len(hold_back(np.r_[np.ones(5), np.zeros(40)], seed=0)) == 10  # a quarter of few plain ones
+    np.testing.assert_array_equal(idx, drop)
+    np.testing.assert_array_equal(idx, hold_back(y, seed=4)[0])
+    assert len(hold_back(np.r_[np.ones(5), np.zeros(40)], seed=0)[0]) == 10  # a quarter of few plain ones
+    # paired: U unlabelled plain copies then their U injected twins; a held-back copy's twin leaves too
+    y = np.r_[np.full(40, -1), np.ones(40)].astype(np.int64)
+    idx, drop = hold_back(y, seed=1, paired=True)
+    assert len(idx) == 10 and (y[idx] == -1).all() and sorted(drop) == sorted([*idx, *(idx + 40)])
 
 
 @pytest.mark.parametrize("kw, msg", [
