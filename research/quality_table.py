@@ -125,6 +125,7 @@ def train_row(cropray: Cropray, work: Path, tag: str, n: int | None, mode: str, 
         shipped += " + --archive"
     row = {"tag": tag, "labels": n, "mode": mode, "shipped": shipped, "arch": arch,
            "train_args": args[7:], "train_wall_s": round(wall, 1), "cv_auc": _value(cv, "roc_auc"),
+           "cv_lo": (cv.get("roc_auc") or {}).get("lo"), "cv_hi": (cv.get("roc_auc") or {}).get("hi"),
            "auto_comparison": tr.get("auto_comparison"), "threshold_rule": tr.get("threshold_rule")}
     return row
 
@@ -135,12 +136,15 @@ def _fmt(v, d: int = 3) -> str:
 
 def table(rows: list[dict]) -> str:
     lines = ["| tag | labels | what shipped | ROC-AUC [95%] | recall@1%FPR | faint AUC | curved AUC | "
-             "balanced acc. at the shipped threshold | CV ROC-AUC (bias) | train s |",
+             "balanced acc. at the shipped threshold | CV ROC-AUC [95%] (bias) | train s |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     order = {m: i for i, m in enumerate(MODES)}
-    for r in sorted(rows, key=lambda r: (r["tag"], r["labels"] or 0, order[r["mode"]])):
+    tags = {t: i for i, t in enumerate(dict.fromkeys(r["tag"] for r in rows))}  # in the order first measured
+    for r in sorted(rows, key=lambda r: (tags[r["tag"]], r["labels"] or 0, order[r["mode"]])):
         bias = None if r.get("cv_auc") is None else r["cv_auc"] - r["auc"]
         cv = "–" if bias is None else f"{r['cv_auc']:.3f} ({bias:+.3f})"
+        if bias is not None and r.get("cv_lo") is not None:  # is the fresh figure inside the CV's interval?
+            cv = f"{r['cv_auc']:.3f} [{r['cv_lo']:.3f}, {r['cv_hi']:.3f}] ({bias:+.3f})"
         lines.append(f"| {r['tag']} | {r['labels'] or '–'} | {r['shipped']} | {r['auc']:.3f} "
                      f"[{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] | {_fmt(r['recall_1pct'])} | {_fmt(r['faint_auc'])} | "
                      f"{_fmt(r['curved_auc'])} | {_fmt(r['bal_acc'])} | {cv} | {r['train_wall_s']:.0f} |")
