@@ -108,8 +108,7 @@ def test_score_job_submitted_to_a_two_node_cluster(two_node_cluster, tmp_path):
            # The Jobs API hands the driver the head's resolved (non-loopback) address; on a loopback
            # cluster the driver must join through 127.0.0.1 like the nodes, or objects cannot move.
            "--", "env", f"RAY_ADDRESS=127.0.0.1:{port}", "python", "jobs/score_archive.py", str(model), str(archive), str(out), "--json",
-           # compile off: four actors compiling at once would dominate a small test on 2 cores
-           "--actors", "2", "--compile", "off"]
+           "--actors", "2"]
     deadline = time.time() + 180
     while True:
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

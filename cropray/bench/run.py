@@ -223,7 +223,7 @@ def _ratios(res: dict) -> tuple[dict, dict]:
     peers = [p for p in res["peers"] if p.get("status") == "ok"]
     best_peer = max(peers, key=lambda p: p["crops_per_s"], default=None)
     runs = e2e["runs"]
-    # steady state: the largest archive (actor start and the per-actor compile are paid once per run)
+    # steady state: the largest archive (actor start and the graph load are paid once per run)
     big = runs[-1]
     e2e_rate = big.get("crops_per_s") or big["crops_per_s_wall"]
     growth = None

@@ -46,9 +46,8 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
                    help="GPUs per actor (default 1 when the cluster has GPUs, else 0)")
     p.add_argument("--keep", default=None, metavar="COLS", help="comma-separated input columns copied to the scores")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
-                   help="model execution path (cropray.fastpath; default auto)")
-    p.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
-                   help="torch.compile the model in each actor (auto: when the fast path wants it)")
+                   help="auto (default): ONNX Runtime fp32 on CPU, int8 where the bundle's CV admits it and it "
+                        "agrees on this CPU, bf16 autocast on CUDA; fp32: never reduced; bf16: CUDA only; int8: CPU only")
     p.add_argument("--unit-rows", type=positive_int("--unit-rows", LIMITS["unit_rows"]), default=262_144, metavar="R",
                    help="rows per commit unit (whole row groups; default 262144)")
     p.add_argument("--overwrite", action="store_true", help="discard the results already in OUTPUT and start over")
@@ -69,7 +68,7 @@ def config_from_args(args):
     return ScoreConfig(bundle=args.model, input=args.input, output=args.output, address=args.address,
                        actors=parse_actors(args.actors), batch_size=args.batch_size, model_batch=args.model_batch,
                        cpus_per_actor=args.cpus_per_actor, num_gpus=args.num_gpus, keep=args.keep or (),
-                       precision=args.precision, compile=args.compile, unit_rows=args.unit_rows,
+                       precision=args.precision, unit_rows=args.unit_rows,
                        overwrite=args.overwrite)
 
 

@@ -8,7 +8,6 @@ from cropray.errors import ConfigError
 from cropray.validate import boolean, choice, integer, mapping, number, validate
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-COMPILE = ("auto", "on", "off")
 # Output column names the pipeline writes itself; `--keep` may not shadow them.
 RESERVED = ("crop", "crop_id", "score", "is_signal", "model_id")
 # Upper bounds of the size fields (inclusive), so a typo cannot ask an actor for terabytes: a batch
@@ -70,33 +69,26 @@ class ScoreConfig:
     actors: tuple[int, int] | None = None  # (min, max) actor pool size; None: one per GPU, else 1..CPUs-1
     batch_size: int = integer(1024, 1, LIMITS["batch_size"])  # rows per batch sent to an actor
     model_batch: int = integer(128, 1, LIMITS["model_batch"])  # rows per model call inside an actor (fast
-    #   paths peak at 32-128, PERF_NOTES)
+    #   runtimes peak at 32-128)
     cpus_per_actor: float | None = number(None, 0.0, 1024.0, lo_open=True, nullable=True)  # None: 1 (torch
     #   threads = max(1, round(cpus)))
     num_gpus: float | None = number(None, 0.0, MAX_GPUS_PER_ACTOR, nullable=True)  # per actor; None: 1 when
     #   the cluster has GPUs, else 0
     keep: tuple[str, ...] = ()  # input columns copied to the scores
-    precision: str = choice("auto", PRECISIONS)  # fastpath precision: auto | fp32 | bf16 | int8
-    compile: str = choice("auto", COMPILE)  # fastpath torch.compile: auto | on | off (on pays ~10-60 s per
-    #   actor once)
+    precision: str = choice("auto", PRECISIONS)  # auto: ONNX Runtime fp32 (int8 where the bundle's CV admits
+    #   it) on CPU, bf16 autocast on CUDA; fp32: no reduced precision; bf16: CUDA only; int8: CPU only
     unit_rows: int = integer(262_144, 1, LIMITS["unit_rows"])  # a commit unit holds whole row groups, at most
     #   ~this many rows
     overwrite: bool = boolean(False)  # discard an existing output directory's results first
     read_rows: int = integer(1024, 1, LIMITS["read_rows"])  # rows per Arrow batch a read task yields (memory
     #   of one read step)
     extra: dict = mapping(default_factory=dict)  # free-form notes recorded in the manifest
-    features: int = integer(0, 0, 1024)  # > 0: ScoreBatch also returns `_feat` (this many dims) and `_track`
-    #   (cropray suggest)
 
     def __post_init__(self) -> None:
         if self.actors is not None and not isinstance(self.actors, tuple):
             self.actors = parse_actors(self.actors if not isinstance(self.actors, list) else ",".join(map(str, self.actors)))
         self.keep = parse_keep(self.keep)
         validate(self, "score config")  # each field's rule (cropray.validate)
-
-    def compile_arg(self):
-        """The value `cropray.fastpath.build_scorer(compile=...)` takes."""
-        return {"auto": "auto", "on": True, "off": False}[self.compile]
 
     def to_dict(self) -> dict:
         d = asdict(self)

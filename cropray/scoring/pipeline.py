@@ -85,6 +85,11 @@ def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manife
     res = ray.cluster_resources()
     pool = plan_pool(cfg.actors, cfg.cpus_per_actor, cfg.num_gpus, cluster_cpus=res.get("CPU", 0.0),
                      cluster_gpus=res.get("GPU", 0.0), strict=strict)
+    if cfg.precision == "bf16" and not pool.num_gpus:  # refused here, not as an error inside every actor
+        raise ConfigError("--precision bf16 runs only on CUDA actors, and this job has no GPU (CPU actors run "
+                          "ONNX Runtime fp32, or int8 where the bundle admits it: --precision auto)")
+    if cfg.precision == "int8" and pool.num_gpus:
+        raise ConfigError("--precision int8 runs only on CPU actors (ONNX Runtime); GPU actors use bf16 autocast")
     bundle_ref = ray.put(bundle_files(cfg.bundle))  # loaded (and hash-checked) once per actor
     mark("bundle_put")
     actors: dict[str, dict] = {}
@@ -100,11 +105,9 @@ def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manife
         ds = ds.map_batches(
             ScoreBatch,
             fn_constructor_kwargs=dict(bundle=bundle_ref, spec=spec, precision=cfg.precision,
-                                       compile=cfg.compile_arg(), threads=pool.threads,
+                                       threads=pool.threads,
                                        model_batch=cfg.model_batch, device="cuda" if pool.num_gpus else "cpu",
-                                       extra_columns=extra_columns,
-                                       # rows each actor can expect: whether compiling fp32 pays (fastpath)
-                                       expected_rows=-(-sum(u.rows for u in units) // max(1, pool.max_size))),
+                                       extra_columns=extra_columns),
             batch_size=cfg.batch_size, batch_format="pyarrow", zero_copy_batch=True,
             compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size),
             num_cpus=pool.num_cpus, num_gpus=pool.num_gpus or None, udf_modifying_row_count=False,

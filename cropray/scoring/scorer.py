@@ -78,12 +78,10 @@ class ScoreBatch:
     columns, e.g. `cropray suggest`'s features; names must start with "_": never committed).
     """
 
-    def __init__(self, bundle, spec: CropSpec, *, precision: str = "auto", compile="auto", device: str = "auto",
-                 threads: int | None = None, model_batch: int = 128, expected_rows: int | None = None,
-                 extra_columns=None):
+    def __init__(self, bundle, spec: CropSpec, *, precision: str = "auto", device: str = "auto",
+                 threads: int | None = None, model_batch: int = 128, extra_columns=None):
         import sys
 
-        del compile, expected_rows  # accepted for callers of the earlier signature; nothing compiles now
         mark("actor_init", who="actor", torch_loaded="torch" in sys.modules)
         bundle = _resolve(bundle)
         self.spec = spec

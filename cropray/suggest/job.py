@@ -63,7 +63,7 @@ def suggest(model: str, archive: str, out: str, cfg: SuggestConfig, *, labels: s
     work, held = (Path(scores), None) if scores else claim_scratch(out_p.parent, f".{out_p.name}.scores-")
     try:
         scfg = ScoreConfig(bundle=model, input=archive, output=str(work), overwrite=True,
-                           features=cfg.features, **(score_kwargs or {}))
+                           **(score_kwargs or {}))
         files = resolve_archive(archive, keep_unusable=True)  # listed once: scored, then the picks fetched
         run = score_archive(scfg, log=log, on_block=col, files=files,
                             extra_columns=functools.partial(feature_columns, dim=cfg.features))

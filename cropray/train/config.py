@@ -23,11 +23,6 @@ LOSS_FAMILIES: dict[str, tuple[str, ...]] = {"logit": ("bce", "focal"), "metric"
 CNN_LOSSES, METRIC_LOSSES = LOSS_FAMILIES["logit"], LOSS_FAMILIES["metric"]
 BALANCES = ("pos_weight", "sampler", "none")
 DEVICES = ("auto", "cpu", "cuda")
-# Labelled crops a bundle stores for int8 calibration (a stratified sample of its training labels);
-# path-aware CV draws as many per fold from that fold's training part, so both quantize alike.
-CALIBRATION_CROPS = 256
-
-
 def arch_choices() -> tuple[str, ...]:
     """Valid `arch` values: auto, then every registered architecture (read when checked, so an
     architecture registered after import counts)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cropray.errors import CroprayError
-from cropray.train.config import CALIBRATION_CROPS
+from cropray.train.calibration import CALIBRATION_CROPS, calibration_sample
 from cropray.train.fit import check_labels, fit, resolve
 from cropray.train.jobspec import PriorWork, TrainJob
 from cropray.train.result import TrainResult
@@ -40,15 +40,6 @@ def check_out_dir(out, overwrite: bool) -> Path:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise CroprayError(f"{out}: already exists and is not empty; pass --overwrite to replace it")
     return out
-
-
-def calibration_sample(x: np.ndarray, y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Up to n crops (N', 1, H, W) float32, both classes in their labelled proportion."""
-    rng = np.random.default_rng(seed)
-    take = min(n, len(y))
-    idx = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: max(1, round(take * np.mean(y == c)))]
-                          for c in (0, 1)])
-    return np.ascontiguousarray(x[np.sort(idx)[:take]], dtype=np.float32)
 
 
 def train_and_bundle(job: TrainJob, prior: PriorWork | None = None, *,
@@ -100,7 +91,8 @@ def train_and_bundle(job: TrainJob, prior: PriorWork | None = None, *,
     calib = calibration_sample(ls.x, ls.y, CALIBRATION_CROPS, rcfg.seed)
     path = save_bundle(res.model, out, threshold=threshold, train_summary=summary_train,
                        metrics={"cv": cv.metrics}, calibration_crops=calib, extra=job.extra,
-                       overwrite=job.overwrite, execution_paths=paths_rec)
+                       overwrite=job.overwrite, execution_paths=paths_rec,
+                       graph=_graph(res.model, calib, ls.x.shape[-2:], say))
     b = load_bundle(path)  # verify what was written loads (hashes, architecture) before reporting success
     return TrainResult(**{
         "bundle": str(path), "model_id": b.model_id, "arch": rcfg.arch, "n_labels": int(len(ls.y)),
@@ -111,6 +103,20 @@ def train_and_bundle(job: TrainJob, prior: PriorWork | None = None, *,
         **({"archive": summary_train["archive"]} if archive_info is not None else {}),
         **({"auto_comparison": chosen.comparison} if chosen.comparison is not None else {}),
     })
+
+
+def _graph(model, calib, shape, say):
+    """The fp32 ONNX graph exported now, so a scoring actor only loads it (None: the model or this install
+    cannot export; the actor then exports on first use and caches it)."""
+    from cropray.fastpath.export import make_pack
+
+    if not model.trainable:
+        return None  # label-free (dedoppler): the numpy runtime scores it, no graph
+    try:
+        return make_pack(model, calib, tuple(shape))
+    except Exception as e:  # noqa: BLE001 - the bundle stays usable without it
+        say(f"the ONNX graph was not bundled ({type(e).__name__}: {str(e)[:160]}); scoring exports it on first use")
+        return None
 
 
 def _archive_crops(job: TrainJob, ls, seed: int, say) -> tuple:

@@ -24,7 +24,10 @@ import torch
 from cropray.bundle_quality import REFERENCE, ExecutionPaths, PathQuality, admissible_paths
 from cropray.evaluate.metrics import binary_metrics, calibrate_threshold
 from cropray.fastpath.specs import PATHS
-from cropray.train.config import CALIBRATION_CROPS  # per fold, from its training part
+from cropray.train.calibration import (  # per fold, from its training part
+    CALIBRATION_CROPS,
+    calibration_sample,
+)
 
 # Measured by default: fp32 (fold_cl; it stands for onnx_fp32, bundle_quality.MEASURED_AS), ONNX Runtime
 # int8 (an export + quantization per fold, ~1-2 s each, with this CPU's int8 settings) and, where a GPU
@@ -60,7 +63,6 @@ def path_oof(cv, x: np.ndarray, y: np.ndarray, name: str, *, seed: int = 0,
 
     calibration_of(i, train_idx) -> (n,1,H,W) crops for fold i (default: a stratified sample of the
     fold's training part; tests pass others to damage a path on purpose)."""
-    from cropray.train.job import calibration_sample
 
     out = np.full(len(y), np.nan, np.float64)
     for i, model in enumerate(cv.fold_models):

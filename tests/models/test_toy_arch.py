@@ -107,7 +107,7 @@ def test_toy_train_bundle_eval_score_tune(toy, labels, tmp_path, ray_local):
 
     # score: Ray Data actors load the bundle in other processes (the plugin entry registers the toy there)
     s = score_archive(ScoreConfig(bundle=t["bundle"], input=str(labels), output=str(tmp_path / "scores"),
-                                  actors=(1, 1), precision="fp32", compile="off"))
+                                  actors=(1, 1), precision="fp32"))
     assert s["rows_scored"] == 80 and s["rows_quarantined"] == 0
     got = pd.read_parquet(tmp_path / "scores").set_index("crop_id")["score"]
     ls = read_labeled(labels)

@@ -32,7 +32,7 @@ def main(bundle: str, inp: str, out: str) -> None:
 
     try:
         s = score_archive(ScoreConfig(bundle=bundle, input=inp, output=out, address=cluster.address, actors=(2, 2),
-                                      cpus_per_actor=0.5, precision="fp32", compile="off", batch_size=16,
+                                      cpus_per_actor=0.5, precision="fp32", batch_size=16,
                                       unit_rows=1), on_commit=on_commit)
     finally:
         cluster.shutdown()

@@ -22,7 +22,7 @@ from conftest import write_good
 from cropray.cli import main
 from cropray.scoring import preflight
 
-FLAGS = ("--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--compile", "off", "--batch-size", "64")
+FLAGS = ("--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--batch-size", "64")
 
 
 def resign(b: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from conftest import write_good
 
 ROOT = Path(__file__).resolve().parents[2]
-FLAGS = ["--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--compile", "off", "--batch-size", "64"]
+FLAGS = ["--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--batch-size", "64"]
 
 
 def _kill_first_actor(pid: int, timeout: float = 240) -> tuple[str | None, list]:

@@ -20,7 +20,7 @@ from cropray.scoring import ScoreConfig, score_archive
 from cropray.scoring.manifest import Manifest
 from cropray.scoring.result import ScoreResult
 
-ONE_ACTOR = dict(actors=(1, 1), cpus_per_actor=0.5, precision="fp32", compile="off", batch_size=32)
+ONE_ACTOR = dict(actors=(1, 1), cpus_per_actor=0.5, precision="fp32", batch_size=32)
 
 
 def cli(capsys, *args):
@@ -57,7 +57,7 @@ def test_pipeline_scores_equal_in_process_scores(ray_local, tmp_path, bundle_dir
 
 def test_bad_rows_and_corrupt_files_reconcile_and_exit_1(ray_local, tmp_path, bundle_dir, capsys):
     expect = write_bad_archive(tmp_path / "bad")
-    rc, s = cli(capsys, bundle_dir(), tmp_path / "bad", tmp_path / "out", "--actors", "1", "--cpus-per-actor", "0.5", "--compile", "off",
+    rc, s = cli(capsys, bundle_dir(), tmp_path / "bad", tmp_path / "out", "--actors", "1", "--cpus-per-actor", "0.5",
                 "--keep", "obs")
     assert rc == 1
     assert s["reasons"] == expect["reasons"] and s["rows_quarantined"] == expect["quarantined"]
@@ -80,7 +80,7 @@ def test_bad_rows_and_corrupt_files_reconcile_and_exit_1(ray_local, tmp_path, bu
 def test_rerun_is_noop_other_model_refused_overwrite_starts_over(ray_local, tmp_path, bundle_dir, capsys):
     write_good(tmp_path / "in", 40, files=2, id_prefix="dup")
     write_good(tmp_path / "in", 4, files=1, prefix="again", id_prefix="dup")  # 4 ids seen twice
-    args = (bundle_dir(), tmp_path / "in", tmp_path / "out", "--actors", "1", "--cpus-per-actor", "0.5", "--compile", "off")
+    args = (bundle_dir(), tmp_path / "in", tmp_path / "out", "--actors", "1", "--cpus-per-actor", "0.5")
     rc, s = cli(capsys, *args)
     assert rc == 1 and s["duplicates"]["crop_ids"] == 4 and s["rows_scored"] == 44  # duplicates: attention
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*.parquet")}

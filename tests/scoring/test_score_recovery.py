@@ -22,7 +22,7 @@ from cropray.scoring.commit import KILL_AFTER_COMMITS_ENV
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-FLAGS = ["--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--compile", "off", "--batch-size", "16",
+FLAGS = ["--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--batch-size", "16",
          "--unit-rows", "1"]
 
 

@@ -25,7 +25,7 @@ from conftest import ids, write_good
 from cropray.cli import main
 from cropray.outlock import LOCK_NAME, output_lock
 
-FLAGS = ("--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--compile", "off", "--batch-size", "64")
+FLAGS = ("--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--batch-size", "64")
 def score(capsys, bundle, inp, out, *extra):
     rc = main(["score", str(bundle), str(inp), str(out), *FLAGS, *extra, "--json"])
     cap = capsys.readouterr()
