@@ -1,4 +1,4 @@
-"""One writer per output directory (issue 13 item 2): cropray.outlock, and `train --out` / `tune --out`
+"""One writer per output directory: cropray.outlock, and `train --out` / `tune --out`
 refused while another process holds the directory. Real processes, real flock; no Ray, no training."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Crop archives (SPEC 2): resolve paths, detect encodings, validate and decode rows, write."""
+"""Crop archives: resolve paths, detect encodings, validate and decode rows, write."""
 
 from cropray._lazy import lazy_exports
 

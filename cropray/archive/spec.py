@@ -1,4 +1,4 @@
-"""Which crop encoding a Parquet schema holds, and the crop shape (SPEC 2)."""
+"""Which crop encoding a Parquet schema holds, and the crop shape."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ CROP_ID = "crop_id"
 DEFAULT_SHAPE = (64, 64)
 
 # Value types a crop may be stored as. float64 is accepted too (cast on read) since users' own
-# tools often write it; SPEC 2 names the four compact ones.
+# tools often write it; the four compact ones are the ones cropray reads natively.
 SUPPORTED_DTYPES = {
     pa.float32(): np.dtype(np.float32),
     pa.float16(): np.dtype(np.float16),

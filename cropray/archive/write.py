@@ -1,4 +1,4 @@
-"""Write crop archives in the canonical encoding: `crop` as `arrow.fixed_shape_tensor` (SPEC 2)."""
+"""Write crop archives in the canonical encoding: `crop` as `arrow.fixed_shape_tensor`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`cropray eval MODEL LABELS [--report DIR]`: metrics of a bundle on a labelled archive (SPEC 4)."""
+"""`cropray eval MODEL LABELS [--report DIR]`: metrics of a bundle on a labelled archive."""
 
 from __future__ import annotations
 

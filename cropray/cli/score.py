@@ -1,4 +1,4 @@
-"""`cropray score MODEL INPUT OUTPUT`: score a crop archive with Ray Data (SPEC 5)."""
+"""`cropray score MODEL INPUT OUTPUT`: score a crop archive with Ray Data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`cropray synth OUT --n N`: write a realistic synthetic crop archive (SPEC 4)."""
+"""`cropray synth OUT --n N`: write a realistic synthetic crop archive."""
 
 from __future__ import annotations
 

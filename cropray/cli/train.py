@@ -1,4 +1,4 @@
-"""`cropray train LABELS --out MODEL`: cross-validate, calibrate the threshold, write a bundle (SPEC 4)."""
+"""`cropray train LABELS --out MODEL`: cross-validate, calibrate the threshold, write a bundle."""
 
 from __future__ import annotations
 

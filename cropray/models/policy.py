@@ -49,7 +49,7 @@ class Choice:
     branches: dict = field(default_factory=dict)  # option -> sub-space sampled only for that option
 
 
-# --- the regime table: label-count regimes (SPEC 1 design card) ---
+# --- the regime table: label-count regimes ---
 @dataclass(frozen=True)
 class Regime:
     name: str

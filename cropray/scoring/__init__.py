@@ -1,4 +1,4 @@
-"""Archive scoring on Ray Data (SPEC 5): `score_archive(ScoreConfig(...))` -> ScoreResult.
+"""Archive scoring on Ray Data: `score_archive(ScoreConfig(...))` -> ScoreResult.
 
 Modules: config (ScoreConfig, no torch/Ray), plan (footers -> commit units), source (Ray read
 tasks), scorer (ScoreBatch, the actor's callable class), commit (exactly-once output protocol),

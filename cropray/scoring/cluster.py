@@ -28,7 +28,7 @@ def plan_pool(actors, cpus_per_actor, num_gpus, *, cluster_cpus: float, cluster_
 
     GPUs: one actor per GPU (1 GPU, 1 CPU each). CPUs only: one actor per CPU, each holding
     (CPUs - 1) / CPUs of a CPU, so read tasks always keep one CPU: a pool that takes every CPU
-    starves the readers and deadlocks (ray issue 44687; see RAY_NOTES). `strict` (a cluster this
+    starves the readers and deadlocks (ray-project/ray#44687). `strict` (a cluster this
     process started, whose size is known) turns a user choice that would deadlock into an error.
     """
     gpus = float(num_gpus) if num_gpus is not None else (1.0 if cluster_gpus >= 1 else 0.0)

@@ -14,7 +14,7 @@ RESERVED = ("crop", "crop_id", "score", "is_signal", "model_id")
 # of B 64x64 float32 crops is B x 16 KiB, and a model call's activations are ~30x its input.
 LIMITS = {
     "batch_size": 65_536,  # 1 GiB of 64x64 float32 crops per batch
-    "model_batch": 4_096,  # fast paths peak at 32-128 rows per call (PERF_NOTES)
+    "model_batch": 4_096,  # fast paths peak at 32-128 rows per call
     "unit_rows": 1 << 24,  # rows per commit unit
     "read_rows": 65_536,  # rows per Arrow batch of a read task
 }

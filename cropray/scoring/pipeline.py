@@ -1,4 +1,4 @@
-"""`score_archive(cfg)`: the Ray Data driver of `cropray score` (SPEC 5).
+"""`score_archive(cfg)`: the Ray Data driver of `cropray score`.
 
     plan (footers only) -> open OUTPUT (resume / refuse / overwrite) -> per crop encoding:
     read_datasource(UnitSource) -> map_batches(ScoreBatch, actor pool) -> iter_batches on the driver

@@ -1,4 +1,4 @@
-"""`synth_archive`: write a synthetic crop archive (SPEC 2) with `cropray.archive.ArchiveWriter`."""
+"""`synth_archive`: write a synthetic crop archive with `cropray.archive.ArchiveWriter`."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ def check_labels(y, where: str = "labelled set") -> dict[int, int]:
 
 
 def resolve(cfg: TrainConfig, n_labels: int) -> TrainConfig:
-    """Concrete config: `auto` picks the architecture by label count (SPEC 1 regimes); the training
+    """Concrete config: `auto` picks the architecture by label count; the training
     budget is scaled to the label count (cropray.train.budget)."""
     return cfg.resolve(select_arch(n_labels) if cfg.arch == "auto" else cfg.arch, n_labels)
 

@@ -1,4 +1,4 @@
-"""Archive listing against a hostile tree: a symlink loop, links to files, a name that is not UTF-8 (issue 13)."""
+"""Archive listing against a hostile tree: a symlink loop, links to files, a name that is not UTF-8."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from cropray.bench.trained import synth_xy, train_briefly
 @pytest.fixture(scope="session")
 def trained_shallow():
     # Few steps: enough to move BN statistics and weights off their random init (reduced precision
-    # error on random weights is 5-15x larger, PERF_NOTES), cheap on 2 shared cores.
+    # error on random weights is 5-15x larger), cheap on 2 shared cores.
     # Bounded by steps, not seconds, so the model is the same however busy the machine is.
     return train_briefly("shallow_cnn", seconds=float("inf"), max_steps=30, n_train=512, seed=0)
 

@@ -22,7 +22,7 @@ FLAGS = ["--actors", "1", "--cpus-per-actor", "0.5", "--precision", "fp32", "--b
 
 def _kill_first_actor(pid: int, timeout: float = 240) -> tuple[str | None, list]:
     """SIGKILL the first Ray Data actor (ray::MapWorker(...ScoreBatch...)) under `pid`; its title, and
-    the addresses every process of the run listened on just before (issue 13 item 5, during a real
+    the addresses every process of the run listened on just before (during a real
     `cropray score`; tests/security/test_network_exposure.py checks the same more closely)."""
     import ray  # noqa: F401, I001  (puts Ray's vendored psutil on sys.path, so first)
     import psutil

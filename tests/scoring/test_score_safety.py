@@ -1,4 +1,4 @@
-"""`cropray score` against a hostile-but-fair user (issue 13): a symlink loop, a second writer, a
+"""`cropray score` against a hostile-but-fair user: a symlink loop, a second writer, a
 rewritten input, a read-only output, a full disk, a non-UTF-8 file name, inputs with nothing to score.
 
 Real processes, real flock, real mounts (tmpfs and a read-only bind mount, where the test runs as

@@ -1,4 +1,4 @@
-"""A bundle's manifest is integrity-checked like its weights (issue 13 item 6), through the real CLI.
+"""A bundle's manifest is integrity-checked like its weights, through the real CLI.
 
 Each case starts from a bundle that `cropray eval` accepts (the control), damages it the way a hostile
 user would, and expects exit 2 with a message naming the file, before any model is built.

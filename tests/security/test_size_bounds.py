@@ -1,4 +1,4 @@
-"""Every size flag is bounded (issue 13 item 9): an absurd value is exit 2 with the bound in the message,
+"""Every size flag is bounded: an absurd value is exit 2 with the bound in the message,
 naming the flag at the command line and the config field in the library, before anything is allocated."""
 
 from __future__ import annotations

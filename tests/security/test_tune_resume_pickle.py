@@ -1,4 +1,4 @@
-"""`cropray tune --resume` never unpickles what a user can plant in --out (issue 13 item 4), and a
+"""`cropray tune --resume` never unpickles what a user can plant in --out, and a
 damaged or foreign sweep state is refused with a message, exit 2 (item 10).
 
 One real sweep is interrupted (its driver SIGKILLed right after a trial finished, as a crash would);
