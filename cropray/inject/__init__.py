@@ -1,4 +1,4 @@
-"""Learning from the archive (SPEC 8): background crops sampled from the user's own unlabelled archive,
+"""Learning from the archive: background crops sampled from the user's own unlabelled archive,
 synthetic narrowband signals injected into them in the archive's raw units, and the guards that keep
 signals already in the archive out of the negatives."""
 

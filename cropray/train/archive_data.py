@@ -1,4 +1,4 @@
-"""Training crops from the archive (SPEC 8), drawn beside the real labels in every training epoch.
+"""Training crops from the archive, drawn beside the real labels in every training epoch.
 
 `ExtraCrops` holds crops that enter training only — injected positives and plain archive
 backgrounds — never a fold's held-out part, a validation split, the threshold or a metric. Each
