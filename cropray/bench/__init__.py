@@ -1,9 +1,9 @@
 """`cropray bench` as a library: `run_bench(BenchConfig(...), workdir) -> dict`, `render(result) -> str`.
 
 Files: config.py (what to measure), trained.py (a briefly trained model), peak.py (matmul ceiling,
-FLOPs per crop), forward.py (in-process paths: speed and accuracy), peers.py (ONNX Runtime, OpenVINO),
-e2e.py (cropray score through Ray Data, the naive baseline), run.py (orchestration, ratios, targets),
-report.py (tables).
+FLOPs per crop), forward.py (in-process runtimes: speed and accuracy), quality.py (their quality
+record), e2e.py (cropray score through Ray Data, the naive baseline), naive.py (that baseline as a
+command), run.py (orchestration, ratios, targets), report.py (tables).
 """
 
 from cropray._lazy import lazy_exports

@@ -9,9 +9,14 @@ from cropray.fastpath.specs import PATHS
 from cropray.models.policy import arch_names, known, reference_arch
 from cropray.validate import boolean, choice, integer, number, validate
 
-# Every registered architecture, the reference (seed) design first; every CPU runtime of fastpath.
+# Every registered architecture, the reference (seed) design first; every runtime of fastpath per device.
 ALL_ARCHS = tuple(sorted(arch_names(), key=lambda a: a != reference_arch()))
-ALL_PATHS = tuple(n for n, p in PATHS.items() if "cpu" in p.devices)
+DEVICES = ("cpu", "cuda")
+PATHS_ON = {d: tuple(n for n, p in PATHS.items() if d in p.devices) for d in DEVICES}
+ALL_PATHS = PATHS_ON["cpu"]
+QUICK_PATHS = {"cpu": ("eager", "fold_cl", "onnx_fp32", "onnx_int8"), "cuda": ("eager", "fold_cl", "cuda_amp")}
+# `cropray score --precision` values each device can run (int8 is CPU-only, bf16 CUDA-only)
+E2E_PRECISIONS = {"cpu": ("auto", "fp32", "int8"), "cuda": ("auto", "fp32", "bf16")}
 
 
 @dataclass(frozen=True)
@@ -21,19 +26,20 @@ class BenchConfig:
     n_accuracy: int = integer(10_000, 1)  # crops each path is compared with fp32 eager on (flips, max |d
     #   score|)
     archs: tuple[str, ...] = ALL_ARCHS  # architectures measured in-process (registered ones)
-    paths: tuple[str, ...] = ALL_PATHS  # runtimes measured in-process (fastpath.PATHS names; one that cannot
-    #   run an architecture, e.g. numpy on a CNN, is reported as unavailable)
+    device: str = choice("cpu", DEVICES)  # where the forward rows, the label-free row and the e2e actors run
+    #   (cuda: one actor per GPU)
+    paths: tuple[str, ...] = ()  # runtimes measured in-process (fastpath.PATHS names; empty: every runtime
+    #   of `device`; one that cannot run an architecture, e.g. numpy on a CNN, is reported as unavailable)
     batch_sizes: tuple[int, ...] = (32, 128, 512)  # in-process forward batch sizes
     repeats: int = integer(5, 1)  # timing repeats; medians are reported
     forward_crops: int = integer(1024, 1)  # crops per timing repeat (at least one batch)
     train_seconds: float = number(30.0, 0.0)  # brief training per architecture (random weights exaggerate
     #   int8 error)
     train_crops: int = integer(2048, 1)  # synthetic labelled crops the brief training draws from
-    e2e_precision: str = choice("auto", ("auto", "fp32", "int8"))  # `cropray score --precision` of the
-    #   end-to-end run
+    e2e_precision: str = choice("auto", ("auto", "fp32", "int8", "bf16"))  # `cropray score --precision` of
+    #   the end-to-end run (int8: cpu only; bf16: cuda only)
     memory_scale: int = integer(4, 1)  # also score an archive this many times larger to check peak memory (1
     #   = off)
-    peers: bool = boolean(True)  # ONNX Runtime / OpenVINO, when installed
     threads: int | None = integer(None, 1, nullable=True)  # torch threads (None: torch's default, = the CPUs
     #   this process may use)
     quick: bool = boolean(False)  # the quick preset (recorded in the report)
@@ -46,19 +52,26 @@ class BenchConfig:
         if bad or not self.archs:
             raise ConfigError(f"bench config archs {','.join(bad) or '(empty)'}: valid are {','.join(arch_names())}",
                               field="archs")
-        bad = [p for p in self.paths if p not in ALL_PATHS]
-        if bad or not self.paths:
-            raise ConfigError(f"bench config paths {','.join(bad) or '(empty)'}: valid are {','.join(ALL_PATHS)}",
+        valid = PATHS_ON[self.device]
+        if not self.paths:  # frozen: the default is filled in once, here
+            object.__setattr__(self, "paths", valid)
+        bad = [p for p in self.paths if p not in valid]
+        if bad:
+            raise ConfigError(f"bench config paths {','.join(bad)}: valid on {self.device} are {','.join(valid)}",
                               field="paths")
+        if self.e2e_precision not in E2E_PRECISIONS[self.device]:
+            raise ConfigError(f"bench config e2e_precision {self.e2e_precision!r} cannot run on {self.device}: "
+                              f"valid there are {','.join(E2E_PRECISIONS[self.device])}", field="e2e_precision")
         if not self.batch_sizes or min(self.batch_sizes) < 1:
             raise ConfigError(f"bench config batch_sizes must be integers >= 1, got {self.batch_sizes}",
                               field="batch_sizes")
 
     @classmethod
     def quick_preset(cls, **over) -> BenchConfig:
-        """~1 minute on 2 shared cores: one architecture, the CPU runtimes, small counts."""
-        base = dict(n=2048, n_accuracy=1024, archs=(reference_arch(),),
-                    paths=("eager", "fold_cl", "onnx_fp32", "onnx_int8"), batch_sizes=(64,), repeats=3,
+        """~1 minute on 2 shared cores: one architecture, the device's main runtimes, small counts."""
+        device = over.get("device", "cpu")
+        base = dict(n=2048, n_accuracy=1024, archs=(reference_arch(),), device=device,
+                    paths=QUICK_PATHS.get(device, ()), batch_sizes=(64,), repeats=3,
                     forward_crops=256, train_seconds=3.0, train_crops=512, memory_scale=1, quick=True)
         return replace(cls(**base), **over)
 

@@ -75,17 +75,45 @@ def naive_baseline(archive: Path, model: torch.nn.Module, threshold: float, out:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
-def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str) -> dict:
+class DriverClock:
+    """The driver's own cost per result row: `score_archive` calls `on_block` in the driver's main thread
+    with each result block just before committing it, so the main thread's CPU time between the first and
+    the last block is what fetching and committing the blocks in between cost (Ray Data's executor runs
+    in other threads). rows / that time = the rate at which this driver could take results if the actors
+    were infinitely fast: the next bound once actors are fast (many GPUs)."""
+
+    def __init__(self):
+        self.first = self.last = None  # thread CPU seconds at the first / latest block
+        self.rows_before_last = 0  # rows of the blocks from the first up to (not including) the latest
+        self._pending = 0
+
+    def on_block(self, table, plan) -> None:
+        now = time.thread_time()
+        if self.first is None:
+            self.first = now
+        else:
+            self.rows_before_last += self._pending
+        self.last, self._pending = now, table.num_rows
+
+    @property
+    def crops_per_cpu_s(self) -> float | None:
+        busy = (self.last or 0.0) - (self.first or 0.0)
+        return round(self.rows_before_last / busy) if self.rows_before_last and busy > 0 else None
+
+
+def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, device: str = "cpu") -> dict:
     """`cropray score` through the scoring library: its embedded local Ray (cropray.ray_session: loopback,
-    token auth) is started and stopped inside score_archive, as for the command."""
+    token auth) is started and stopped inside score_archive, as for the command. device "cuda": one actor
+    per GPU (score's default on a cluster with GPUs); "cpu": no GPU is given to the actors even if present."""
     from cropray.scoring.config import ScoreConfig
     from cropray.scoring.pipeline import score_archive
 
     cfg = ScoreConfig(bundle=str(bundle), input=str(archive), output=str(out), precision=precision,
-                      overwrite=True)
+                      overwrite=True, num_gpus=0.0 if device == "cpu" else None)
+    clock = DriverClock()
     t0 = time.perf_counter()
     with TreeRSS() as mem:
-        summary = score_archive(cfg)
+        summary = score_archive(cfg, on_block=clock.on_block)
     wall = time.perf_counter() - t0
     rows = summary.get("rows_scored") or 0
     actors = summary.get("actors") or []
@@ -96,4 +124,5 @@ def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str) -> dic
             "tree_peak_rss_mb": mem.peak_mb, "pool": summary.get("pool"),
             "rows_quarantined": summary.get("rows_quarantined"),
             # actor start-up until the first results, and the rate after it (scoring/pipeline.py)
-            "first_block_s": summary.get("first_block_s"), "steady_crops_per_s": summary.get("steady_crops_per_s")}
+            "first_block_s": summary.get("first_block_s"), "steady_crops_per_s": summary.get("steady_crops_per_s"),
+            "driver_commit_crops_per_cpu_s": clock.crops_per_cpu_s}

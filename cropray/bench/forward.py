@@ -64,18 +64,20 @@ def held_out_quality(y: np.ndarray, s: np.ndarray, *, n_boot: int = 500, seed: i
 def measure_path(model, name: str, *, batch_sizes, x_time: np.ndarray, x_acc: np.ndarray | None,
                  ref: np.ndarray | None, threshold: float, calibration: np.ndarray | None,
                  repeats: int, flops: float, peak: dict,
-                 log, y_acc: np.ndarray | None = None, fp32_quality: dict | None = None) -> tuple[list[dict], dict | None]:
+                 log, y_acc: np.ndarray | None = None, fp32_quality: dict | None = None,
+                 device: str = "cpu") -> tuple[list[dict], dict | None]:
     """Rows {arch-free}: one per batch size (crops/s, GFLOP/s, fraction of peak, build seconds) and the
     accuracy of the runtime (measured with the scorer of the first batch size) on x_acc against `ref`.
     With labels y_acc: its own held-out ROC-AUC, and whether it lies within fp32's (`fp32_quality`)
-    interval. A runtime that cannot run this model here is reported "unavailable" with the reason."""
+    interval. A runtime that cannot run this model here is reported "unavailable" with the reason.
+    On cuda the fraction of peak is left out (`peak` is the CPU's matmul ceiling)."""
     spec = PATHS[name]
     rows, acc = [], None
     for bi, batch in enumerate(batch_sizes):
         row = {"path": name, "precision": spec.precision, "runtime": spec.runtime, "batch": batch}
         try:
             t0 = time.perf_counter()
-            s = build_scorer(model, path=name, device="cpu", threshold=threshold, batch_size=batch,
+            s = build_scorer(model, path=name, device=device, threshold=threshold, batch_size=batch,
                              calibration=calibration)
             build_s = time.perf_counter() - t0
             xt = x_time[: max(batch, len(x_time) // batch * batch)]
@@ -85,15 +87,17 @@ def measure_path(model, name: str, *, batch_sizes, x_time: np.ndarray, x_acc: np
             log(f"  {name} b={batch}: unavailable ({str(e)[:120]})")
             break
         med = float(np.median(rates))
-        peak_key = spec.precision if peak.get(spec.precision, {}).get("median_gflops") else "fp32"
         gflops = med * flops / 1e9
-        near = max(gemm_rates(peak_key), default=0.0)  # the GEMM timed right after this path (peak.py)
-        peak_gf = max(peak[peak_key]["median_gflops"] or 0.0, near) or float("nan")
+        peak_key = near = peak_gf = None
+        if device == "cpu":
+            peak_key = spec.precision if peak.get(spec.precision, {}).get("median_gflops") else "fp32"
+            near = max(gemm_rates(peak_key), default=0.0)  # the GEMM timed right after this path (peak.py)
+            peak_gf = max(peak[peak_key]["median_gflops"] or 0.0, near) or float("nan")
         d = s.describe()
         rows.append({**row, "status": "ok", "crops_per_s": med, "crops_per_s_best": float(max(rates)),
                      "ms_per_batch": 1e3 * batch / med, "gflops": gflops, "peak_precision": peak_key,
                      "peak_gflops_used": peak_gf, "peak_gflops_interleaved": near,
-                     "fraction_of_peak": gflops / peak_gf if flops else None,
+                     "fraction_of_peak": gflops / peak_gf if flops and peak_gf else None, "device": device,
                      "build_s": round(build_s, 3), "bn_folded": d.get("bn_folded"),
                      "channels_last": d.get("channels_last")})
         log(f"  {name:13s} b={batch:<4d} {med:8.0f} crops/s  (build {build_s:.1f} s)")

@@ -13,7 +13,8 @@ def render(res: dict) -> str:
     m, pk = res["machine"], res["peak"]
     out = [f"machine: {m['cpu']}, {m['usable_cpus']} usable CPUs, torch {m['torch']} on {pk['threads']} threads; "
            f"load avg {m['loadavg_start'][0]:.1f} -> {m.get('loadavg_end', [float('nan')])[0]:.1f} "
-           "(shared machine: compare within this run)",
+           "(shared machine: compare within this run)"
+           + (f"; GPUs: {', '.join(m['gpus'])} (CUDA {m.get('cuda')})" if m.get("gpus") else ""),
            "matmul peak GFLOP/s (median / best): " + ", ".join(
                f"{k} {_f(pk[k]['median_gflops'])} / {_f(pk[k]['best_gflops'])}"
                for k in ("fp32", "bf16", "int8") if k in pk), ""]
@@ -25,7 +26,7 @@ def render(res: dict) -> str:
             rows.append([r["arch"], r["path"], r["batch"], r.get("status"), "", "", "", "", (r.get("reason") or "")[:50], ""])
             continue
         rows.append([r["arch"], r["path"], r["batch"], _f(r["crops_per_s"]), _f(r["gflops"], "{:.1f}"),
-                     _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], "{:.1f}%") + f" {r['peak_precision']}",
+                     _f(r["fraction_of_peak"] and 100 * r["fraction_of_peak"], "{:.1f}%") + f" {r['peak_precision'] or ''}",
                      _f(r.get("build_s"), "{:.1f}"),
                      a and f"{a['max_abs_diff']:.1e}", a and f"{a['flips']}/{a['n']}", _auc(a)])
     out += ["in-process forward (median crops/s; of peak: vs the best of the run's and an interleaved GEMM; "
@@ -33,41 +34,33 @@ def render(res: dict) -> str:
             "held-out labelled crops, * = within fp32's interval: what auto may choose)",
             fmt_table(rows, ["arch", "path", "batch", "crops/s", "GFLOP/s", "of peak", "build s",
                              "max|d score|", "flips", "held-out ROC-AUC"]), ""]
-    out.append(f"auto here (ISA {res['auto'].get('isa')}), per bench bundle (carrying its graph and quality record):")
+    out.append(f"auto here (device {res['auto'].get('device', 'cpu')}, ISA {res['auto'].get('isa')}), per bench bundle (carrying its graph and quality record):")
     for arch, v in res["auto"]["per_arch"].items():
         fb = "; ".join(f"{f['path']}: {f['reason'][:80]}" for f in v.get("fallbacks") or [])
         out.append(f"  {arch}: auto -> {v['auto_path']} in {_f(v.get('build_s'), '{:.1f}')} s (candidates "
                    f"{', '.join(v.get('candidates') or [])}{'; fell back: ' + fb if fb else ''}); threshold "
                    f"{v.get('threshold_source')}; AUC within fp32's: {v.get('auto_path_auc_within_fp32')}; fastest "
                    f"measured within it: {v.get('fastest_within_fp32_auc_measured')}")
-    if res["peers"]:
-        prow = [[p["runtime"], p["precision"], p.get("status"), _f(p.get("crops_per_s")),
-                 _f(p.get("crops_per_s_torch_pre")), _f(p.get("net_crops_per_s")),
-                 p.get("accuracy_max_abs_diff") is not None and f"{p['accuracy_max_abs_diff']:.1e}" or "-",
-                 p.get("accuracy_flips") is not None and f"{p['accuracy_flips']}/{p['accuracy_n']}" or
-                 (p.get("reason") or "")[:40]] for p in res["peers"]]
-        out += ["", "peers (shallow_cnn network; crops/s with our numpy preprocessing / with torch's / network alone)",
-                fmt_table(prow, ["runtime", "precision", "status", "crops/s", "torch-pre", "net only",
-                                 "max|d score|", "flips"])]
     e, nv = res["end_to_end"], res["naive"]
     out += ["", f"naive baseline (pandas + eager fp32 NCHW batch 32): {nv['crops_per_s']:.0f} crops/s on {nv['n']} "
             f"crops (read {nv['read_s']:.1f}s, model {nv['model_s']:.1f}s)"]
     for r in e["runs"]:
-        out.append(f"end to end (cropray score, Ray Data, precision {e['precision']}, actors ran "
-                   f"{','.join(r.get('paths_used') or [e['assumed_path'] + '?'])}): {_f(r['crops_per_s'])} crops/s scoring phase, "
+        out.append(f"end to end (cropray score, Ray Data, precision {e['precision']}, {r.get('actors')} actor(s) ran "
+                   f"{','.join(r.get('paths_used') or [str(e['assumed_path']) + '?'])}): {_f(r['crops_per_s'])} crops/s scoring phase, "
                    f"{r['crops_per_s_wall']:.0f} incl. Ray start, on {r['n']} crops; actor peak RSS "
                    f"{_f(r['actor_peak_rss_mb'])} MB, process tree peak {_f(r['tree_peak_rss_mb'])} MB"
                    + (f"; first results after {r['first_block_s']:.1f} s, then {_f(r.get('steady_crops_per_s'))} "
-                      "crops/s" if r.get("first_block_s") is not None else ""))
+                      "crops/s" if r.get("first_block_s") is not None else "")
+                   + (f"; driver commit rate {_f(r['driver_commit_crops_per_cpu_s'])} crops per driver-thread CPU s"
+                      if r.get("driver_commit_crops_per_cpu_s") else ""))
     out.append(f"e2e / naive: {_f(res.get('ratios', {}).get('e2e_over_naive'), '{:.2f}')}x on "
                f"{_f(res.get('ratios', {}).get('e2e_crops'), '{:,.0f}')} crops; first scored rows after "
                f"{_f(res.get('ratios', {}).get('e2e_first_block_s'), '{:.1f}')} s (target 5 s)")
     ra = res.get("ratios", {})
-    if ra.get("accurate_forward_over_accurate_peer") is not None:
-        a, p = ra["best_accurate_forward"], ra["best_accurate_peer"]
-        out.append(f"like with like (AUC within fp32's interval; peers: <= 0.1% flips): best cropray path {a['path']} {a['crops_per_s']:.0f} crops/s vs "
-                   f"best peer {p['runtime']} {p['precision']} {p['crops_per_s']:.0f} = "
-                   f"{ra['accurate_forward_over_accurate_peer']:.2f}")
+    if ra.get("best_accurate_forward"):
+        a = ra["best_accurate_forward"]
+        out.append(f"fastest runtime with its held-out AUC within fp32's interval: {a['path']} (batch {a['batch']}) "
+                   f"{a['crops_per_s']:.0f} crops/s")
     if ra.get("e2e_steady_over_forward_same_path") is not None:
         out.append(f"end to end after start-up / in-process forward of the same path: "
                    f"{ra['e2e_steady_over_forward_same_path']:.2f}")
@@ -75,7 +68,9 @@ def render(res: dict) -> str:
     if lf:
         out.append(f"label-free {lf['arch']} ({lf['path']}): {lf['forward_crops_per_s']:.0f} crops/s forward; end to end "
                    f"{_f(lf.get('e2e_crops_per_s'))} crops/s scoring phase, {lf['e2e_crops_per_s_wall']:.0f} incl. Ray "
-                   f"start (actors ran {','.join(lf.get('e2e_paths_used') or ['?'])})")
+                   f"start (actors ran {','.join(lf.get('e2e_paths_used') or ['?'])}); first results after "
+                   f"{_f(lf.get('e2e_first_block_s'), '{:.1f}')} s, then {_f(lf.get('e2e_steady_crops_per_s'))} crops/s; "
+                   f"e2e / naive {_f(lf.get('e2e_over_naive'), '{:.2f}')}x")
     out.append("")
     for k, t in res["targets"].items():
         v = t["value"]

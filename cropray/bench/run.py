@@ -15,25 +15,26 @@ from cropray.bench.config import BenchConfig
 from cropray.bench.e2e import end_to_end, naive_baseline
 from cropray.bench.forward import held_out_quality, measure_path, reference_scores, time_scorer
 from cropray.bench.peak import flops_per_crop, matmul_peak
-from cropray.bench.peers import measure_peers
 from cropray.bench.quality import bundle_with_record, record_from_accuracy
 from cropray.bench.trained import BENCH_SNR, synth_xy, train_briefly
+from cropray.errors import ConfigError
 from cropray.fastpath import build_scorer
 from cropray.fastpath.isa import isa
 from cropray.models.policy import reference_arch
 
 E2E_ARCH = reference_arch()  # the seed's design (SignalClassifier): the naive baseline's model and the e2e bundle
-TARGETS = {"e2e_over_naive": 10.0, "e2e_over_forward_same_path": 0.85, "forward_over_best_peer": 1.0,
-           "memory_growth_at_scale": 1.15}
+TARGETS = {"e2e_over_naive": 10.0, "e2e_over_forward_same_path": 0.85, "memory_growth_at_scale": 1.15}
 
 
 def machine_info() -> dict:
     model = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
                   if ln.startswith("model name")), platform.processor())
+    gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] \
+        if torch.cuda.is_available() else []
     return {"cpu": model, "logical_cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "isa": isa(),
-            "loadavg_start": list(os.getloadavg())}
+            "python": platform.python_version(), "isa": isa(), "gpus": gpus,
+            "cuda": torch.version.cuda if gpus else None, "loadavg_start": list(os.getloadavg())}
 
 
 def _read(path: str) -> str:
@@ -50,6 +51,9 @@ def _best(rows: list[dict], **match) -> dict | None:
 
 def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     """Run every measurement of `cfg` (archives, bundles and outputs go under `workdir`)."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device cuda: CUDA is not available to torch {torch.__version__} here (built for CUDA "
+                          f"{torch.version.cuda or 'none: a CPU build'})", field="device")
     t_start = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -89,17 +93,6 @@ def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     _bundles.clear()
 
     tm = trained[E2E_ARCH]
-    peer_batch = min(cfg.batch_sizes, key=lambda b: abs(b - 128))
-    res["peers"] = []
-    if cfg.peers:
-        log(f"peers ({E2E_ARCH}, batch {peer_batch}) ...")
-        n_peer_acc = min(len(x_acc), 2048 if cfg.quick else len(x_acc))
-        ref = refs[E2E_ARCH][:n_peer_acc] if E2E_ARCH in refs else reference_scores(tm.model, x_acc[:n_peer_acc])
-        res["peers"] = measure_peers(tm.model, batch=peer_batch, x_time=x_time, x_acc=x_acc[:n_peer_acc],
-                                     ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
-                                     repeats=cfg.repeats, threads=threads, log=log, quick=cfg.quick)
-        phase("peers")
-
     res["naive"], res["end_to_end"] = _e2e(cfg, tm, workdir, log,
                                            res["auto"]["per_arch"].get(E2E_ARCH, {}).get("auto_path"), bundle)
     phase("e2e_and_naive")
@@ -128,7 +121,7 @@ def _measure_arch(arch, tm, cfg: BenchConfig, res: dict, refs: dict, *, x_acc, y
         rows, acc = measure_path(tm.model, name, batch_sizes=cfg.batch_sizes, x_time=x_time, x_acc=x_acc,
                                  ref=ref, threshold=tm.threshold, calibration=tm.calibration_crops,
                                  repeats=cfg.repeats, flops=flops, peak=peak, log=log,
-                                 y_acc=y_acc if fp32_q else None, fp32_quality=fp32_q)
+                                 y_acc=y_acc if fp32_q else None, fp32_quality=fp32_q, device=cfg.device)
         res["forward"] += [{"arch": arch, **r} for r in rows]
         if acc:
             res["accuracy"].append({"arch": arch, **acc})
@@ -144,7 +137,7 @@ _bundles: dict = {}  # arch -> the bench bundle carrying its quality record (ben
 def _auto_report(res: dict, trained: dict, cfg: BenchConfig, log) -> dict:
     """What `auto` builds on this machine, per architecture (the bench bundle with its quality record, as
     `cropray score` would), next to the fastest runtime the forward table measured within fp32's AUC."""
-    out = {"isa": isa(), "per_arch": {}}
+    out = {"isa": isa(), "device": cfg.device, "per_arch": {}}
     for arch in res["models"]:
         acc = {a["path"]: a for a in res["accuracy"] if a["arch"] == arch}
         by_auc = [p for p, a in acc.items() if a.get("auc_within_fp32")]
@@ -152,8 +145,8 @@ def _auto_report(res: dict, trained: dict, cfg: BenchConfig, log) -> dict:
                       and r["path"] in by_auc), key=lambda r: r["crops_per_s"], default=None)
         tm, t0 = trained[arch], time.perf_counter()
         bundle = _bundles.get(arch)
-        s = (build_scorer(bundle, device="cpu") if bundle is not None else
-             build_scorer(tm.model, device="cpu", threshold=tm.threshold, calibration=tm.calibration_crops))
+        s = (build_scorer(bundle, device=cfg.device) if bundle is not None else
+             build_scorer(tm.model, device=cfg.device, threshold=tm.threshold, calibration=tm.calibration_crops))
         d = s.describe()
         log(f"{arch}: auto -> {d['path']} (build {time.perf_counter() - t0:.1f} s; candidates "
             f"{', '.join(d['candidates'])})")
@@ -184,8 +177,10 @@ def _e2e(cfg: BenchConfig, tm, workdir: Path, log, auto_pick: str | None, loaded
             naive = naive_baseline(arch_dir, tm.model, tm.threshold, workdir / "naive-scores.parquet")
             log(f"  naive: {naive['crops_per_s']:.0f} crops/s")
         log(f"end to end: cropray score (--precision {precision}) on {n} crops ...")
-        r = end_to_end(bundle, arch_dir, workdir / f"scores-{n}", precision=precision)
-        log(f"  end to end: {r['crops_per_s']} crops/s (scoring phase), {r['crops_per_s_wall']:.0f} wall")
+        r = end_to_end(bundle, arch_dir, workdir / f"scores-{n}", precision=precision, device=cfg.device)
+        log(f"  end to end: {r['crops_per_s']} crops/s (scoring phase), {r['crops_per_s_wall']:.0f} wall; "
+            f"{r['actors']} actor(s) ran {','.join(r['paths_used']) or '?'}; driver commit rate "
+            f"{r['driver_commit_crops_per_cpu_s'] or '-'} crops per driver-thread CPU second")
         runs.append({"scale": scale, **r})
     used = runs[0].get("paths_used") or []
     e2e = {**runs[0], "precision": precision, "assumed_path": auto_pick,
@@ -195,22 +190,30 @@ def _e2e(cfg: BenchConfig, tm, workdir: Path, log, auto_pick: str | None, loaded
 
 def _label_free(cfg: BenchConfig, workdir: Path, x_time: np.ndarray, log) -> dict:
     """The label-free `dedoppler` (what `auto` ships with few labels): forward crops/s of the runtime auto
-    picks for it and `cropray score` end to end on the e2e archive."""
+    picks for it, the naive loop with its eager model and `cropray score` end to end on the e2e archive."""
     from cropray.bundle import save_bundle
     from cropray.models import build_model
 
     arch = "dedoppler"
     model = build_model(arch).eval()
-    s = build_scorer(model, device="cpu", threshold=0.0, calibration=x_time[:64])
+    s = build_scorer(model, device=cfg.device, threshold=0.0, calibration=x_time[:64])
     thr = float(np.median(s(x_time)))  # any threshold times the same; the median flags half
     rates = time_scorer(s, x_time, 256, cfg.repeats)
     out = {"arch": arch, "path": s.describe()["path"], "forward_crops_per_s": float(np.median(rates))}
     log(f"{arch}: {out['path']} {out['forward_crops_per_s']:.0f} crops/s forward")
     bundle = save_bundle(model, workdir / "bundle-dedoppler", threshold=thr, train_summary={}, metrics={},
                          calibration_crops=x_time[:64], overwrite=True)
-    r = end_to_end(bundle, workdir / f"archive-{cfg.n}", workdir / "scores-dedoppler", precision="auto")
+    archive = workdir / f"archive-{cfg.n}"
+    naive = naive_baseline(archive, model, thr, workdir / "naive-dedoppler.parquet")
+    log(f"  naive ({arch}, eager batch 32): {naive['crops_per_s']:.0f} crops/s")
+    r = end_to_end(bundle, archive, workdir / "scores-dedoppler", precision="auto", device=cfg.device)
     out.update(e2e_crops_per_s=r.get("crops_per_s"), e2e_crops_per_s_wall=r["crops_per_s_wall"],
-               e2e_first_block_s=r.get("first_block_s"), e2e_paths_used=r.get("paths_used"))
+               e2e_first_block_s=r.get("first_block_s"), e2e_steady_crops_per_s=r.get("steady_crops_per_s"),
+               e2e_paths_used=r.get("paths_used"), e2e_actors=r.get("actors"),
+               e2e_driver_commit_crops_per_cpu_s=r.get("driver_commit_crops_per_cpu_s"), naive=naive,
+               # as the main row: scoring phase (after Ray's start) / naive; and whole call incl. Ray's start
+               e2e_over_naive=(r.get("crops_per_s") or r["crops_per_s_wall"]) / naive["crops_per_s"],
+               e2e_wall_over_naive=r["crops_per_s_wall"] / naive["crops_per_s"])
     log(f"  end to end: {r.get('crops_per_s')} crops/s (scoring phase), {r['crops_per_s_wall']:.0f} wall")
     return out
 
@@ -220,8 +223,6 @@ def _ratios(res: dict) -> tuple[dict, dict]:
     fwd = [r for r in res["forward"] if r["arch"] == E2E_ARCH]
     same = _best(fwd, path=e2e["path"])
     best = _best(fwd)
-    peers = [p for p in res["peers"] if p.get("status") == "ok"]
-    best_peer = max(peers, key=lambda p: p["crops_per_s"], default=None)
     runs = e2e["runs"]
     # steady state: the largest archive (actor start and the graph load are paid once per run)
     big = runs[-1]
@@ -229,28 +230,24 @@ def _ratios(res: dict) -> tuple[dict, dict]:
     growth = None
     if len(runs) > 1 and runs[0].get("actor_peak_rss_mb") and runs[-1].get("actor_peak_rss_mb"):
         growth = runs[-1]["actor_peak_rss_mb"] / runs[0]["actor_peak_rss_mb"]
-    # Like with like: the fastest path whose held-out ROC-AUC is within fp32's interval (path-aware CV's rule;
-    # <= 0.1% flips on the accuracy set where no AUC was measured) / the fastest peer within 0.1% flips.
+    # The fastest path whose held-out ROC-AUC is within fp32's interval (path-aware CV's rule; <= 0.1% flips
+    # on the accuracy set where no AUC was measured)
     eligible = {r["path"] for r in res.get("accuracy", []) if r["arch"] == E2E_ARCH
                 and (r["auc_within_fp32"] if "auc_within_fp32" in r else r.get("auto_eligible"))}
     best_acc = max((r for r in fwd if r.get("status") == "ok" and r["path"] in eligible),
                    key=lambda r: r["crops_per_s"], default=None)
-    peer_acc = max((p for p in peers if p.get("accuracy_auto_eligible")), key=lambda p: p["crops_per_s"], default=None)
     steady = big.get("steady_crops_per_s")
     ratios = {
         "e2e_crops": big["n"],
         "e2e_first_block_s": big.get("first_block_s"),
         "e2e_steady_over_forward_same_path": same and steady and steady / same["crops_per_s"],
-        "accurate_forward_over_accurate_peer": best_acc and peer_acc and best_acc["crops_per_s"] / peer_acc["crops_per_s"],
         "best_accurate_forward": best_acc and {k: best_acc[k] for k in ("path", "batch", "crops_per_s")},
-        "best_accurate_peer": peer_acc and {k: peer_acc[k] for k in ("runtime", "precision", "crops_per_s")},
         "e2e_over_naive": e2e_rate / naive["crops_per_s"],
         "e2e_over_forward_same_path": same and e2e_rate / same["crops_per_s"],
         "e2e_over_best_forward": best and e2e_rate / best["crops_per_s"],
-        "forward_over_best_peer": best and best_peer and best["crops_per_s"] / best_peer["crops_per_s"],
         "memory_growth_at_scale": growth,
         "best_forward": best and {k: best[k] for k in ("path", "batch", "crops_per_s")},
-        "best_peer": best_peer and {k: best_peer[k] for k in ("runtime", "precision", "crops_per_s")},
+        "driver_commit_crops_per_cpu_s": big.get("driver_commit_crops_per_cpu_s"),
     }
     targets = {}
     for k, goal in TARGETS.items():

@@ -1,4 +1,4 @@
-"""`cropray bench`: model forward, end-to-end scoring, the naive baseline and peers, in one run."""
+"""`cropray bench`: model forward, end-to-end scoring, the naive baseline and the label-free row, in one run."""
 
 from __future__ import annotations
 
@@ -17,15 +17,16 @@ example:
   cropray bench --json > bench.json             # every architecture, runtime and batch size
   cropray bench --archs shallow_cnn --e2e-rows 100000 --memory-scale 1   # e2e / naive on 100k crops
   cropray bench --archs shallow_cnn --paths fold_cl,onnx_fp32,onnx_int8 --batch-sizes 64,128 --n 50000
+  cropray bench --device cuda --archs shallow_cnn --e2e-rows 100000   # on a GPU: cuda_amp, an actor per GPU
 
 Measures on a synthetic archive made on the spot: the matmul peak (fp32/bf16/int8 GFLOP/s),
 in-process forward crops/s per architecture x runtime x batch size (GFLOP/s, fraction of peak, build
-time), each runtime's accuracy vs fp32 eager (max |d score|, is_signal flips, held-out ROC-AUC), peers
-(ONNX Runtime, OpenVINO; `pip install 'cropray[bench]'`), `cropray score` end to end through Ray
-Data and the naive baseline (pandas + eager fp32 batch-32 loop), their ratios and peak memory, what
-`auto` runs here, and the label-free dedoppler (forward and end to end).
+time), each runtime's accuracy vs fp32 eager (max |d score|, is_signal flips, held-out ROC-AUC),
+`cropray score` end to end through Ray Data and the naive baseline (pandas + eager fp32 batch-32
+loop), their ratios, the first scored block's latency, the driver's commit rate and peak memory, what
+`auto` runs here, and the label-free dedoppler (forward, naive loop and end to end).
 The machine may be shared: compare figures within one run (medians over --repeats).
-runtimes (CPU): eager, fold_cl, onnx_fp32, onnx_int8, numpy (dedoppler only)."""
+runtimes: cpu: eager, fold_cl, onnx_fp32, onnx_int8, numpy (dedoppler only); cuda: eager, fold_cl, cuda_amp."""
 
 
 def _csv(flag: str, cast=str):
@@ -43,25 +44,27 @@ def _csv(flag: str, cast=str):
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure scoring speed and accuracy on this machine",
-                       description="Benchmark cropray's runtimes, end-to-end scoring, a naive "
-                                   "baseline and peers on a synthetic archive.",
+                       description="Benchmark cropray's runtimes, end-to-end scoring and a naive "
+                                   "baseline on a synthetic archive.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small run: shallow_cnn, small archive (~1 minute)")
+    p.add_argument("--device", default=None, choices=["cpu", "cuda"],
+                   help="where the runtimes and the end-to-end actors run (default cpu; cuda: one actor per GPU)")
     p.add_argument("--e2e-rows", "--n", dest="n", type=positive_int("--e2e-rows"), default=None,
                    help="crops in the archive scored end to end and by the naive loop (default 100000; --quick 2048)")
     p.add_argument("--n-accuracy", type=positive_int("--n-accuracy"), default=None,
                    help="crops each path is compared with fp32 eager on (default 10000)")
     p.add_argument("--archs", type=_csv("--archs"), default=None, help="architectures (default: all)")
-    p.add_argument("--paths", type=_csv("--paths"), default=None, help="runtimes (default: every CPU runtime)")
+    p.add_argument("--paths", type=_csv("--paths"), default=None,
+                   help="runtimes (default: every runtime of --device)")
     p.add_argument("--batch-sizes", type=_csv("--batch-sizes", int), default=None,
                    help="in-process batch sizes (default 32,128,512)")
     p.add_argument("--repeats", type=positive_int("--repeats"), default=None, help="timing repeats (default 5)")
-    p.add_argument("--e2e-precision", default=None, choices=["auto", "fp32", "int8"],
-                   help="`cropray score --precision` of the end-to-end run (default auto)")
+    p.add_argument("--e2e-precision", default=None, choices=["auto", "fp32", "int8", "bf16"],
+                   help="`cropray score --precision` of the end-to-end run (default auto; int8 cpu, bf16 cuda)")
     p.add_argument("--no-label-free", action="store_true", help="skip the label-free dedoppler row")
     p.add_argument("--memory-scale", type=positive_int("--memory-scale"), default=None,
                    help="also score an archive this many times larger to check peak memory (default 4; 1 = off)")
-    p.add_argument("--no-peers", action="store_true", help="skip ONNX Runtime / OpenVINO")
     p.add_argument("--threads", type=positive_int("--threads"), default=None, help="torch threads (default: all usable)")
     p.add_argument("--train-seconds", type=float, default=None, help="brief training per architecture (default 30)")
     p.add_argument("--workdir", default=None, help="where archives and outputs go (default: a temp dir, removed)")
@@ -76,9 +79,8 @@ def config_from_args(args):
         "n": args.n, "n_accuracy": args.n_accuracy, "archs": args.archs, "paths": args.paths,
         "batch_sizes": args.batch_sizes, "repeats": args.repeats, "e2e_precision": args.e2e_precision,
         "memory_scale": args.memory_scale, "threads": args.threads, "train_seconds": args.train_seconds,
+        "device": args.device,
     }.items() if v is not None}
-    if args.no_peers:
-        over["peers"] = False
     if args.no_label_free:
         over["label_free"] = False
     return BenchConfig.quick_preset(**over) if args.quick else BenchConfig(**over)
@@ -92,7 +94,7 @@ def run(args) -> int:
     def log(msg: str) -> None:
         print(f"bench: {msg}", file=sys.stderr, flush=True)
 
-    with _stdout_to_stderr():  # NNCF/Ray/ONNX Runtime print to stdout: keep it for the summary/JSON
+    with _stdout_to_stderr():  # Ray/ONNX Runtime print to stdout: keep it for the summary/JSON
         if args.workdir:
             res = run_bench(cfg, Path(args.workdir), log=log)
         else:
