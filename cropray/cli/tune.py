@@ -30,12 +30,15 @@ EXAMPLE = """example:
   cropray train /tmp/labels --out /tmp/model --config /tmp/sweep/best_config.json   # same as OUT/bundle
 
 Each trial cross-validates one configuration (stratified k-fold, every trial on the same folds) and
-reports the CV metric after every epoch; ASHA stops poor trials early; Optuna's TPE proposes the next
-configuration (random search without optuna). Trial 0 is the regime's default configuration. A trial
-that raises is recorded as failed and the sweep goes on (exit 1 when any failed). OUT gets trials.parquet
-and .csv, sweep_params.png, sweep_progress.png, best_config.json, bundle/ (the best configuration
-retrained on all labels, its threshold and CV metrics taken from the winning trial's out-of-fold
-scores), summary.json, and Tune's experiment in sweep/. --archive (as in `cropray train`): injected
+reports its metrics after every epoch; ASHA stops poor trials early on the pooled inner-validation
+ROC-AUC (never the held-out folds); the objective (--metric) ranks the trials and guides Optuna's TPE,
+which proposes the next configuration (random search without optuna). Trial 0 is the regime's default
+configuration. A trial that raises is recorded as failed and the sweep goes on (exit 1 when any
+failed). OUT gets trials.parquet and .csv, sweep_params.png, sweep_progress.png, best_config.json,
+bundle/, summary.json, and Tune's experiment in sweep/. bundle/ follows `cropray train`'s rule: the best
+configuration retrained on all labels (threshold and CV metrics from the winning trial's out-of-fold
+scores) only when its paired ROC-AUC gain over dedoppler on those crops has a 95% lower bound above
+zero; otherwise the label-free dedoppler ships (the summary says so, with the gain and its interval). --archive (as in `cropray train`): injected
 crops from an unlabelled archive, built once, join every trial's training folds and the retrain; folds,
 threshold and metrics stay real labels only. On a cluster, OUT must be on storage every node sees and
 ARCHIVE readable by the driver (trials get its crops through the object store); submit with
@@ -207,7 +210,7 @@ def human(s: TuneResult) -> str:
                                                for k, v in b.params.items()))
     if s.bundle:
         c = s.bundle.cv_roc_auc
-        lines.append(f"bundle     {s.bundle.path}  ({s.bundle.model_id})")
+        lines.append(f"bundle     {s.bundle.path}  ({s.bundle.arch + ', ' if s.bundle.arch else ''}{s.bundle.model_id})")
         if s.bundle.error:
             lines.append(f"WARNING    {s.bundle.error}")
         lines.append(f"           refit on all labels; CV k={s.bundle.k} ROC-AUC {c['value']:.3f} "
@@ -217,11 +220,13 @@ def human(s: TuneResult) -> str:
         lines.append(f"           threshold {s.bundle.threshold:.4g} ({s.bundle.threshold_rule or 'Youden'})")
         g = s.bundle.gain_vs_physics
         if g:
-            lines.append(f"           paired ROC-AUC gain vs dedoppler {g['gain']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}] "
-                         + ("(proven)" if g["proven"] else "(not proven: `cropray train --arch auto` would ship "
-                                                           "dedoppler)"))
+            lines.append(f"           best trial's paired ROC-AUC gain vs dedoppler {g['gain']:+.4f} "
+                         f"[{g['lo']:+.4f}, {g['hi']:+.4f}] " + ("(proven)" if g["proven"] else "(not proven)"))
+        if s.bundle.physics:
+            lines.append(f"SHIPS      {s.bundle.arch or 'dedoppler'}, not the best trial: {s.bundle.physics}")
     if s.archive:
-        lines.extend(archive_lines(s.archive, s.best.config["arch"] if s.best else "model"))
+        shipped = s.bundle.arch if s.bundle and s.bundle.arch else s.best.config["arch"] if s.best else "model"
+        lines.extend(archive_lines(s.archive, shipped))
     lines.append(f"outputs    {s.out}: trials.parquet, trials.csv, sweep_params.png, sweep_progress.png, "
                  "best_config.json, summary.json")
     t = s.seconds

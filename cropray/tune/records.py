@@ -36,8 +36,8 @@ TUNE_CONFIG = "tune_config.json"
 DATA = "data.json"
 STATUSES = ("running", "completed", "stopped", "failed", "not run")
 FINISHED = ("completed", "stopped", "failed")  # kept by --resume; the others rerun from epoch 1
-RESULT_KEYS = ("epoch", "finished", "cv_auc", "cv_auc_std", "cv_auc_lcb", "val_auc", "train_loss", "oof_auc",
-               "oof_auc_lo", "oof_auc_hi", "best_epoch", "time_total_s", "timestamp")
+RESULT_KEYS = ("epoch", "finished", "cv_auc", "cv_auc_std", "cv_auc_lcb", "val_auc", "inner_val_auc", "train_loss",
+               "oof_auc", "oof_auc_lo", "oof_auc_hi", "best_epoch", "time_total_s", "timestamp")
 MAX_RECORD_BYTES = 64 << 20  # a completed trial's record holds ~25 bytes per label (its out-of-fold scores)
 _NAME = re.compile(r"trial-(\d{4,6})\.json")
 

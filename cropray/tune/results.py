@@ -64,8 +64,12 @@ class SweepBundle(JobResult):
     error: str | None  # set when the refit's scores are not finite: do not use the bundle
     cv_source: str = ""  # the winning trial's out-of-fold scores, or why the retrain cross-validated again
     threshold_rule: str = ""  # how the bundle's threshold was set (Youden's J, or a target false-alarm rate)
-    gain_vs_physics: dict | None = None  # paired ROC-AUC gain over dedoppler on the same out-of-fold crops,
-    #   with its interval (cropray.train.select); None when dedoppler itself won
+    gain_vs_physics: dict | None = None  # the best trial's paired ROC-AUC gain over dedoppler on the same
+    #   out-of-fold crops, with its interval (cropray.train.select), whether or not it shipped; None when the
+    #   best trial is label-free itself
+    arch: str = ""  # the architecture in the bundle: the best trial's, or dedoppler (see `physics`)
+    physics: str | None = None  # why the label-free baseline ships instead of the best trial (its gain is
+    #   not proven); None when the best trial ships
 
 
 @dataclass(frozen=True)
@@ -100,9 +104,10 @@ class TuneResult(JobResult):
     settings: dict[str, Any]  # the TuneConfig.to_dict() the sweep ran with
     seconds: SweepSeconds | None = None
     archive: dict[str, Any] | None = None  # what --archive drew and injected (as in `cropray train`), if used
+    stop_metric: str = ""  # what ASHA stopped trials on (cropray.tune.scheduler.STOP_METRIC); `metric` ranks them
 
 
-METRIC_COLS = ["cv_auc", "cv_auc_std", "cv_auc_lcb", "val_auc", "train_loss"]
+METRIC_COLS = ["cv_auc", "cv_auc_std", "cv_auc_lcb", "val_auc", "inner_val_auc", "train_loss"]
 FINAL_COLS = ["oof_auc", "oof_auc_lo", "oof_auc_hi", "best_epoch"]
 ERROR_CHARS = 500
 

@@ -1,9 +1,11 @@
 """`run_sweep`: the whole `cropray tune` job as one library call.
 
 read labels -> pick the regime -> Tuner(with_resources(with_parameters(train_trial, data)), ASHA that
-never stops trial 0 (the default config), ConcurrencyLimiter(Optuna TPE | random)) -> trials table,
-plots, best_config.json -> a bundle
-retrained on all labels with the best config (the same `train_and_bundle` as `cropray train`).
+stops on the inner-validation ROC-AUC and never stops trial 0 (the default config),
+ConcurrencyLimiter(Optuna TPE | random)) -> trials table, plots, best_config.json (the best trial by
+the objective) -> a bundle: the best config retrained on all labels (the same `train_and_bundle` as
+`cropray train`) when its paired ROC-AUC gain over physics is proven, else the label-free `dedoppler`
+(cropray.tune.physics).
 
 Layout of OUT: tune_config.json, data.json and trials/ (cropray's own JSON record of the sweep, what
 --resume rebuilds it from: `cropray.tune.records`), sweep/ (Tune's experiment dir; a resumed run writes
@@ -56,7 +58,7 @@ from cropray.tune.results import (
     trials_table,
     write_table,
 )
-from cropray.tune.scheduler import BaselineASHA
+from cropray.tune.scheduler import STOP_METRIC, STOP_MODE, BaselineASHA
 from cropray.tune.search import make_searcher, resolve_search
 from cropray.tune.spaces import SPACES, choose_regime, default_point
 from cropray.tune.trainable import TrialData, TrialSetup, build_train_config, check_fixed, train_trial
@@ -207,11 +209,14 @@ def _tuner(out: Path, data: TrialData, regime: str, tcfg: TuneConfig,
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, setup=TrialSetup(tune=tcfg, regime=regime)),
         {"cpu": tcfg.cpus_per_trial, "gpu": tcfg.gpus_per_trial})
-    # metric/mode live in TuneConfig only: ASHA takes them from there (giving them to both fails).
+    # ASHA stops on the inner-validation figure (STOP_METRIC), the searcher learns from and the table ranks
+    # by the objective (tcfg.metric): each gets its own metric, so Tune's TuneConfig names none (a metric
+    # given both there and to a scheduler is refused).
     baseline = default_point(SPACES[regime]) if tcfg.include_default else None
-    asha = BaselineASHA(baseline, time_attr="training_iteration", max_t=tcfg.epochs, grace_period=tcfg.grace,
-                        reduction_factor=tcfg.reduction_factor, stop_last_trials=False)
-    tc = tune.TuneConfig(metric=tcfg.metric, mode=tcfg.mode, search_alg=searcher, scheduler=asha,
+    asha = BaselineASHA(baseline, time_attr="training_iteration", metric=STOP_METRIC, mode=STOP_MODE,
+                        max_t=tcfg.epochs, grace_period=tcfg.grace, reduction_factor=tcfg.reduction_factor,
+                        stop_last_trials=False)
+    tc = tune.TuneConfig(search_alg=searcher, scheduler=asha,
                          num_samples=n_run, time_budget_s=tcfg.time_budget_s,
                          trial_dirname_creator=_trial_dirname,
                          # One actor runs trial after trial: torch and cropray are imported once, not per
@@ -324,10 +329,10 @@ def _report(out: Path, labels, ls, cc, regime: str, warning, kind: str, tcfg: Tu
         class_counts={"signal": cc[1], "not_signal": cc[0]}, invalid_rows=int(sum(ls.invalid.values())),
         regime=regime, regime_warning=warning, search=kind, metric=tcfg.metric, mode=tcfg.mode,
         epochs=tcfg.epochs, trials=counts(df), resumed=resume, best=chosen, default=default, bundle=None,
-        files=files, settings=tcfg.to_dict())
+        files=files, settings=tcfg.to_dict(), stop_metric=STOP_METRIC)
 
 
-def _trial_cv(out: Path, ls, best, tcfg: TuneConfig):
+def trial_cv(out: Path, ls, best, tcfg: TuneConfig):
     """(CVResult of the best trial's own out-of-fold work, how the bundle's CV was obtained) - or
     (None, why it must be cross-validated again): a trial stopped early, or a record that does not
     match these labels and the folds `cropray train` draws (cropray.tune.oof)."""
@@ -357,30 +362,63 @@ class Refit:
 
 
 def _retrain(out: Path, labels, ls, s: TuneResult, crop_shape, tcfg: TuneConfig, log, refit: Refit) -> SweepBundle:
-    """The best configuration retrained on all labels into OUT/bundle (as `cropray train` would), its
-    threshold and CV metrics from the winning trial's out-of-fold scores when they fit (`_trial_cv`)."""
+    """The bundle in OUT/bundle, by the paired rule of `cropray train` (cropray.tune.physics): the best
+    configuration retrained on all labels when its paired ROC-AUC gain over physics on its out-of-fold
+    crops is proven (threshold and CV metrics from the winning trial's out-of-fold scores when they fit,
+    `trial_cv`), else the label-free baseline."""
+    from cropray.models.policy import arch_spec
     from cropray.train import PriorWork, TrainConfig, TrainJob, train_and_bundle
+    from cropray.tune.physics import baseline_scores, gain_over_physics
 
     best = s.best
     say = log or (lambda _m: None)
-    cv, how = _trial_cv(out, ls, best, tcfg)
-    say(f"retraining the best config ({best.trial_id}) on all labels; CV: {how}")
+    cv, how = trial_cv(out, ls, best, tcfg)
     extra = {"sweep": {"experiment": s.experiment, "regime": s.regime, "search": s.search,
                        "metric": tcfg.metric, "best_trial": best.trial_id, "best_value": best.value,
                        "trials": s.trials.to_dict(), "cv_source": how}}
-    job = TrainJob(labels=labels, out=out / "bundle", config=TrainConfig.from_dict(best.config), folds=tcfg.folds,
-                   crop_shape=crop_shape, overwrite=True, progress=False, extra=extra, archive=refit.archive,
-                   inject=refit.inject, target_fpr=refit.target_fpr)
-    prior = PriorWork(labeled=ls,  # the labels the sweep read: the archive is read once per job
-                      cv=cv, archive=None if refit.archive is None else (refit.crops, refit.archive_info))
-    r = train_and_bundle(job, prior, log=log)
+    learned = not arch_spec(best.config["arch"]).fit_free
+    gain = None
+    if learned and cv is not None:  # decided before any refit: an unproven winner is never refit
+        gain = gain_over_physics(ls.y, cv.oof_scores, baseline_scores(ls.x), tcfg.seed)
+    if gain is None or gain["proven"]:
+        say(f"retraining the best config ({best.trial_id}) on all labels; CV: {how}")
+        job = TrainJob(labels=labels, out=out / "bundle", config=TrainConfig.from_dict(best.config),
+                       folds=tcfg.folds, crop_shape=crop_shape, overwrite=True, progress=False, extra=extra,
+                       archive=refit.archive, inject=refit.inject, target_fpr=refit.target_fpr)
+        prior = PriorWork(labeled=ls,  # the labels the sweep read: the archive is read once per job
+                          cv=cv, archive=None if refit.archive is None else (refit.crops, refit.archive_info))
+        r = train_and_bundle(job, prior, log=log)
+        gain = r.gain_vs_physics if learned else None  # after a second CV, train measured it
+    physics = None
+    if gain is not None and not gain["proven"]:
+        r, physics, how = _ship_physics(out, labels, ls, best, gain, crop_shape, tcfg, log, refit, extra)
     b = SweepBundle(path=r.bundle, model_id=r.model_id, k=r.k, threshold=r.threshold, threshold_rule=r.threshold_rule,
-                    gain_vs_physics=r.gain_vs_physics,
+                    gain_vs_physics=gain, arch=r.arch, physics=physics,
                     cv_roc_auc=r.cv_metrics["roc_auc"], final_epochs=r.final_epochs, error=_check_bundle(r.bundle, ls.x),
                     cv_source=how)
     if b.error and log:
         log(f"warning: {b.error}")
     return b
+
+
+def _ship_physics(out: Path, labels, ls, best, gain: dict, crop_shape, tcfg: TuneConfig, log, refit: Refit,
+                  extra: dict) -> tuple:
+    """(TrainResult of the label-free baseline's bundle in OUT/bundle, why it ships, its CV source)."""
+    from cropray.models.policy import baseline_arch
+    from cropray.train.select import CI
+    from cropray.tune.physics import ship_physics
+
+    base = baseline_arch()
+    why = (f"the best trial {best.trial_id} ({best.config['arch']}) has a paired ROC-AUC gain over {base} of "
+           f"{gain['gain']:+.4f} [{gain['lo']:+.4f}, {gain['hi']:+.4f}] ({CI:.0%}) on the same out-of-fold crops: "
+           f"not proven (the lower bound is not above zero), so {base} ships")
+    (log or (lambda _m: None))(why)
+    how = f"{base}'s scores on the same folds (label-free: nothing to cross-validate)"
+    sweep = {**extra["sweep"], "cv_source": how, "shipped": base, "physics": why, "winner_gain_vs_physics": gain}
+    r = ship_physics(labels, out / "bundle", ls, folds=tcfg.folds, seed=tcfg.seed, crop_shape=crop_shape,
+                     archive=refit.archive, inject=refit.inject, prior_archive=(refit.crops, refit.archive_info),
+                     target_fpr=refit.target_fpr, extra={"sweep": sweep}, log=log)
+    return r, why, how
 
 
 def _check_bundle(path: str, x: np.ndarray) -> str | None:

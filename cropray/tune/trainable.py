@@ -1,8 +1,9 @@
 """The Tune trainable: a plain function over library code (`cross_validate`), one trial = one config.
 
 Data arrives through `tune.with_parameters` (put in the object store once, shared by every trial);
-the k folds train in lockstep and the cross-validated metric is reported after every epoch, which is
-what ASHA stops poor trials on. One last report (`finished: True`) carries the out-of-fold ROC-AUC
+the k folds train in lockstep and the cross-validated metrics are reported after every epoch: ASHA
+stops poor trials on the pooled inner-validation ROC-AUC (`inner_val_auc`), the trials are ranked at
+the end on the objective (the held-out `cv_auc` by default). One last report (`finished: True`) carries the out-of-fold ROC-AUC
 with its bootstrap interval; a trial without it was stopped early (by ASHA or the time budget).
 
 Resume granularity is the trial: `Tuner.restore` keeps finished, stopped and failed trials and reruns
@@ -114,10 +115,12 @@ def epoch_row(m: dict[str, Any]) -> dict[str, Any]:
     """What a trial reports per epoch: a few floats (the driver keeps every trial's last result)."""
     nan = float("nan")
     cv, std = m.get("cv_auc", nan), m.get("cv_auc_std", nan)
-    val = m.get("val_auc")
+    val, inner = m.get("val_auc"), m.get("inner_val_auc")
+    # inner_val_auc: what ASHA stops on (cropray.tune.scheduler); NaN without inner validation splits
+    # (ASHA then lets the trial pass that rung)
     return {"epoch": int(m.get("epoch", 0)), "cv_auc": cv, "cv_auc_std": std, "cv_auc_lcb": cv - std,
-            "val_auc": nan if val is None else float(val), "train_loss": float(m.get("train_loss", nan)),
-            "finished": False}
+            "val_auc": nan if val is None else float(val), "inner_val_auc": nan if inner is None else float(inner),
+            "train_loss": float(m.get("train_loss", nan)), "finished": False}
 
 
 def train_trial(config: dict, *, data: TrialData, setup: TrialSetup) -> None:

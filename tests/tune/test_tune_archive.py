@@ -1,12 +1,12 @@
-"""`cropray tune --archive` on the shared 2-CPU Ray session: injected crops built once in the driver,
-in every trial's training folds and in the retrain; the retrain reuses the winner's out-of-fold work
-instead of cross-validating again; bad archive input and a resumed sweep on another archive."""
+"""`cropray tune --archive` on the shared 2-CPU Ray session: injected crops built once in the driver and
+in every trial's training folds; the winner's out-of-fold work decides, without cross-validating
+again, that physics ships (its threshold from --target-fpr on the archive); bad archive input and a
+resumed sweep on another archive."""
 
 import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from conftest import TINY_FIXED
 
 from cropray.archive import read_labeled, write_archive
@@ -26,7 +26,7 @@ def _records(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((out / "trials").glob("trial-*.json"))]
 
 
-def test_cli_sweep_with_archive_retrains_on_the_winners_oof(ray_local, labels60, archive300, tmp_path, capsys,
+def test_cli_sweep_with_archive_ships_physics_when_the_winner_is_unproven(ray_local, labels60, archive300, tmp_path, capsys,
                                                            monkeypatch):
     import cropray.train.cv as cv_module
 
@@ -42,7 +42,8 @@ def test_cli_sweep_with_archive_retrains_on_the_winners_oof(ray_local, labels60,
     out = tmp_path / "out"
     argv = ["tune", str(labels60), "--out", str(out), "--samples", "2", "--epochs", "2", "--folds", "2",
             "--max-concurrent", "2", "--search", "random", "--seed", "1", "--fixed", json.dumps(TINY_FIXED),
-            "--archive", str(arch), "--archive-crops", "300", "--inject-config", json.dumps(INJECT), "--json"]
+            "--archive", str(arch), "--archive-crops", "300", "--inject-config", json.dumps(INJECT), "--json",
+            "--target-fpr", "0.01"]
     assert main(argv) == 1  # the unreadable file needs attention
     s = json.loads(capsys.readouterr().out)
     a = s["archive"]
@@ -55,18 +56,21 @@ def test_cli_sweep_with_archive_retrains_on_the_winners_oof(ray_local, labels60,
     best = next(r for r in _records(out) if r["trial_id"] == s["best"]["trial_id"])
     oof = best["oof"]
     assert len(oof["scores"]) == 60 and oof["fold"] == fold_assignment(ls.y, 2, 1).tolist()
-    man = load_bundle(out / "bundle").manifest
-    assert s["bundle"]["threshold"] == oof["threshold"] and man["threshold"] == oof["threshold"]  # exact: not rerun
-    ts = man["train_summary"]
-    assert ts["cv"]["best_epochs"] == oof["best_epochs"]
-    assert ts["final_epochs"] == max(1, int(np.median(oof["best_epochs"])))
-    assert s["bundle"]["cv_roc_auc"]["value"] == pytest.approx(best["result"]["oof_auc"], abs=1e-12)
-    assert s["bundle"]["cv_source"].startswith(f"trial {s['best']['trial_id']}'s out-of-fold scores")
+    # Bright labels: physics is near perfect, the winner's paired gain over it is not proven, so the bundle
+    # is dedoppler -- never refit, never cross-validated in the driver (no_cv above) -- and its threshold
+    # follows --target-fpr on held-back screened archive backgrounds, as `cropray train` would set it.
     g = s["bundle"]["gain_vs_physics"]  # the winner's paired gain over dedoppler on the same 60 crops
-    assert g["lo"] <= g["gain"] <= g["hi"] and g["proven"] == (g["lo"] > 0)
-    assert ts["archive"]["archive_fingerprint"] == a["archive_fingerprint"] and ts["archive"]["used_by_model"]
-    assert ts["archive"]["files_failed"] == a["files_failed"]
-    assert man["extra"]["sweep"]["cv_source"] == s["bundle"]["cv_source"]
+    assert g["lo"] <= g["gain"] <= g["hi"] and not g["proven"]
+    assert s["bundle"]["arch"] == "dedoppler" and "not proven" in s["bundle"]["physics"]
+    man = load_bundle(out / "bundle").manifest
+    ts = man["train_summary"]
+    rule = ts["threshold"]
+    assert rule["rule"] == "target_fpr" and rule["target_fpr"] == 0.01 and man["threshold"] == rule["threshold"]
+    assert s["bundle"]["threshold"] == rule["threshold"] and 0 < rule["n_backgrounds"] == ts["archive"][
+        "held_back_for_threshold"]
+    assert ts["archive"]["archive_fingerprint"] == a["archive_fingerprint"] and ts["final_epochs"] == 0
+    assert man["extra"]["sweep"]["cv_source"] == s["bundle"]["cv_source"] and "dedoppler" in s["bundle"]["cv_source"]
+    assert man["extra"]["sweep"]["winner_gain_vs_physics"] == g
 
     # The trial trained with the archive's crops in its folds: its out-of-fold scores are those of
     # cross_validate with them (same config, seed, folds), and not those without them.

@@ -60,14 +60,34 @@ def test_sweep_end_to_end_with_a_failing_trial(ray_local, labels80, tmp_path):
     cfg = TrainConfig.from_dict(json.loads((out / "best_config.json").read_text()))
     assert cfg.arch == "siamese" and cfg.epochs == 2 and cfg.model_kwargs == {"channels": [8, 16, 32]}
 
+    # ASHA stopped on the inner-validation figure, reported beside the held-out one in every row
+    assert ok["inner_val_auc"].between(0, 1).all() and s["stop_metric"] == "inner_val_auc"
+
+    # Bright signals (SNR 30-100): physics is near perfect, so the winner (a 2-epoch siamese) cannot prove
+    # a paired gain over it on its out-of-fold crops, and the bundle is dedoppler, as `cropray train` ships.
+    ls = read_labeled(labels80)
+    g = s["bundle"]["gain_vs_physics"]
+    assert not g["proven"] and g["lo"] <= g["gain"] <= g["hi"] and g["lo"] <= 0
+    assert s["bundle"]["arch"] == "dedoppler" and "not proven" in s["bundle"]["physics"]
+    assert f"{g['gain']:+.4f} [{g['lo']:+.4f}, {g['hi']:+.4f}]" in s["bundle"]["physics"]
     b = load_bundle(out / "bundle")
-    assert b.manifest["extra"]["sweep"]["best_trial"] == best["trial_id"]
-    assert b.manifest["extra"]["sweep"]["best_value"] == pytest.approx(best["value"])
-    assert b.arch == "siamese" and s["bundle"]["model_id"] == b.model_id
-    x = read_labeled(labels80).x[:16]
+    sw = b.manifest["extra"]["sweep"]
+    assert sw["best_trial"] == best["trial_id"] and sw["best_value"] == pytest.approx(best["value"])
+    assert sw["shipped"] == "dedoppler" and sw["winner_gain_vs_physics"] == g
+    assert b.arch == "dedoppler" and s["bundle"]["model_id"] == b.model_id and s["bundle"]["final_epochs"] == 0
+    from cropray.evaluate.metrics import calibrate_threshold
+    from cropray.tune.physics import baseline_scores
+
+    phys = baseline_scores(ls.x)
+    assert b.threshold == pytest.approx(calibrate_threshold(ls.y, phys))  # Youden on its scores, as train
+    assert b.manifest["train_summary"]["threshold"]["rule"] == "youden"
     with torch.inference_mode():
-        scores = b.model(torch.from_numpy(x)).numpy()
+        scores = b.model(torch.from_numpy(ls.x[:16])).numpy()
     assert scores.shape == (16,) and np.isfinite(scores).all()
+    from cropray.cli.tune import human
+    from cropray.tune.results import TuneResult
+
+    assert "SHIPS      dedoppler, not the best trial" in human(s) and isinstance(s, TuneResult)
 
 
 def _finished_records(out) -> dict[int, dict]:
