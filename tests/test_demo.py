@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 def test_demo_end_to_end_writes_report(ray_local, tmp_path, capsys):
     wd = tmp_path / "demo"
     rc = main(["demo", "--workdir", str(wd), "--quick", "--labels", "60", "--eval-n", "200",
-               "--archive-n", "1500", "--archive-files", "3", "--samples", "2", "--epochs", "1", "--json"])
+               "--archive-n", "1500", "--archive-files", "3", "--samples", "2", "--epochs", "1", "--target-fpr", "0.05",
+               "--json"])
     assert rc == 0
     s = json.loads(capsys.readouterr().out)
     html = (wd / "report.html").read_text()
@@ -35,6 +36,18 @@ def test_demo_end_to_end_writes_report(ray_local, tmp_path, capsys):
     assert s["bundle"] == c[c["chosen"]]["bundle"] and s["eval"]["model_id"] == c[c["chosen"]]["model_id"]
     assert c["with"]["model_id"] != c["without"]["model_id"]
     assert f"{c['with']['roc_auc']['value']:.3f}" in html and c["reason"] in html
+    # the paired rule decided: each learned bundle's gain over dedoppler with its interval; dedoppler ships
+    # unless one is proven, and the shipped threshold follows --target-fpr where the archive sets it
+    assert set(c["gains"]) == {"without", "with"} and s["shipped"] == c["chosen"]
+    proven = {k: g["proven"] for k, g in c["gains"].items()}
+    assert (c["chosen"] == "dedoppler") == (not any(proven.values())), (c["chosen"], proven)
+    if c["chosen"] == "dedoppler":
+        assert s["eval"]["arch"] == "dedoppler" and "dedoppler ships" in c["reason"]
+    if c["chosen"] in ("with", "dedoppler"):
+        from cropray.bundle import load_bundle
+
+        rule = load_bundle(s["bundle"]).manifest["train_summary"]["threshold"]
+        assert rule["rule"] == "target_fpr" and rule["target_fpr"] == 0.05
     scores = pd.read_parquet(wd / "scores")
     assert len(scores) == 1500 and scores["crop_id"].is_unique
     assert s["score"]["rows_scored"] == 1500 and s["score"]["reconciled"]

@@ -10,6 +10,7 @@ EXAMPLE = """example:
   cropray demo --workdir cropray-demo          # ~100k crops, a 6-trial sweep: a few minutes on 2 CPUs
   cropray demo --workdir /tmp/d --quick        # small sizes, about a minute
   cropray demo --workdir /tmp/d --quick --archive-crops 0   # labels only: no with-archive twin
+  cropray demo --workdir /tmp/d --quick --target-fpr 0.01   # threshold from the archive's backgrounds
   then open cropray-demo/report.html
 """
 
@@ -36,6 +37,10 @@ def register(sub) -> None:
                               "the best config, beside a labels-only twin (default 4000, --quick 1000; 0: off)"),
                              ("seed", None, "base seed (default 0)")):
         p.add_argument(f"--{flag}", type=int, default=default, help=h)
+    p.add_argument("--target-fpr", type=float, default=None, metavar="F",
+                   help="set the shipped threshold so that a fraction F (0 < F < 0.5, e.g. 0.01) of screened archive "
+                   "backgrounds, held back from training, score above it (the archive-trained bundle and dedoppler; "
+                   "default: Youden's J on the out-of-fold scores)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -64,10 +69,13 @@ def _archive_lines(c: dict) -> list[str]:
         return (f"CV {v['cv_roc_auc']:.3f}, fresh ROC-AUC {v['roc_auc']:.3f}, recall@1%FPR {v['recall_at_1pct_fpr']:.3f}"
                 if None not in v.values() else "n/a")
 
-    if not c.get("with"):
+    if not c:
         return []
+    shipped = f"          shipped {c['chosen']}: {c['reason']}"
+    if not c.get("with"):
+        return [shipped.replace("          ", "choice    ", 1)]
     return [f"archive   with: {fig(c['with'])}", f"          without: {fig(c['without'])}",
-            f"          dedoppler: {fig(c['dedoppler'])}", f"          shipped {c['chosen']}: {c['reason']}"]
+            f"          dedoppler: {fig(c['dedoppler'])}", shipped]
 
 
 def run(args) -> int:
@@ -75,7 +83,8 @@ def run(args) -> int:
 
     over = {k: v for k, v in (("labels", args.labels), ("eval_n", args.eval_n), ("archive_n", args.archive_n),
                               ("archive_files", args.archive_files), ("samples", args.samples),
-                              ("epochs", args.epochs), ("seed", args.seed), ("archive_crops", args.archive_crops))
+                              ("epochs", args.epochs), ("seed", args.seed), ("archive_crops", args.archive_crops),
+                              ("target_fpr", args.target_fpr))
             if v is not None}
     make = DemoConfig.quick if args.quick else DemoConfig
     cfg = make(workdir=args.workdir, overwrite=args.overwrite, **over)

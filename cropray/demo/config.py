@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from cropray.errors import ConfigError
-from cropray.validate import boolean, integer, validate
+from cropray.validate import boolean, integer, number, validate
 
 
 @dataclass
@@ -24,6 +24,9 @@ class DemoConfig:
     archive_crops: int = integer(4000, 0, 2_000_000)  # backgrounds drawn from the archive for injection into
     #   the retrain of the sweep's best config (0: labels only, no with-archive twin)
     archive_per_epoch: int = integer(256, 1)  # archive crops per training epoch (as many real ones beside them)
+    target_fpr: float | None = number(None, 0.0, 0.5, lo_open=True, hi_open=True, nullable=True)  # the shipped
+    #   threshold from the archive: the score this fraction of held-back screened archive backgrounds exceed
+    #   (the archive-trained bundle and dedoppler; the labels-only bundle has no archive: Youden's J). None: Youden
     top: int = integer(24, 1)  # top-scoring crops shown in the report
     overwrite: bool = boolean(False)  # replace a non-empty workdir
 
@@ -32,6 +35,9 @@ class DemoConfig:
         if self.archive_files > self.archive_n:
             raise ConfigError(f"demo config archive_files {self.archive_files} is more than archive_n "
                               f"{self.archive_n}", field="archive_files")
+        if self.target_fpr is not None and not self.archive_crops:
+            raise ConfigError("demo config target_fpr needs archive_crops > 0: the threshold is set on the archive's "
+                              "own screened backgrounds", field="target_fpr")
 
     @classmethod
     def quick(cls, **kw) -> DemoConfig:

@@ -5,7 +5,8 @@ Steps (each prints what it does; every output stays under the workdir):
   2. tune: a small Ray Tune sweep over the label count's regime (labels only); the best config
      retrained on all labels into a model bundle;
   3. archive: the same best config retrained with signals injected into the unlabelled archive's
-     backgrounds (cropray.demo.twin), cross-validated on the same folds; the better CV ROC-AUC ships;
+     backgrounds (cropray.demo.twin), cross-validated on the same folds; the paired rule picks what
+     ships: dedoppler unless a learned bundle proves a gain over it on the same out-of-fold crops;
   4. score: the unlabelled archive through Ray Data with the shipped bundle (exactly-once, resumable);
   5. eval: both bundles on the fresh labelled crops (plots for the shipped one), beside dedoppler;
   6. report: one self-contained HTML page.
@@ -69,7 +70,8 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
     t0 = time.perf_counter()
     wd = Path(cfg.workdir).expanduser().resolve()
     _prepare(wd, cfg.overwrite)
-    paths = {k: wd / k for k in ("labels", "eval", "archive", "sweep", "with_archive", "scores", "report")}
+    paths = {k: wd / k for k in ("labels", "eval", "archive", "sweep", "with_archive", "physics", "scores",
+                                  "report")}
     times: dict[str, float] = {}
 
     def step(name: str, msg: str):
@@ -99,13 +101,18 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
             raise CroprayError(f"the sweep produced no bundle (trials: {sweep.get('trials')}); see {paths['sweep']}")
         done("tune")
 
-        twin_r = None
+        from cropray.archive import read_labeled
+
+        ls = read_labeled(paths["labels"])  # the sweep's labels: every candidate is judged on them
+        twin_r, with_oof, crops = None, None, None
         if cfg.archive_crops:
             step("archive", f"3/6 archive: the best config retrained with {cfg.archive_crops:,} archive backgrounds "
                  "(signals injected), cross-validated on the same folds")
-            twin_r = twin.train_with_archive(cfg, sweep, tcfg, paths, log=lambda m: log(f"  {m}"))
+            crops = twin.archive_crops(cfg, ls, paths, log=lambda m: log(f"  {m}"))
+            twin_r, with_oof = twin.train_with_archive(cfg, sweep, tcfg, ls, crops, paths, log=lambda m: log(f"  {m}"))
             done("archive")
-        sweep_bundle, (chosen, bundle) = sweep.bundle.to_dict(), _ship(sweep, twin_r, log)
+        sweep_bundle = sweep.bundle.to_dict()
+        choice, bundle = _ship(cfg, sweep, tcfg, ls, twin_r, with_oof, crops, paths, log)
 
         step("score", f"4/6 score: {cfg.archive_n:,} crops through Ray Data with {bundle}")
         score = score_archive(ScoreConfig(bundle=str(bundle), input=str(paths["archive"]), output=str(paths["scores"])),
@@ -117,11 +124,11 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
         "archive": {"rows": arch["rows"], "files": arch["files"], "bytes": arch["bytes"]},
         "sweep": {k: sweep.to_dict()[k] for k in ("regime", "search", "metric", "trials", "best", "default", "bundle",
                                                   "seconds")},
-        "score": score.to_dict(), "bundle": str(bundle),
+        "score": score.to_dict(), "bundle": str(bundle), "shipped": choice["chosen"],
     }
     step("eval", f"5/6 eval: {'both bundles' if twin_r else 'the bundle'} on {cfg.eval_n} fresh labelled crops, "
          "and the dedoppler baseline")
-    _evaluate(summary, twin_r, sweep_bundle, chosen, paths)
+    _evaluate(summary, twin_r, sweep_bundle, choice, paths)
     done("eval")
 
     step("report", "6/6 report: one HTML page")
@@ -135,28 +142,52 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
     return summary
 
 
-def _ship(sweep, twin_r: dict | None, log) -> tuple[str, str]:
-    """("with" | "without", the bundle path that scores the archive): the better CV ROC-AUC."""
+def _ship(cfg: DemoConfig, sweep, tcfg, ls, twin_r: dict | None, with_oof, crops, paths: dict, log) -> tuple[dict, str]:
+    """({"chosen", "reason", "gains"}, the bundle path that scores the archive) by the paired rule
+    (cropray.demo.twin.choose): dedoppler, the labels-only bundle or the archive-trained one."""
     from cropray.demo import twin
+    from cropray.models.policy import baseline_arch
+    from cropray.tune.physics import baseline_scores, ship_physics
 
-    chosen, why = twin.choose(sweep.bundle.cv_roc_auc, twin_r["cv_metrics"]["roc_auc"] if twin_r else None)
-    log(f"  shipping the {'archive-trained' if chosen == 'with' else 'labels-only'} bundle: {why}")
-    return chosen, (twin_r["bundle"] if chosen == "with" else sweep.bundle.path)
+    chosen, why, gains = twin.choose(ls.y, baseline_scores(ls.x), twin.labels_only_oof(sweep, tcfg, ls), with_oof,
+                                     seed=cfg.seed)
+    sweep_is_physics = sweep.bundle.arch == baseline_arch()
+    if chosen == "without" and sweep_is_physics:  # the sweep judged its winner on the same rule: it already fell back
+        chosen, why = "dedoppler", f"{why}; the sweep itself shipped dedoppler ({sweep.bundle.physics})"
+    log(f"  {why}")
+    if chosen == "with":
+        path = twin_r["bundle"]
+    elif chosen == "without" or (sweep_is_physics and cfg.target_fpr is None):
+        path = sweep.bundle.path
+    else:  # dedoppler, thresholded by the demo's rule (the target false-alarm rate needs the archive's backgrounds)
+        use = cfg.target_fpr is not None and crops is not None
+        r = ship_physics(paths["labels"], paths["physics"], ls, folds=tcfg.folds, seed=cfg.seed,
+                         archive=str(paths["archive"]) if use else None, inject=twin.inject_config(cfg) if use else None,
+                         prior_archive=crops if use else None, target_fpr=cfg.target_fpr if use else None,
+                         extra={"demo": {"reason": why}}, log=lambda m: log(f"  {m}"))
+        path = r.bundle
+    return {"chosen": chosen, "reason": why, "gains": gains}, path
 
 
-def _evaluate(summary: dict, twin_r: dict | None, sweep_bundle: dict, chosen: str, paths: dict) -> None:
+def _evaluate(summary: dict, twin_r: dict | None, sweep_bundle: dict, choice: dict, paths: dict) -> None:
     """summary["eval"]: the shipped bundle on the fresh crops (with the report's plots);
     summary["comparison"]: both bundles and dedoppler, CV on the labels and eval on the fresh crops."""
     from cropray.demo import twin
     from cropray.evaluate.job import evaluate_bundle
 
-    ev_without = evaluate_bundle(sweep_bundle["path"], paths["eval"], report=None if chosen == "with" else paths["report"])
-    ev_with = None
-    if twin_r is not None:
-        ev_with = evaluate_bundle(twin_r["bundle"], paths["eval"], report=paths["report"] if chosen == "with" else None)
+    shipped = str(summary["bundle"])
+
+    def ev(path):
+        return evaluate_bundle(path, paths["eval"], report=paths["report"] if str(path) == shipped else None)
+
+    ev_without = ev(sweep_bundle["path"])
+    ev_with = ev(twin_r["bundle"]) if twin_r is not None else None
+    shipped_ev = next((e for p, e in ((sweep_bundle["path"], ev_without), (twin_r and twin_r["bundle"], ev_with))
+                       if p is not None and str(p) == shipped), None) or ev(shipped)
     dd_fresh, dd_labels = twin.dedoppler_metrics(paths["eval"]), twin.dedoppler_metrics(paths["labels"])
-    ev = ev_with if chosen == "with" else ev_without
-    summary["eval"] = ev.to_dict()
+    summary["eval"] = shipped_ev.to_dict()
     summary["baseline_dedoppler_auc"] = dd_fresh["roc_auc"]["value"]
     summary["comparison"] = twin.comparison(sweep_bundle, twin_r, ev_without.to_dict(),
-                                            ev_with.to_dict() if ev_with else None, dd_fresh, dd_labels)
+                                            ev_with.to_dict() if ev_with else None, dd_fresh, dd_labels, choice)
+    if choice["chosen"] == "dedoppler":
+        summary["comparison"]["dedoppler"].update(bundle=shipped, model_id=shipped_ev.model_id)
