@@ -84,7 +84,7 @@ def train_and_bundle(job: TrainJob, prior: PriorWork | None = None, *,
     summary_train = _summary(job.labels, ls, counts, rcfg, cv, res, final_epochs, rule)
     summary_train["gain_vs_physics"] = gain
     if archive_info is not None:  # injection settings, archive fingerprint, background counts
-        summary_train["archive"] = {**archive_info, "used_by_model": crops is not None}
+        summary_train["archive"] = {**archive_info, "used_by_model": crops is not None and res.model.trainable}
     if chosen.comparison is not None:
         summary_train["auto_comparison"] = chosen.comparison
     paths_rec = _path_cv(job, cv, ls, rcfg.seed, summary_train, threshold, say)
