@@ -93,7 +93,8 @@ def add_archive_args(p: argparse.ArgumentParser) -> None:
                    help="background crops drawn from --archive (default 20000; ~16 KB each in memory)")
     p.add_argument("--inject-config", default=None, metavar="JSON",
                    help="injection settings (inline JSON or file): archive_crops, inject_fraction, snr_range, "
-                   "kinds, exclude_quantile, min_backgrounds, real_share, per_epoch, read_oversample")
+                   "kinds, exclude_quantile, min_backgrounds, real_share, per_epoch, read_oversample, plain (negative | pu | "
+                   "paired: what a plain background teaches), pu_prior")
 
 
 def load_config(text: str | None, flag: str = "--config") -> dict:
