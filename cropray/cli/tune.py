@@ -1,4 +1,4 @@
-"""`cropray tune LABELS --out DIR`: hyperparameter sweep per label-count regime on Ray Tune (SPEC 6)."""
+"""`cropray tune LABELS --out DIR`: hyperparameter sweep per label-count regime on Ray Tune."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps per label-count regime on Ray Tune (SPEC 6).
+"""Hyperparameter sweeps per label-count regime on Ray Tune.
 
 `TuneConfig` (torch- and Ray-free) says how to sweep; `SPACES` holds the search spaces as data;
 `run_sweep` (in `cropray.tune.sweep`, imports Ray) runs one and writes its outputs.
