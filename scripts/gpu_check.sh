@@ -129,7 +129,7 @@ res = json.loads((out / "bench.json").read_text())
 (out / "bench.txt").write_text(render(res) + "\n")
 e, lf, r = res["end_to_end"], res.get("label_free") or {}, res["ratios"]
 fwd = {(f["path"], f["batch"]): f["crops_per_s"] for f in res["forward"] if f["status"] == "ok"}
-lines = [f"GPUs: {', '.join(res['machine']['gpus'])}; CPU: {res['machine']['cpu']}",
+lines = [f"GPUs: {', '.join(res['machine'].get('gpus') or ['none seen'])}; CPU: {res['machine']['cpu']}",
          "forward crops/s (shallow_cnn): " + ", ".join(f"{p} b{b} {v:,.0f}" for (p, b), v in sorted(fwd.items())),
          f"end to end: {e['n']:,} crops, {e['actors']} actor(s) ran {','.join(e['paths_used'])}: "
          f"{e['crops_per_s'] or 0:,.0f} crops/s scoring phase, {e['crops_per_s_wall']:,.0f} incl. Ray start, "
