@@ -52,8 +52,9 @@ def _best(rows: list[dict], **match) -> dict | None:
 def run_bench(cfg: BenchConfig, workdir: Path, log=print) -> dict:
     """Run every measurement of `cfg` (archives, bundles and outputs go under `workdir`)."""
     if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device cuda: CUDA is not available to torch {torch.__version__} here (built for CUDA "
-                          f"{torch.version.cuda or 'none: a CPU build'})", field="device")
+        built = f"built for CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU build"
+        raise ConfigError(f"cuda requested, but CUDA is not available to torch {torch.__version__} here ({built})",
+                          field="device")
     t_start = time.perf_counter()
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -129,10 +129,12 @@ def test_config_fills_each_devices_runtimes():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where CUDA is absent")
-def test_device_cuda_without_cuda_is_a_usage_error(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "cropray", "bench", "--quick", "--device", "cuda",
-                        "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "--device cuda: CUDA is not available" in p.stderr, p.stderr[-2000:]
+def test_device_cuda_without_cuda_is_a_usage_error(tmp_path, capfd):
+    from cropray.cli import main
+
+    assert main(["bench", "--quick", "--device", "cuda", "--workdir", str(tmp_path)]) == 2
+    err = capfd.readouterr().err
+    assert "cropray bench: error: --device: cuda requested, but CUDA is not available" in err, err[-2000:]
     assert not any(tmp_path.iterdir())  # refused before any archive, bundle or Ray start
 
 
