@@ -46,8 +46,7 @@ from cropray.train.archive_data import ExtraCrops
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # for research.outside_sim
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _table import fmt_table  # noqa: E402  (research/ is not a package)
-
+from cropray.report.table import fmt_table  # noqa: E402
 from research.outside_sim.sets import generate, write_set  # noqa: E402
 
 MODES = ("dedoppler", "free", "anchored", "negative", "strict", "pu", "paired", "siamese")

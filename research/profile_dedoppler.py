@@ -29,12 +29,8 @@ from cropray.models import build_model
 from cropray.models import physics_np as P
 from cropray.models.preprocess import MAD_TO_SIGMA, fast_asinh, running_median, subsample_stride
 from cropray.models.taylor import taylor_tree, torch_code
+from cropray.report.table import fmt_table
 from cropray.synth import generate
-
-try:  # run as a script (research/ on sys.path) or as a module
-    from _table import fmt_table
-except ImportError:  # pragma: no cover
-    from research._table import fmt_table
 
 WIDTHS = (1, 2)
 

@@ -36,7 +36,7 @@ from cropray.synth import SynthConfig, generate
 from cropray.train import TrainConfig, cross_validate, fit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _table import fmt_table  # noqa: E402  (research/ is not a package)
+from cropray.report.table import fmt_table  # noqa: E402
 
 LEARNED = ("siamese", "shallow_cnn", "deep_cnn")
 SIAMESE_MAX = 499  # "applicable": the Siamese gallery model is trained up to the end of the mid regime

@@ -41,7 +41,7 @@ from cropray.train import TrainConfig, fit
 from cropray.tune import TuneConfig, run_sweep
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _table import fmt_table  # noqa: E402  (research/ is not a package)
+from cropray.report.table import fmt_table  # noqa: E402
 
 NARROW = {"siamese": {"channels": [16, 32, 64]}, "shallow_cnn": {"channels": [16, 32, 64]}}
 
