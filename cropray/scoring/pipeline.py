@@ -275,6 +275,12 @@ def _score_locked(cfg, plan: Plan, files, model_id: str, model: dict, lock, log,
         f"{len({u.path for u in pending})} files with {model_id}")
     manifest.save(force=True)  # the manifest exists before any output file does
 
+    # Everything the driver imports after joining Ray is imported first. Under `ray job submit` the code runs
+    # from the job's unpacked working_dir, and a lazy import made just after joining the cluster from the
+    # job failed (ModuleNotFoundError for a module the package holds) on a loaded 2-node test cluster.
+    import cropray.scoring.cluster  # noqa: F401
+    import cropray.scoring.scorer  # noqa: F401
+    import cropray.scoring.source  # noqa: F401
     from cropray.ray_session import open_session
 
     mark("ray_init_start", torch_loaded="torch" in sys.modules)

@@ -126,4 +126,8 @@ def test_toy_train_bundle_eval_score_tune(toy, labels, tmp_path, ray_local):
     sw = run_sweep(labels, tmp_path / "sweep", tcfg, log=None)
     assert sw["trials"]["failed"] == 0 and sw["trials"]["total"] == 2
     assert sw["best"]["params"]["arch"] == toy
-    assert load_bundle(tmp_path / "sweep" / "bundle").arch == toy
+    # the winner ships only on a proven paired gain over physics (else dedoppler), and the summary says which
+    g = sw["bundle"]["gain_vs_physics"]
+    shipped = toy if g["proven"] else "dedoppler"
+    assert load_bundle(tmp_path / "sweep" / "bundle").arch == sw["bundle"]["arch"] == shipped
+    assert (sw["bundle"]["physics"] is None) == g["proven"]
