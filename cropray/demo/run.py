@@ -64,7 +64,6 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
     from cropray.demo import twin
     from cropray.ray_session import joins_cluster, ray_session
     from cropray.scoring import ScoreConfig, score_archive
-    from cropray.synth import synth_archive
     from cropray.tune import TuneConfig, run_sweep
 
     t0 = time.perf_counter()
@@ -83,10 +82,7 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
         log(f"  {name} done in {times[name]:.1f} s")
 
     step("synth", f"1/6 synth: {cfg.labels} labelled + {cfg.eval_n} evaluation + {cfg.archive_n:,} unlabelled crops")
-    synth_archive(paths["labels"], cfg.labels, files=1, labeled=True, seed=cfg.seed)
-    synth_archive(paths["eval"], cfg.eval_n, files=1, labeled=True, seed=cfg.seed + 1)
-    arch = synth_archive(paths["archive"], cfg.archive_n, files=cfg.archive_files, seed=cfg.seed + 2,
-                         progress=sys.stderr.isatty())
+    arch = _synth_sets(cfg, paths)
     done("synth")
 
     if not ray.is_initialized() and not joins_cluster(None):
@@ -119,13 +115,7 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
                               log=lambda m: log(f"  {m}"))
         done("score")
 
-    summary = {
-        "workdir": str(wd), "config": cfg.to_dict(), "paths": {k: str(v) for k, v in paths.items()},
-        "archive": {"rows": arch["rows"], "files": arch["files"], "bytes": arch["bytes"]},
-        "sweep": {k: sweep.to_dict()[k] for k in ("regime", "search", "metric", "trials", "best", "default", "bundle",
-                                                  "seconds")},
-        "score": score.to_dict(), "bundle": str(bundle), "shipped": choice["chosen"],
-    }
+    summary = _summary(wd, cfg, paths, arch, sweep, score, bundle, choice)
     step("eval", f"5/6 eval: {'both bundles' if twin_r else 'the bundle'} on {cfg.eval_n} fresh labelled crops, "
          "and the dedoppler baseline")
     _evaluate(summary, twin_r, sweep_bundle, choice, paths)
@@ -140,6 +130,27 @@ def run_demo(cfg: DemoConfig, log=_say) -> dict[str, Any]:
     summary["seconds"] = {**{k: v for k, v in times.items()}, "total": round(time.perf_counter() - t0, 1)}
     (wd / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def _synth_sets(cfg: DemoConfig, paths: dict) -> dict:
+    """The demo's three synthetic sets: labels, fresh evaluation crops and the unlabelled archive."""
+    from cropray.synth import synth_archive
+
+    synth_archive(paths["labels"], cfg.labels, files=1, labeled=True, seed=cfg.seed)
+    synth_archive(paths["eval"], cfg.eval_n, files=1, labeled=True, seed=cfg.seed + 1)
+    return synth_archive(paths["archive"], cfg.archive_n, files=cfg.archive_files, seed=cfg.seed + 2,
+                         progress=sys.stderr.isatty())
+
+
+def _summary(wd: Path, cfg: DemoConfig, paths: dict, arch: dict, sweep, score, bundle, choice: dict) -> dict:
+    """The run's summary before evaluation and the report add theirs (WORKDIR/summary.json)."""
+    return {
+        "workdir": str(wd), "config": cfg.to_dict(), "paths": {k: str(v) for k, v in paths.items()},
+        "archive": {"rows": arch["rows"], "files": arch["files"], "bytes": arch["bytes"]},
+        "sweep": {k: sweep.to_dict()[k] for k in ("regime", "search", "metric", "trials", "best", "default", "bundle",
+                                                  "seconds")},
+        "score": score.to_dict(), "bundle": str(bundle), "shipped": choice["chosen"],
+    }
 
 
 def _ship(cfg: DemoConfig, sweep, tcfg, ls, twin_r: dict | None, with_oof, crops, paths: dict, log) -> tuple[dict, str]:
