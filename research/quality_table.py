@@ -97,14 +97,16 @@ def _value(m: dict, key: str):
 
 def measure(cropray: Cropray, model: Path, sets: dict[str, Path]) -> dict:
     """The table's columns for one bundle: `cropray eval` on each test set."""
-    ev = {k: cropray("eval", str(model), str(sets[k]))["metrics"] for k in EVAL_SETS}
+    full = {k: cropray("eval", str(model), str(sets[k])) for k in EVAL_SETS}
+    ev = {k: v["metrics"] for k, v in full.items()}
     f = ev["fresh"]
     return {"auc": _value(f, "roc_auc"), "auc_lo": f["roc_auc"]["lo"], "auc_hi": f["roc_auc"]["hi"],
             "recall_1pct": _value(f, "recall_at_1pct_fpr"), "faint_auc": _value(ev["faint"], "roc_auc"),
             "faint_recall_1pct": _value(ev["faint"], "recall_at_1pct_fpr"),
             "curved_auc": _value(ev["curved"], "roc_auc"),
             "curved_recall_1pct": _value(ev["curved"], "recall_at_1pct_fpr"),
-            "bal_acc": _value(f, "balanced_accuracy"), "threshold": f.get("threshold")}
+            "bal_acc": _value(f, "balanced_accuracy"), "threshold": f.get("threshold"),
+            "fpr_at_threshold": full["fresh"].get("fpr_here")}  # the shipped threshold's false-alarm rate
 
 
 def train_row(cropray: Cropray, work: Path, tag: str, n: int | None, mode: str, labels: Path,

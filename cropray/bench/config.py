@@ -45,6 +45,7 @@ class BenchConfig:
     quick: bool = boolean(False)  # the quick preset (recorded in the report)
     seed: int = integer(0, 0)  # synthetic data and brief training
     label_free: bool = boolean(True)  # the label-free dedoppler row: forward crops/s and end to end
+    runner: str = choice("auto", ("auto", "ray", "local"))  # `cropray score --runner` of the end-to-end runs
 
     def __post_init__(self):
         validate(self, "bench config")  # each field's rule (cropray.validate); the lists below

@@ -101,15 +101,23 @@ class DriverClock:
         return round(self.rows_before_last / busy) if self.rows_before_last and busy > 0 else None
 
 
-def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, device: str = "cpu") -> dict:
-    """`cropray score` through the scoring library: its embedded local Ray (cropray.ray_session: loopback,
-    token auth) is started and stopped inside score_archive, as for the command. device "cuda": one actor
-    per GPU (score's default on a cluster with GPUs); "cpu": no GPU is given to the actors even if present."""
-    from cropray.scoring.config import ScoreConfig
+def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, device: str = "cpu", rows: int,
+               runner: str = "auto") -> dict:
+    """`cropray score` through the scoring library, as the command runs it: `runner` auto picks in-process
+    or Ray for `rows` rows (scoring/config.py); on Ray, its embedded local Ray (cropray.ray_session:
+    loopback, token auth) is started and stopped inside score_archive. device "cuda": one actor per GPU
+    (score's default on a cluster with GPUs); "cpu": no GPU is given to the actors even if present."""
+    from cropray.scoring.config import ScoreConfig, choose_runner
     from cropray.scoring.pipeline import score_archive
 
+    base = ScoreConfig(bundle=str(bundle), input=str(archive), output=str(out), precision=precision,
+                       overwrite=True, runner=runner)
+    if device == "cuda":  # GPU actors: Ray
+        runner = "ray"
+    elif runner == "auto":
+        runner = choose_runner(base, rows)[0]
     cfg = ScoreConfig(bundle=str(bundle), input=str(archive), output=str(out), precision=precision,
-                      overwrite=True, num_gpus=0.0 if device == "cpu" else None)
+                      overwrite=True, runner=runner, num_gpus=0.0 if device == "cpu" and runner == "ray" else None)
     clock = DriverClock()
     t0 = time.perf_counter()
     with TreeRSS() as mem:
@@ -119,7 +127,7 @@ def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, device
     actors = summary.get("actors") or []
     return {"n": rows, "wall_s": round(wall, 3), "crops_per_s": summary.get("crops_per_s"),
             "crops_per_s_wall": rows / wall, "state": summary.get("state"),
-            "actors": len(actors), "paths_used": sorted({a.get("path") for a in actors if a.get("path")}),
+            "runner": summary.get("runner"), "actors": len(actors), "paths_used": sorted({a.get("path") for a in actors if a.get("path")}),
             "actor_peak_rss_mb": max((a.get("peak_rss_mb", 0) for a in actors), default=None),
             "tree_peak_rss_mb": mem.peak_mb, "pool": summary.get("pool"),
             "rows_quarantined": summary.get("rows_quarantined"),

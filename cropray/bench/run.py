@@ -178,9 +178,10 @@ def _e2e(cfg: BenchConfig, tm, workdir: Path, log, auto_pick: str | None, loaded
             naive = naive_baseline(arch_dir, tm.model, tm.threshold, workdir / "naive-scores.parquet")
             log(f"  naive: {naive['crops_per_s']:.0f} crops/s")
         log(f"end to end: cropray score (--precision {precision}) on {n} crops ...")
-        r = end_to_end(bundle, arch_dir, workdir / f"scores-{n}", precision=precision, device=cfg.device)
+        r = end_to_end(bundle, arch_dir, workdir / f"scores-{n}", precision=precision, device=cfg.device,
+                       rows=n, runner=cfg.runner)
         log(f"  end to end: {r['crops_per_s']} crops/s (scoring phase), {r['crops_per_s_wall']:.0f} wall; "
-            f"{r['actors']} actor(s) ran {','.join(r['paths_used']) or '?'}; driver commit rate "
+            f"runner {r['runner']}, {r['actors']} worker(s) ran {','.join(r['paths_used']) or '?'}; driver commit rate "
             f"{r['driver_commit_crops_per_cpu_s'] or '-'} crops per driver-thread CPU second")
         runs.append({"scale": scale, **r})
     used = runs[0].get("paths_used") or []
@@ -207,10 +208,11 @@ def _label_free(cfg: BenchConfig, workdir: Path, x_time: np.ndarray, log) -> dic
     archive = workdir / f"archive-{cfg.n}"
     naive = naive_baseline(archive, model, thr, workdir / "naive-dedoppler.parquet")
     log(f"  naive ({arch}, eager batch 32): {naive['crops_per_s']:.0f} crops/s")
-    r = end_to_end(bundle, archive, workdir / "scores-dedoppler", precision="auto", device=cfg.device)
+    r = end_to_end(bundle, archive, workdir / "scores-dedoppler", precision="auto", device=cfg.device,
+                   rows=cfg.n, runner=cfg.runner)
     out.update(e2e_crops_per_s=r.get("crops_per_s"), e2e_crops_per_s_wall=r["crops_per_s_wall"],
                e2e_first_block_s=r.get("first_block_s"), e2e_steady_crops_per_s=r.get("steady_crops_per_s"),
-               e2e_paths_used=r.get("paths_used"), e2e_actors=r.get("actors"),
+               e2e_paths_used=r.get("paths_used"), e2e_actors=r.get("actors"), e2e_runner=r.get("runner"),
                e2e_driver_commit_crops_per_cpu_s=r.get("driver_commit_crops_per_cpu_s"), naive=naive,
                # as the main row: scoring phase (after Ray's start) / naive; and whole call incl. Ray's start
                e2e_over_naive=(r.get("crops_per_s") or r["crops_per_s_wall"]) / naive["crops_per_s"],

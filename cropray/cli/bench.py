@@ -62,6 +62,9 @@ def register(sub) -> None:
     p.add_argument("--repeats", type=positive_int("--repeats"), default=None, help="timing repeats (default 5)")
     p.add_argument("--e2e-precision", default=None, choices=["auto", "fp32", "int8", "bf16"],
                    help="`cropray score --precision` of the end-to-end run (default auto; int8 cpu, bf16 cuda)")
+    p.add_argument("--runner", default=None, choices=["auto", "ray", "local"],
+                   help="`cropray score --runner` of the end-to-end runs (default auto: in-process up to 100,000 "
+                        "rows, else Ray Data actors)")
     p.add_argument("--no-label-free", action="store_true", help="skip the label-free dedoppler row")
     p.add_argument("--memory-scale", type=positive_int("--memory-scale"), default=None,
                    help="also score an archive this many times larger to check peak memory (default 4; 1 = off)")
@@ -79,7 +82,7 @@ def config_from_args(args):
         "n": args.n, "n_accuracy": args.n_accuracy, "archs": args.archs, "paths": args.paths,
         "batch_sizes": args.batch_sizes, "repeats": args.repeats, "e2e_precision": args.e2e_precision,
         "memory_scale": args.memory_scale, "threads": args.threads, "train_seconds": args.train_seconds,
-        "device": args.device,
+        "device": args.device, "runner": args.runner,
     }.items() if v is not None}
     if args.no_label_free:
         over["label_free"] = False

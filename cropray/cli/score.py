@@ -1,4 +1,4 @@
-"""`cropray score MODEL INPUT OUTPUT`: score a crop archive with Ray Data."""
+"""`cropray score MODEL INPUT OUTPUT`: score a crop archive with Ray Data (or in-process when it is small)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 EPILOG = """\
 example:
-  cropray score model/ crops/ scores/                      # embedded local Ray, all CPUs
+  cropray score model/ crops/ scores/                      # all CPUs: in-process up to 100,000 rows, else
+                                                           # embedded local Ray (--runner ray|local to choose)
   cropray score model/ 's3://bucket/crops/*.parquet' scores/ --address auto --keep obs_id,freq_hz
   pandas.read_parquet("scores/")                           # crop_id, score, is_signal, model_id, keep
 
@@ -33,6 +34,10 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", metavar="OUTPUT", help="output directory (local; created if missing)")
     p.add_argument("--address", default=None,
                    help="Ray cluster to join: auto, HOST:PORT or ray://HOST:10001 (default: embedded local Ray)")
+    p.add_argument("--runner", default="auto", choices=["auto", "ray", "local"],
+                   help="ray: Ray Data actors (embedded local Ray, or --address); local: in this process without "
+                        "Ray (one machine, every CPU); auto (default): local for a job of at most 100,000 rows when "
+                        "no cluster, --actors, --cpus-per-actor or --num-gpus is given and no GPU is visible, else ray")
     p.add_argument("--actors", default=None, metavar="N|MIN,MAX",
                    help="actor pool size, fixed N or autoscaling MIN,MAX (default: one per GPU, else one per CPU)")
     p.add_argument("--batch-size", type=positive_int("--batch-size", LIMITS["batch_size"]), default=1024, metavar="B",
@@ -69,7 +74,7 @@ def config_from_args(args):
                        actors=parse_actors(args.actors), batch_size=args.batch_size, model_batch=args.model_batch,
                        cpus_per_actor=args.cpus_per_actor, num_gpus=args.num_gpus, keep=args.keep or (),
                        precision=args.precision, unit_rows=args.unit_rows,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, runner=args.runner)
 
 
 def human(s: ScoreResult) -> str:
@@ -99,9 +104,13 @@ def human(s: ScoreResult) -> str:
     if s.first_block_s is not None:
         steady = f"{s.steady_crops_per_s:,.0f} crops/s" if s.steady_crops_per_s else "-"
         paths = ", ".join(sorted({a.path for a in s.actors if a.path})) or "-"
-        lines.append(f"  timing     first results after {s.first_block_s:.1f} s (actor start-up: imports, "
+        who = "actor start-up" if s.runner == "ray" else "in this process, no Ray: start-up"
+        lines.append(f"  timing     first results after {s.first_block_s:.1f} s ({who}: imports, "
                      f"bundle, path build); then {steady}; path {paths}")
-    if s.actors:
+    if s.actors and s.runner == "local":
+        lines.append(f"  runner     local ({s.runner_reason}); {(s.pool or {}).get('threads', '?')} threads; "
+                     f"peak RSS {s.driver_peak_rss_mb:.0f} MB")
+    elif s.actors:
         mem = ", ".join(f"{a.peak_rss_mb:.0f}" for a in s.actors)
         lines.append(f"  memory     driver {s.driver_peak_rss_mb:.0f} MB peak RSS; actors {mem} MB")
     lines.append(f"  output     {s.output} (report: {s.output.rstrip('/')}/_manifest.json)")

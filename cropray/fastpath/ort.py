@@ -85,7 +85,8 @@ class OrtScorer:
         from cropray.models.physics_np import track_snr_np
 
         p = self.prior  # out is the CNN's logit term; score = sigmoid(logit + scale * (track SNR - offset))
-        logit = out + np.float32(p["scale"]) * (track_snr_np(z[:, 0], p["widths"]) - np.float32(p["offset"]))
+        logit = out + np.float32(p["scale"]) * (track_snr_np(z[:, 0], p["widths"], threads=self._info["threads"])
+                                                 - np.float32(p["offset"]))
         return (1.0 / (1.0 + np.exp(-logit, dtype=np.float32))).astype(np.float32)
 
     def describe(self) -> dict:

@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cropray.scoring.frames import ROW, UNIT
 from cropray.scoring.plan import Plan, Unit
 from cropray.scoring.scorer import KIND, QUARANTINED, READ_ERROR, SCORED
-from cropray.scoring.source import ROW, UNIT
 
 TMP_DIR, QUARANTINE_DIR = "_tmp", "_quarantine"
 # Test hook: with CROPRAY_TEST_KILL_AFTER_COMMITS=N the driver saves its manifest and SIGKILLs itself

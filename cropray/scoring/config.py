@@ -8,6 +8,12 @@ from cropray.errors import ConfigError
 from cropray.validate import boolean, choice, integer, mapping, number, validate
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+RUNNERS = ("auto", "ray", "local")
+# `--runner auto` scores in this process (scoring/local.py) up to this many rows when no cluster is named.
+# Measured on a 2-vCPU AMD EPYC (docs/performance.md): in-process wins at 2,000, 20,000 and 100,000 crops,
+# Ray's start and stop (~8-11 s) being most of a small job; above this a job is long enough that Ray's
+# restartable actors and several machines' worth of workers matter more than its start.
+LOCAL_MAX_ROWS = 100_000
 # Output column names the pipeline writes itself; `--keep` may not shadow them.
 RESERVED = ("crop", "crop_id", "score", "is_signal", "model_id")
 # Upper bounds of the size fields (inclusive), so a typo cannot ask an actor for terabytes: a batch
@@ -83,15 +89,52 @@ class ScoreConfig:
     read_rows: int = integer(1024, 1, LIMITS["read_rows"])  # rows per Arrow batch a read task yields (memory
     #   of one read step)
     extra: dict = mapping(default_factory=dict)  # free-form notes recorded in the manifest
+    runner: str = choice("auto", RUNNERS)  # ray: Ray Data actors (embedded or --address); local: this process,
+    #   no Ray; auto: local for a job of at most LOCAL_MAX_ROWS rows when no cluster or pool is asked for
 
     def __post_init__(self) -> None:
         if self.actors is not None and not isinstance(self.actors, tuple):
             self.actors = parse_actors(self.actors if not isinstance(self.actors, list) else ",".join(map(str, self.actors)))
         self.keep = parse_keep(self.keep)
         validate(self, "score config")  # each field's rule (cropray.validate)
+        if self.runner == "local":
+            pool = [flag for flag, v in (("--address", self.address), ("--actors", self.actors),
+                                         ("--cpus-per-actor", self.cpus_per_actor), ("--num-gpus", self.num_gpus))
+                    if v is not None]
+            if pool:
+                raise ConfigError(f"--runner local scores in this process without Ray; {', '.join(pool)} "
+                                  "size(s) a Ray job: drop it, or use --runner ray (or auto)")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["actors"] = list(self.actors) if self.actors else None
         d["keep"] = list(self.keep)
         return d
+
+
+def choose_runner(cfg: ScoreConfig, rows: int, environ=None) -> tuple[str, str]:
+    """(runner, why) for `rows` rows to score: cfg.runner unless it is "auto"; see LOCAL_MAX_ROWS."""
+    import os
+
+    env = os.environ if environ is None else environ
+    if cfg.runner != "auto":
+        return cfg.runner, f"--runner {cfg.runner}"
+    asked = [flag for flag, v in (("--address", cfg.address), ("RAY_ADDRESS", env.get("RAY_ADDRESS") or None),
+                                  ("--actors", cfg.actors), ("--cpus-per-actor", cfg.cpus_per_actor),
+                                  ("--num-gpus", cfg.num_gpus)) if v is not None]
+    if asked:
+        return "ray", f"{asked[0]} names a Ray cluster or actor pool"
+    if gpu_visible(env):
+        return "ray", "a GPU is visible: Ray actors, one per GPU"
+    if rows > LOCAL_MAX_ROWS:
+        return "ray", f"{rows:,} rows > {LOCAL_MAX_ROWS:,}: Ray Data actors"
+    return "local", f"{rows:,} rows <= {LOCAL_MAX_ROWS:,} and no cluster named: in this process, without Ray's start"
+
+
+def gpu_visible(environ) -> bool:
+    """An NVIDIA device node exists and CUDA_VISIBLE_DEVICES does not hide it (no torch import, no CUDA init)."""
+    import os
+
+    if environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/nvidia0")

@@ -39,10 +39,11 @@ from cropray.scoring.commit import (
     rows_on_disk,
     scores_path,
 )
-from cropray.scoring.config import ScoreConfig
+from cropray.scoring.config import ScoreConfig, choose_runner
 from cropray.scoring.manifest import MANIFEST, Manifest
 from cropray.scoring.plan import Plan, plan_archive
 from cropray.scoring.result import ScoreResult
+from cropray.scoring.sink import BlockSink
 from cropray.scoring.trace import mark
 
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
@@ -71,16 +72,15 @@ def _open_output(cfg: ScoreConfig, plan: Plan, model: dict) -> tuple[Manifest, b
                         inputs=plan.fingerprints()), False
 
 
-def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manifest: Manifest, *, strict: bool,
-                   on_block=None, extra_columns=None):
-    """One Ray Data pipeline per crop encoding among the pending units; returns (pool plan, actor stats,
-    timing: "first_block" = when the first scored block reached the driver (time.time()), and
-    "rows_after_first")."""
+def _run_pipelines(cfg, plan: Plan, files, pending, sink: BlockSink, *, strict: bool, extra_columns=None):
+    """One Ray Data pipeline per crop encoding among the pending units, every result block into `sink`;
+    returns the pool plan."""
     import ray
 
     from cropray.scoring.cluster import plan_pool
+    from cropray.scoring.frames import frame_schema
     from cropray.scoring.scorer import ScoreBatch, bundle_files
-    from cropray.scoring.source import UnitSource, frame_schema
+    from cropray.scoring.source import UnitSource
 
     res = ray.cluster_resources()
     pool = plan_pool(cfg.actors, cfg.cpus_per_actor, cfg.num_gpus, cluster_cpus=res.get("CPU", 0.0),
@@ -92,8 +92,6 @@ def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manife
         raise ConfigError("--precision int8 runs only on CPU actors (ONNX Runtime); GPU actors use bf16 autocast")
     bundle_ref = ray.put(bundle_files(cfg.bundle))  # loaded (and hash-checked) once per actor
     mark("bundle_put")
-    actors: dict[str, dict] = {}
-    timing: dict = {}
     for group, spec in plan.specs.items():
         units = [u for u in pending if u.group == group]
         if not units:
@@ -114,17 +112,8 @@ def _run_pipelines(cfg, plan: Plan, files, pending, committer: Committer, manife
         )
         mark("iter_start")
         for block in _blocks(ds, cfg.bundle):
-            if "first_block" not in timing:  # actor start-up (imports, bundle, path build) + one batch
-                timing["first_block"] = time.time()
-                mark("first_block", rows=block.num_rows)
-            else:
-                timing["rows_after_first"] = timing.get("rows_after_first", 0) + block.num_rows
-            if on_block is not None:  # e.g. cropray suggest's candidate pools (reads the extra columns)
-                on_block(block, plan)
-            committer.accept(block)
-            _note_actors(actors, block)
-            manifest.save(plan=plan)
-    return pool, actors, timing
+            sink(block)
+    return pool
 
 
 def _blocks(ds, bundle):
@@ -147,16 +136,6 @@ def _blocks(ds, bundle):
         raise err from None
     finally:
         quiet.removeFilter(hide_from_console)
-
-
-def _note_actors(actors: dict, block) -> None:
-    """Peak RSS and execution path per actor process, from ScoreBatch's `_worker`/`_maxrss_kb`/`_path`."""
-    g = block.group_by(["_worker", "_path"]).aggregate([("_maxrss_kb", "max"), ("_row", "count")])
-    cols = ("_worker", "_path", "_maxrss_kb_max", "_row_count")
-    for w, path, kb, n in zip(*(g.column(c).to_pylist() for c in cols)):
-        a = actors.setdefault(w, {"worker": w, "path": path, "rows": 0, "peak_rss_mb": 0.0})
-        a["rows"] += n
-        a["peak_rss_mb"] = max(a["peak_rss_mb"], round(kb / 1024, 1))
 
 
 def _inputs(cfg: ScoreConfig, files: ArchiveFiles | None = None) -> ArchiveFiles:
@@ -270,10 +249,33 @@ def _score_locked(cfg, plan: Plan, files, model_id: str, model: dict, lock, log,
             f"{out / MANIFEST} is consistent: make {out} writable and rerun the same command to finish")
     if resumed:
         log(f"resuming: {len(done)} of {len(plan.units)} units already done, {len(pending)} to score")
-    removed = clean_uncommitted(out, done)
+    run["stale_files_removed"] = clean_uncommitted(out, done)
     log(f"scoring {sum(u.rows for u in pending):,} rows in {len(pending)} units of "
         f"{len({u.path for u in pending})} files with {model_id}")
     manifest.save(force=True)  # the manifest exists before any output file does
+
+    def record(key, rec):
+        mark("unit_committed", unit=key)
+        manifest.record_unit(key, rec)
+        if on_commit:
+            on_commit(key, rec)
+        crash_after_commit_hook(manifest)  # a no-op unless a test arms it (commit.py)
+
+    committer = Committer(out, plan, pending, model_id, record)
+    sink = BlockSink(committer, manifest, plan, on_block)
+    runner, why = choose_runner(cfg, sum(u.rows for u in pending))
+    run.update(runner=runner, runner_reason=why)
+    if runner == "local":
+        from cropray.scoring.local import run_local
+
+        t1 = time.time()
+        try:
+            pool = run_local(cfg, plan, files, pending, sink, extra_columns=extra_columns)
+        except BaseException:
+            committer.abort()
+            raise
+        _timing(run, committer, sink, t1, pool)
+        return _finish(manifest, plan, run, t0, manifest.rows_done(u.key for u in pending), sink.actors)
 
     # Everything the driver imports after joining Ray is imported first. Under `ray job submit` the code runs
     # from the job's unpacked working_dir, and a lazy import made just after joining the cluster from the
@@ -288,37 +290,31 @@ def _score_locked(cfg, plan: Plan, files, model_id: str, model: dict, lock, log,
     mark("ray_init_done")
     try:
         run["cluster"] = session.resources().to_dict()
-        def record(key, rec):
-            mark("unit_committed", unit=key)
-            manifest.record_unit(key, rec)
-            if on_commit:
-                on_commit(key, rec)
-            crash_after_commit_hook(manifest)  # a no-op unless a test arms it (commit.py)
-
-        committer = Committer(out, plan, pending, model_id, record)
         t1 = time.time()
         # strict: an embedded cluster cropray started has a known, fixed size
         try:
-            pool, actors, timing = _run_pipelines(cfg, plan, files, pending, committer, manifest,
-                                                  strict=session.private, on_block=on_block,
-                                                  extra_columns=extra_columns)
+            pool = _run_pipelines(cfg, plan, files, pending, sink, strict=session.private,
+                                  extra_columns=extra_columns)
         except BaseException:
             committer.abort()
             raise
-        lost = committer.finish()
-        t2 = time.time()
-        first = timing.get("first_block", t2)
-        # Start-up (actors importing torch, loading the bundle, building their path) vs the steady
-        # state after the first block: the two numbers that say where a short job's time went.
-        run.update(scoring_s=round(t2 - t1, 3), first_block_s=round(first - t1, 3),
-                   steady_rows_per_s=round(timing.get("rows_after_first", 0) / (t2 - first), 1)
-                   if t2 > first + 1 else None,
-                   pool=pool.describe(), stale_files_removed=removed,
-                   retried_rows_dropped=committer.dropped_duplicates, lost=lost)
+        _timing(run, committer, sink, t1, pool.describe())
     finally:
         session.close()
     mark("ray_closed")
-    return _finish(manifest, plan, run, t0, manifest.rows_done(u.key for u in pending), actors)
+    return _finish(manifest, plan, run, t0, manifest.rows_done(u.key for u in pending), sink.actors)
+
+
+def _timing(run: dict, committer: Committer, sink: BlockSink, t1: float, pool: dict) -> None:
+    """Finish the commits; record start-up (imports, bundle, path build) vs the steady state after the
+    first block: the two numbers that say where a short job's time went."""
+    lost = committer.finish()
+    t2 = time.time()
+    first = sink.timing.get("first_block", t2)
+    run.update(scoring_s=round(t2 - t1, 3), first_block_s=round(first - t1, 3),
+               steady_rows_per_s=round(sink.timing.get("rows_after_first", 0) / (t2 - first), 1)
+               if t2 > first + 1 else None,
+               pool=pool, retried_rows_dropped=committer.dropped_duplicates, lost=lost)
 
 
 def nothing_to_do(plan: Plan, out: Path) -> str:

@@ -65,6 +65,8 @@ class ScoreResult(JobResult):
     pool: dict[str, Any] | None  # the actor pool plan (cropray.scoring.cluster.PoolPlan.describe())
     first_block_s: float | None  # actor start-up + one batch
     steady_crops_per_s: float | None  # throughput after the first block
+    runner: str = "ray"  # ray | local (in-process), for this run
+    runner_reason: str | None = None  # why (--runner, or auto's rule)
 
     @classmethod
     def from_manifest(cls, m: dict) -> ScoreResult:
@@ -84,5 +86,6 @@ class ScoreResult(JobResult):
             driver_peak_rss_mb=run.get("driver_peak_rss_mb"),
             actors=[ActorStat(a["worker"], a.get("path"), a["rows"], a["peak_rss_mb"]) for a in run.get("actors", [])],
             pool=run.get("pool"), first_block_s=run.get("first_block_s"),
-            steady_crops_per_s=run.get("steady_rows_per_s"),
+            steady_crops_per_s=run.get("steady_rows_per_s"), runner=run.get("runner", "ray"),
+            runner_reason=run.get("runner_reason"),
         )

@@ -2,7 +2,7 @@
 
 It loads the bundle once (in `__init__`: hashes checked, then a torch-free start from the bundle's
 exported graph or this machine's graph cache -- cropray.scoring.warm -- else the full build),
-then maps one Arrow batch of tagged input frames (`cropray.scoring.source`) to one Arrow table with
+then maps one Arrow batch of tagged input frames (`cropray.scoring.frames`) to one Arrow table with
 exactly one output row per input row (1:1, so the pipeline declares `udf_modifying_row_count=False`):
 
     _unit int32, _row int64, _kind int8 (0 scored, 1 quarantined, 2 read-error marker),
@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from cropray.archive import CROP, CropSpec, validate_decode
-from cropray.scoring.source import ERROR, ROW, UNIT
+from cropray.scoring.frames import ERROR, ROW, UNIT
 from cropray.scoring.trace import mark, process_start
 from cropray.scoring.warm import fast_start
 

@@ -52,7 +52,7 @@ def fast_start(manifest: BundleManifest, blobs: dict[str, bytes], *, precision: 
         return None, {**report, "reason": "int8 without calibration crops: the full build says why"}
     threads = max(1, int(threads or 1))
     if names[0] == "numpy":
-        s = NumpyScorer(manifest.arch, manifest.hparams, batch=batch)
+        s = NumpyScorer(manifest.arch, manifest.hparams, batch=batch, threads=threads)
     elif names[0] in ("onnx_int8", "onnx_fp32"):
         level = level or isa()
         try:

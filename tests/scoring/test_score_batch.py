@@ -12,9 +12,9 @@ from conftest import crops, tensor_with_nulls, write_bad_archive, write_good
 from cropray.archive import resolve_archive
 from cropray.bundle import load_bundle
 from cropray.fastpath import PATHS, TOLERANCE
+from cropray.scoring.frames import frame_schema, read_unit
 from cropray.scoring.plan import plan_archive
 from cropray.scoring.scorer import KIND, QUARANTINED, READ_ERROR, SCORED, ScoreBatch, bundle_files
-from cropray.scoring.source import frame_schema, read_unit
 
 
 def eager_scores(model, x: np.ndarray) -> np.ndarray:

@@ -13,9 +13,9 @@ from conftest import crops, write_good
 
 from cropray.archive import resolve_archive
 from cropray.bundle_manifest import read_bundle_files
+from cropray.scoring.frames import frame_schema, read_unit
 from cropray.scoring.plan import plan_archive
 from cropray.scoring.scorer import ScoreBatch, bundle_files
-from cropray.scoring.source import frame_schema, read_unit
 from cropray.scoring.warm import fast_start
 
 pytest.importorskip("onnxruntime")

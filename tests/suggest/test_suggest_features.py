@@ -13,9 +13,9 @@ import torch
 from cropray.archive import resolve_archive
 from cropray.bundle import load_bundle
 from cropray.models import build_model
+from cropray.scoring.frames import frame_schema, read_unit
 from cropray.scoring.plan import plan_archive
 from cropray.scoring.scorer import ScoreBatch
-from cropray.scoring.source import frame_schema, read_unit
 from cropray.suggest.features import FEAT, TRACK, projection
 from cropray.suggest.job import feature_columns
 
