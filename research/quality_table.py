@@ -138,8 +138,8 @@ def _fmt(v, d: int = 3) -> str:
 
 def table(rows: list[dict]) -> str:
     lines = ["| tag | labels | what shipped | ROC-AUC [95%] | recall@1%FPR | faint AUC | curved AUC | "
-             "balanced acc. at the shipped threshold | CV ROC-AUC [95%] (bias) | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "balanced acc. at the shipped threshold | false alarms at it | CV ROC-AUC [95%] (bias) | train s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {m: i for i, m in enumerate(MODES)}
     tags = {t: i for i, t in enumerate(dict.fromkeys(r["tag"] for r in rows))}  # in the order first measured
     for r in sorted(rows, key=lambda r: (tags[r["tag"]], r["labels"] or 0, order[r["mode"]])):
@@ -149,7 +149,8 @@ def table(rows: list[dict]) -> str:
             cv = f"{r['cv_auc']:.3f} [{r['cv_lo']:.3f}, {r['cv_hi']:.3f}] ({bias:+.3f})"
         lines.append(f"| {r['tag']} | {r['labels'] or '–'} | {r['shipped']} | {r['auc']:.3f} "
                      f"[{r['auc_lo']:.3f}, {r['auc_hi']:.3f}] | {_fmt(r['recall_1pct'])} | {_fmt(r['faint_auc'])} | "
-                     f"{_fmt(r['curved_auc'])} | {_fmt(r['bal_acc'])} | {cv} | {r['train_wall_s']:.0f} |")
+                     f"{_fmt(r['curved_auc'])} | {_fmt(r['bal_acc'])} | {_fmt(r.get('fpr_at_threshold'), 4)} | {cv} | "
+                     f"{r['train_wall_s']:.0f} |")
     return "\n".join(lines)
 
 

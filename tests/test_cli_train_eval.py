@@ -156,8 +156,7 @@ def test_target_fpr_threshold_is_the_quantile_of_held_back_backgrounds(tmp_path,
     from cropray.inject import InjectConfig
     from cropray.models import build_model
     from cropray.synth import synth_archive
-    from cropray.train.archive_data import archive_extra
-    from cropray.train.threshold import hold_back
+    from cropray.train.archive_data import archive_extra, threshold_backgrounds
 
     lab = _labelled(tmp_path / "labels", n=30, seed=5)
     synth_archive(tmp_path / "archive", 600, files=2, seed=3)
@@ -170,12 +169,15 @@ def test_target_fpr_threshold_is_the_quantile_of_held_back_backgrounds(tmp_path,
     assert rc == 0 and d["rule"] == "target_fpr" and d["target_fpr"] == 0.05 and d["n_backgrounds"] > 20
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["train_summary"]["threshold"] == d and manifest["threshold"] == s["threshold"]
-    # the same screened backgrounds, rebuilt: the threshold is their empirical (1 - F) quantile
+    # the same backgrounds, rebuilt: the threshold is their empirical (1 - F) quantile
     ls = read_labeled(lab)
-    crops, _ = archive_extra(tmp_path / "archive", ls.x, ls.y, InjectConfig.from_dict(
+    crops, info = archive_extra(tmp_path / "archive", ls.x, ls.y, InjectConfig.from_dict(
         {**json.loads(inj), "archive_crops": 600, "seed": 2}))
-    bg = crops.x[hold_back(crops.y, 2, paired=crops.plain == "paired")[0]]
+    rest, bg = threshold_backgrounds(crops, 2)
     assert len(bg) == d["n_backgrounds"]
+    held = (len(crops.y) - len(rest.y)) // (2 if plain == "paired" else 1)  # plain ones held back
+    # screened-out backgrounds join in their drawn share (the synthetic archive holds signals: some are)
+    assert info["excluded_bright"] > 0 and len(bg) - held == round(held * info["excluded_bright"] / info["usable"])
     assert s["threshold"] == pytest.approx(np.quantile(score_array(build_model("dedoppler"), bg), 0.95), rel=1e-6)
     rc = main(["eval", str(tmp_path / "m"), str(lab)])
     assert "target FPR 0.05 on" in capsys.readouterr().out

@@ -45,9 +45,10 @@ def render(res: dict) -> str:
     out += ["", f"naive baseline (pandas + eager fp32 NCHW batch 32): {nv['crops_per_s']:.0f} crops/s on {nv['n']} "
             f"crops (read {nv['read_s']:.1f}s, model {nv['model_s']:.1f}s)"]
     for r in e["runs"]:
-        out.append(f"end to end (cropray score, Ray Data, precision {e['precision']}, {r.get('actors')} actor(s) ran "
+        how = "in-process" if r.get("runner") == "local" else f"Ray Data, {r.get('actors')} actor(s)"
+        out.append(f"end to end (cropray score, {how}, precision {e['precision']}, ran "
                    f"{','.join(r.get('paths_used') or [str(e['assumed_path']) + '?'])}): {_f(r['crops_per_s'])} crops/s scoring phase, "
-                   f"{r['crops_per_s_wall']:.0f} incl. Ray start, on {r['n']} crops; actor peak RSS "
+                   f"{r['crops_per_s_wall']:.0f} whole call, on {r['n']} crops; worker peak RSS "
                    f"{_f(r['actor_peak_rss_mb'])} MB, process tree peak {_f(r['tree_peak_rss_mb'])} MB"
                    + (f"; first results after {r['first_block_s']:.1f} s, then {_f(r.get('steady_crops_per_s'))} "
                       "crops/s" if r.get("first_block_s") is not None else "")
@@ -67,10 +68,11 @@ def render(res: dict) -> str:
     lf = res.get("label_free")
     if lf:
         out.append(f"label-free {lf['arch']} ({lf['path']}): {lf['forward_crops_per_s']:.0f} crops/s forward; end to end "
-                   f"{_f(lf.get('e2e_crops_per_s'))} crops/s scoring phase, {lf['e2e_crops_per_s_wall']:.0f} incl. Ray "
-                   f"start (actors ran {','.join(lf.get('e2e_paths_used') or ['?'])}); first results after "
+                   f"{_f(lf.get('e2e_crops_per_s'))} crops/s scoring phase, {lf['e2e_crops_per_s_wall']:.0f} whole call "
+                   f"({lf.get('e2e_runner')} runner, ran {','.join(lf.get('e2e_paths_used') or ['?'])}); first results after "
                    f"{_f(lf.get('e2e_first_block_s'), '{:.1f}')} s, then {_f(lf.get('e2e_steady_crops_per_s'))} crops/s; "
-                   f"e2e / naive {_f(lf.get('e2e_over_naive'), '{:.2f}')}x")
+                   f"e2e / naive {_f(lf.get('e2e_over_naive'), '{:.2f}')}x (whole call "
+                   f"{_f(lf.get('e2e_wall_over_naive'), '{:.2f}')}x)")
     out.append("")
     for k, t in res["targets"].items():
         v = t["value"]

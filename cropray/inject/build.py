@@ -26,6 +26,9 @@ CHUNK = 1024  # crops per injection step: bounds the (CHUNK, T, F) temporaries
 UNLABELLED = -1  # label of a plain background that is not a negative (plain="pu" / "paired")
 
 
+EXCLUDED_KEEP = 2000  # screened-out backgrounds kept (a random sample) for a target-FPR threshold
+
+
 @dataclass
 class InjectedSet:
     """Training crops made from archive backgrounds. Never used for folds, thresholds or metrics."""
@@ -39,6 +42,9 @@ class InjectedSet:
     summary: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     plain: str = "negative"  # InjectConfig.plain: how the trainer uses the plain crops
+    excluded_x: np.ndarray | None = None  # (E', 1, H, W) raw: a random sample (at most EXCLUDED_KEEP) of the
+    #   backgrounds the screen excluded, never trained on: a target-FPR threshold needs the archive's bright
+    #   backgrounds too (cropray.train.threshold)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -99,8 +105,11 @@ def build_injected(bg: Backgrounds, neg_x: np.ndarray, cfg: InjectConfig) -> Inj
         "settings": cfg.to_dict(),
         "injected_tracks": {k: int(v) for k, v in zip(*np.unique(track[inj].astype(str), return_counts=True))},
     }
+    bright = np.flatnonzero(np.isfinite(stat) & (stat > thr))  # screened out (finite: scorable)
+    summary["excluded_bright"] = int(len(bright))
+    excluded = np.sort(rng.permutation(bright)[:EXCLUDED_KEEP])
     return InjectedSet(x=x, y=y, snr=snr, track=track.astype(str), source_id=bg.crop_id[order], summary=summary,
-                       warnings=warnings, plain=cfg.plain)
+                       warnings=warnings, plain=cfg.plain, excluded_x=bg.x[excluded])
 
 
 def inject_from_archive(archive, labeled_x: np.ndarray, labeled_y: np.ndarray, cfg: InjectConfig, *,

@@ -39,6 +39,9 @@ class ExtraCrops:
     plain: str = "negative"  # what a plain background teaches (module doc)
     pu_prior: float = 0.2  # plain="pu": assumed signal share among the plain backgrounds
     _held: dict = field(default_factory=dict, repr=False)  # preprocessing key -> held tensor
+    excluded_x: np.ndarray | None = None  # (E', 1, H, W) a sample of the screened-out backgrounds (never trained)
+    n_usable: int = 0  # backgrounds the screen kept (each crop of x is one of them, plain or injected)
+    n_excluded: int = 0  # backgrounds the screen excluded (excluded_x samples them)
 
     def __post_init__(self):
         if not 0.05 <= self.real_share <= 0.95:
@@ -121,4 +124,26 @@ def archive_extra(archive, x, y, inject_cfg, *, crop_shape=None, say=None) -> tu
         (say or (lambda _m: None))(f"warning: {w}")
     info = {"archive": str(archive), **s.summary, "warnings": list(s.warnings)}
     return ExtraCrops(s.x, s.y, inject_cfg.real_share, inject_cfg.per_epoch, plain=inject_cfg.plain,
-                      pu_prior=inject_cfg.pu_prior), info
+                      pu_prior=inject_cfg.pu_prior, excluded_x=s.excluded_x, n_usable=int(s.summary["usable"]),
+                      n_excluded=int(s.summary["excluded_bright"])), info
+
+
+def threshold_backgrounds(crops: ExtraCrops, seed: int) -> tuple[ExtraCrops, np.ndarray]:
+    """(crops without the held-back ones, (n, 1, H, W) raw backgrounds for a target-FPR threshold): plain
+    screened backgrounds held back from training (threshold.hold_back) plus screened-out ones in their drawn
+    proportion (threshold.excluded_share), so the sample is the archive as drawn, not only its quiet part."""
+    import dataclasses
+
+    from cropray.errors import CroprayError
+    from cropray.train.threshold import excluded_share, hold_back
+
+    idx, drop = hold_back(crops.y, seed, paired=crops.plain == "paired")
+    if len(idx) == 0:
+        raise CroprayError("--target-fpr: the archive left no plain screened background to set the threshold on "
+                           "(draw more with --archive-crops)")
+    keep = np.setdiff1d(np.arange(len(crops.y)), drop)
+    rest = dataclasses.replace(crops, x=crops.x[keep], y=crops.y[keep], _held={})  # the same plain mode, re-checked
+    stored = 0 if crops.excluded_x is None else len(crops.excluded_x)
+    ex = excluded_share(len(idx), crops.n_usable, crops.n_excluded, stored, seed)
+    bg = crops.x[idx] if not len(ex) else np.concatenate([crops.x[idx], crops.excluded_x[ex]])
+    return rest, bg

@@ -23,7 +23,7 @@ from cropray.train.fit import check_labels, fit, resolve
 from cropray.train.jobspec import PriorWork, TrainJob
 from cropray.train.result import TrainResult
 from cropray.train.strategies import strategy_for
-from cropray.train.threshold import fpr_rule, hold_back, youden_rule
+from cropray.train.threshold import fpr_rule, youden_rule
 
 __all__ = ["CALIBRATION_CROPS", "PriorWork", "TrainJob", "calibration_sample", "check_out_dir", "train_and_bundle"]
 
@@ -64,7 +64,9 @@ def train_and_bundle(job: TrainJob, prior: PriorWork | None = None, *,
     if job.archive is not None:
         crops, archive_info = prior.archive or _archive_crops(job, ls, rcfg.seed, say)
         if job.target_fpr is not None:  # held back before any candidate trains: no model learns them
-            crops, bg_x = _hold_back(crops, rcfg.seed)
+            from cropray.train.archive_data import threshold_backgrounds
+
+            crops, bg_x = threshold_backgrounds(crops, rcfg.seed)
             archive_info = {**archive_info, "held_back_for_threshold": int(len(bg_x))}
     say(f"{len(ls.y)} labels ({counts[1]} signal, {counts[0]} not; {invalid_rows} invalid rows skipped) "
         f"-> {rcfg.arch}")
@@ -129,17 +131,6 @@ def _archive_crops(job: TrainJob, ls, seed: int, say) -> tuple:
     say(f"archive {job.archive}: {info['drawn']:,} backgrounds drawn, {info['excluded']:,} excluded, "
         f"{info['injected']:,} injected + {info['plain']:,} plain for training")
     return crops, info
-
-
-def _hold_back(crops, seed: int) -> tuple:
-    """(the training crops without the held-back ones, held-back backgrounds (n, 1, H, W) raw)."""
-    idx, drop = hold_back(crops.y, seed, paired=crops.plain == "paired")
-    if len(idx) == 0:
-        raise CroprayError("--target-fpr: the archive left no plain screened background to set the threshold on "
-                           "(draw more with --archive-crops)")
-    keep = np.setdiff1d(np.arange(len(crops.y)), drop)
-    rest = dataclasses.replace(crops, x=crops.x[keep], y=crops.y[keep], _held={})  # the same plain mode, re-checked
-    return rest, crops.x[idx]
 
 
 def _threshold(job: TrainJob, cv, model, bg_x, say) -> tuple[float, dict]:

@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 from cropray.errors import ConfigError
 from cropray.train.jobspec import TrainJob
 from cropray.train.select import paired_auc_gain, select
-from cropray.train.threshold import HOLD_BACK_MAX, fpr_rule, fpr_threshold, hold_back
+from cropray.train.threshold import HOLD_BACK_MAX, excluded_share, fpr_rule, fpr_threshold, hold_back
 
 
 def _scores(n=60, seed=0):
@@ -82,6 +82,15 @@ def test_hold_back_takes_plain_backgrounds_only():
     y = np.r_[np.full(40, -1), np.ones(40)].astype(np.int64)
     idx, drop = hold_back(y, seed=1, paired=True)
     assert len(idx) == 10 and (y[idx] == -1).all() and sorted(drop) == sorted([*idx, *(idx + 40)])
+
+
+def test_excluded_share_keeps_the_drawn_mix():
+    # 1,000 held of 6,000 usable; 3,000 screened out, 2,000 of them stored: 500 join, distinct, seeded
+    ex = excluded_share(1000, 6000, 3000, 2000, seed=3)
+    assert len(ex) == 500 and len(set(ex)) == 500 and ex.max() < 2000
+    np.testing.assert_array_equal(ex, excluded_share(1000, 6000, 3000, 2000, seed=3))
+    assert len(excluded_share(1000, 1000, 9000, 2000, seed=0)) == 2000  # capped by what is stored
+    assert len(excluded_share(1000, 6000, 0, 0, seed=0)) == 0  # nothing screened out: plain ones only
 
 
 @pytest.mark.parametrize("kw, msg", [
