@@ -133,4 +133,5 @@ def end_to_end(bundle: Path, archive: Path, out: Path, *, precision: str, device
             "rows_quarantined": summary.get("rows_quarantined"),
             # actor start-up until the first results, and the rate after it (scoring/pipeline.py)
             "first_block_s": summary.get("first_block_s"), "steady_crops_per_s": summary.get("steady_crops_per_s"),
-            "driver_commit_crops_per_cpu_s": clock.crops_per_cpu_s}
+            # the driver's own cost per result row; in-process the driver thread also scores: not measured there
+            "driver_commit_crops_per_cpu_s": clock.crops_per_cpu_s if summary.get("runner") == "ray" else None}

@@ -24,7 +24,7 @@ cross-validated (stratified k-fold, k = min(5, minority class count)); with --ar
 and the label-free dedoppler run on the same folds, and a learned model ships only when its paired
 ROC-AUC gain on the same out-of-fold crops has a 95% lower bound above zero (else physics ships).
 The decision threshold maximises Youden's J on the out-of-fold scores, or with --target-fpr F is the
-score a fraction F of screened archive backgrounds (held back from training) exceed. The bundle is
+score a fraction F of the archive's backgrounds exceed (held back from training). The bundle is
 then refit on all labels. Invalid rows are skipped and counted (exit 1). --config keys (JSON object,
 or a file holding one) and their ranges:
 """
