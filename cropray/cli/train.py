@@ -79,9 +79,9 @@ def register(sub) -> None:
 def add_target_fpr_arg(p: argparse.ArgumentParser) -> None:
     """--target-fpr: shared by `cropray train` and `cropray tune` (its refit)."""
     p.add_argument("--target-fpr", type=float, default=None, metavar="F",
-                   help="with --archive: set the threshold so that a fraction F (0 < F < 0.5, e.g. 0.01) of screened "
-                   "archive backgrounds, held back from training, score above it (default: Youden's J on the "
-                   "out-of-fold CV scores)")
+                   help="with --archive: set the threshold so that a fraction F (0 < F < 0.5, e.g. 0.01) of the "
+                   "archive's backgrounds as drawn (screened-out ones included), held back from training, score "
+                   "above it (default: Youden's J on the out-of-fold CV scores)")
 
 
 def add_archive_args(p: argparse.ArgumentParser) -> None:

@@ -88,6 +88,7 @@ def test_quick_json_has_every_field(quick):
     assert res["naive"]["n"] == 512 and res["naive"]["crops_per_s"] > 0
     e2e = res["end_to_end"]
     assert e2e["n"] == 512 and e2e["state"] == "complete" and e2e["crops_per_s"] > 0 and e2e["actors"] >= 1
+    assert e2e["runner"] == lf["e2e_runner"] in ("local", "ray")  # auto's pick (scoring/config.py), recorded
     # 512 rows in blocks of <= 1,024: one block, so the driver's commit rate needs two and is absent here
     rate = e2e["driver_commit_crops_per_cpu_s"]
     assert rate is None or rate > 0
