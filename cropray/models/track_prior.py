@@ -19,10 +19,12 @@ moves away from it only where the training crops pull it.
   Measured on the outside simulator (50 labels, shallow_cnn, 12 epochs, 800 fresh crops, one seed;
   research/injection_modes.py): 0.05 -> ROC-AUC 0.777, 0.5 -> 0.796, 5 -> 0.795 (recall@1%FPR 0.115,
   0.130, 0.098), de-Doppler alone 0.793 (0.095), the same CNN unanchored 0.742 (0.060).
-  The trainer weakens it as labels accumulate: x min(1, ANCHOR_REF_LABELS / labelled training crops),
-  the evidence growing against a fixed pull. At 200 labels (2,000 fresh crops of the outside simulator,
-  research/quality_table.py) a fixed 0.5 held the CNN at physics' level while 0.05 and 0 reached 0.837
-  ROC-AUC against physics' 0.807 (docs/quality_outside.md).
+  Measured and dropped: a pull weakened as labels accumulate (x min(1, 40 / labelled training crops)).
+  On the outside simulator it lifted the CNN alone at 200 labels (0.834 fresh ROC-AUC vs 0.816), but
+  what `auto` ships got worse: a weaker anchor widens the paired interval against physics, so at 1,000
+  labels no candidate proved a gain (shallow_cnn +0.012 [-0.004, +0.028]) and physics shipped (0.807),
+  where the fixed 0.5 ships a deep CNN whose gain is proven (+0.007 [+0.002, +0.012]; 0.815 fresh).
+  docs/quality_outside.md has the rows.
 - `calibrate` (default on): before training, the trainer fits scale/offset by a 2-parameter logistic
   regression of the labels on the statistic of the training split (`calibrate_prior`), so the start is
   the de-Doppler score calibrated on the user's own labels, not on this repo's generator. It keeps
@@ -52,8 +54,6 @@ from cropray.models.taylor import track_snr
 TRACK_PRIOR = True  # the CNNs add the statistic as a learned logit term by default
 ANCHOR = True  # zero-initialised head + penalty on its logit (module doc)
 ANCHOR_L2 = 0.5  # weight of mean(correction^2) in the training loss (module doc: measured)
-ANCHOR_REF_LABELS = 40  # labelled training crops up to which the full ANCHOR_L2 applies (a 50-label set's
-#   CV training split); above, the trainer scales the penalty by ANCHOR_REF_LABELS / n
 CALIBRATE = True  # fit scale/offset on the training labels before training
 WIDTHS = (1, 2)  # boxcar widths of the track search, as the dedoppler baseline's defaults
 # Initial offset/scale, from the statistic on noise-only crops (row-centred, asinh; 1,500 synthetic

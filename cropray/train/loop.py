@@ -17,7 +17,6 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from cropray.models import build_model, hparam_names
-from cropray.models.track_prior import ANCHOR_REF_LABELS
 from cropray.train.augment import SpectrogramAugment
 from cropray.train.config import TrainConfig
 from cropray.train.losses import make_loss
@@ -86,8 +85,6 @@ class Trainer:
         self.steps = 0
         self.x = self._prepare(x)  # (N, 1, H, W) on CPU: raw, or normalised on the fast path
         self.y = torch.as_tensor(np.asarray(y).astype(np.int64))  # (N,)
-        # The anchor's pull weakens as labels accumulate (cropray.models.track_prior: ANCHOR_REF_LABELS)
-        self.anchor_scale = min(1.0, ANCHOR_REF_LABELS / max(1, len(self.y)))
         # An anchored model starts as the de-Doppler score calibrated on this training split's labels
         # (cropray.models.track_prior); set before the EMA copy so both start there.
         self.prior_calibration = self._calibrate_prior() if self.trainable else None
@@ -215,7 +212,7 @@ class Trainer:
             loss = self.loss_fn(self._forward_train(xb), yb)
             penalty = self.net.anchor_penalty() if hasattr(self.net, "anchor_penalty") else None
             if penalty is not None:  # pulls the learned correction toward the de-Doppler prior
-                loss = loss + self.anchor_scale * penalty
+                loss = loss + penalty
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()

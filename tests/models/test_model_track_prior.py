@@ -10,7 +10,7 @@ from scipy.stats import spearmanr
 
 from cropray.errors import ConfigError
 from cropray.models import build_model
-from cropray.models.track_prior import ANCHOR_REF_LABELS, INIT_OFFSET, INIT_SCALE, SCALE_RANGE, logistic_fit
+from cropray.models.track_prior import INIT_OFFSET, INIT_SCALE, SCALE_RANGE, logistic_fit
 from cropray.synth import SynthConfig, generate
 from cropray.train import TrainConfig
 from cropray.train.loop import Trainer
@@ -160,13 +160,3 @@ def test_trainer_adds_the_penalty_so_a_strong_anchor_keeps_the_correction_small(
     free, pulled = correction(0.0), correction(100.0)
     assert free > 0.05 and pulled < 0.25 * free, (free, pulled)
 
-
-def test_the_anchor_weakens_as_labels_accumulate(synth):
-    """Full pull up to ANCHOR_REF_LABELS labelled training crops, then ANCHOR_REF_LABELS / n: the same
-    penalty weighs 4x less in the loss of a trainer holding 4x the reference's crops."""
-    x, y = synth
-    cfg = TrainConfig(arch="shallow_cnn", epochs=1, epoch_crops=16, batch_size=8).resolve("shallow_cnn")
-    n_ref = ANCHOR_REF_LABELS
-    assert Trainer(cfg, x[:n_ref // 2].numpy(), y[:n_ref // 2]).anchor_scale == 1.0
-    assert Trainer(cfg, x[:n_ref].numpy(), y[:n_ref]).anchor_scale == 1.0
-    assert Trainer(cfg, x[:4 * n_ref].numpy(), y[:4 * n_ref]).anchor_scale == pytest.approx(0.25)
