@@ -14,6 +14,16 @@ the *same* draw for both candidates, and takes the ROC-AUC difference; the perce
 `N_BOOT` replicates at level `CI` is reported, and the gain counts as proven when its lower end is
 above zero. Seeded: the same scores give the same interval.
 
+Measured and dropped: the gain taken within each fold (the folds' ROC-AUC differences weighted by
+their positive-negative pairs, redrawn within folds), which a pooled ROC-AUC's mixing of fold models
+on different score scales would call for. On the outside simulator (docs/quality_outside.md) it
+proved nothing the pooled rule did not: 1,000 labels, deep CNN: +0.023 [+0.007, +0.038] within
+folds vs +0.024 [+0.009, +0.039] pooled (both ship it; fresh crops +0.046); 200 labels: both
+unproven. At 50 labels (5 + 5 crops per fold) its lower bound sat at exactly 0.000 for a shallow CNN
+whose fresh gain was +0.003, where the pooled one read -0.051: its failure is to ship noise, the
+pooled one's to keep physics. The anchor's penalty keeps the fold models on physics' scale, which is
+what the pooled rule needs.
+
 The rule (`select`): candidates come cheapest first; the first (physics) is the incumbent; each
 later candidate replaces the incumbent only when its paired gain over the incumbent is proven. Ties
 (and unproven gains) go to the cheaper.
