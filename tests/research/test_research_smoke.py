@@ -25,6 +25,7 @@ SCRIPTS = [
     ("active_learning.py", ["--out", "{tmp}/al"], True),
     ("sweep_value.py", ["--work", "{tmp}/sv"], True),
     ("injection_modes.py", [], True),
+    ("paired_rules.py", ["--jsonl", "{tmp}/rules.jsonl"], True),
 ]
 # Scripts whose smoke test lives beside the tests of their own package (it checks more than the exit code).
 ELSEWHERE = {"quality_table.py": "tests/research/test_outside_sim.py::test_quality_table_smoke"}
