@@ -62,7 +62,19 @@ def within_fold_gain(y, s_new, s_ref, fold, *, n_boot: int = N_BOOT, ci: float =
     return {"gain": round(float(gain), 4), "lo": round(float(lo), 4), "hi": round(float(hi), 4), "proven": bool(lo > 0)}
 
 
-def run(work: Path, spec: str, n_fresh: int, epochs: int | None) -> dict:
+def fresh_set(work: Path, n_fresh: int) -> tuple:
+    """(the fresh LabeledSet, dedoppler's ROC-AUC on it): read and scored once for every run."""
+    from sklearn.metrics import roc_auc_score
+
+    from cropray.archive import read_labeled
+    from cropray.evaluate.job import score_array
+    from cropray.models import build_model
+
+    fresh = read_labeled(ensure_set(work, "fresh", n_fresh))
+    return fresh, float(roc_auc_score(fresh.y, score_array(build_model("dedoppler"), fresh.x)))
+
+
+def run(work: Path, spec: str, fresh, fresh_physics: float, epochs: int | None) -> dict:
     from sklearn.metrics import roc_auc_score
 
     from cropray.archive import read_labeled
@@ -76,23 +88,21 @@ def run(work: Path, spec: str, n_fresh: int, epochs: int | None) -> dict:
     n, arch, l2 = spec.split(":")
     kw = {"anchor": False} if l2 == "off" else {"anchor_l2": float(l2)}
     ls = read_labeled(ensure_set(work, "labels", int(n)))
-    fresh = read_labeled(ensure_set(work, "fresh", n_fresh))
     cfg = TrainConfig(arch=arch, seed=0, model_kwargs=kw, **({"epochs": epochs} if epochs else {}))
     rcfg = cfg.resolve(arch, len(ls.y))
     t0 = time.perf_counter()
     cv = cross_validate(rcfg, ls.x, ls.y, progress=False)
     res = fit(rcfg, ls.x, ls.y, epochs=max(1, int(np.median(cv.best_epochs))), progress=False)
-    physics = build_model("dedoppler")
-    phys_labels, phys_fresh = score_array(physics, ls.x), score_array(physics, fresh.x)
+    phys_labels = score_array(build_model("dedoppler"), ls.x)
     pooled = paired_auc_gain(ls.y, cv.oof_scores, phys_labels, seed=0).to_dict()
     return {"run": spec, "labels": len(ls.y), "arch": arch, "anchor_l2": l2,
             "cv_pooled": round(float(roc_auc_score(ls.y, cv.oof_scores)), 4),
             "cv_fold_mean": round(float(np.mean(cv.fold_auc)), 4),
             "fresh": round(float(roc_auc_score(fresh.y, score_array(res.model, fresh.x))), 4),
-            "fresh_physics": round(float(roc_auc_score(fresh.y, phys_fresh)), 4),
+            "fresh_physics": round(fresh_physics, 4),
             "pooled": {k: pooled[k] for k in ("gain", "lo", "hi", "proven")},
             "within_fold": within_fold_gain(ls.y, cv.oof_scores, phys_labels, cv.fold),
-            "seconds": round(time.perf_counter() - t0, 1), "n_fresh": n_fresh}
+            "seconds": round(time.perf_counter() - t0, 1), "n_fresh": len(fresh.y)}
 
 
 def fmt(g: dict) -> str:
@@ -116,12 +126,13 @@ def main(argv=None) -> int:
     done = set()
     if a.jsonl and a.jsonl.exists():
         done = {json.loads(line)["run"] for line in a.jsonl.read_text().splitlines() if line.strip()}
-    rows = []
+    rows, fresh = [], None
     for spec in [s.strip() for s in a.runs.split(",") if s.strip()]:
         if spec in done:
             continue
         print(f"[{time.strftime('%H:%M:%S')}] {spec}", file=sys.stderr, flush=True)
-        row = run(a.work, spec, a.n_fresh, epochs)
+        fresh = fresh or fresh_set(a.work, a.n_fresh)
+        row = run(a.work, spec, *fresh, epochs)
         rows.append(row)
         if a.jsonl:
             with open(a.jsonl, "a") as f:
